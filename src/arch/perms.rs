@@ -1,0 +1,162 @@
+//! The stage-1 Direct permission model (spec §3): effective AP, execute-never, WXN, PAN.
+
+use bitflags::bitflags;
+
+use super::access::Access;
+use super::descriptor::TableAttributes;
+
+bitflags! {
+    /// The permissions a leaf grants, after hierarchical restrictions, DBM and WXN, before
+    /// PAN (which depends on PSTATE and is applied per access by [`Permissions::allows`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct Permissions: u8 {
+        /// EL0 (unprivileged) read.
+        const UR = 1 << 0;
+        /// EL0 write.
+        const UW = 1 << 1;
+        /// EL0 execute.
+        const UX = 1 << 2;
+        /// EL1 (privileged) read.
+        const PR = 1 << 3;
+        /// EL1 write.
+        const PW = 1 << 4;
+        /// EL1 execute.
+        const PX = 1 << 5;
+    }
+}
+
+impl Permissions {
+    /// Computes the permissions of a leaf descriptor `desc` reached through tables whose
+    /// attributes OR to `table` (ignored when `hpd`), with `dbm_writable` saying that
+    /// hardware dirty management makes the leaf writable (effective AP\[2\] = 0), and
+    /// SCTLR_EL1.WXN = `wxn`. Follows spec §3.4 step by step.
+    #[inline]
+    pub const fn from_leaf(
+        desc: u64,
+        table: TableAttributes,
+        hpd: bool,
+        dbm_writable: bool,
+        wxn: bool,
+    ) -> Permissions {
+        let mut ap = ((desc >> 6) & 3) as u8;
+        if dbm_writable {
+            ap &= !0b10;
+        }
+        let t = table.bits();
+        if !hpd {
+            if t & TableAttributes::AP_TABLE_NO_EL0.bits() != 0 {
+                ap &= !0b01;
+            }
+            if t & TableAttributes::AP_TABLE_RO.bits() != 0 {
+                ap |= 0b10;
+            }
+        }
+        let ur = ap & 1 != 0;
+        let uw = ap == 0b01;
+        let pw = ap & 0b10 == 0;
+        let uxn = desc & (1 << 54) != 0 || (!hpd && t & TableAttributes::UXN_TABLE.bits() != 0);
+        let pxn = desc & (1 << 53) != 0 || (!hpd && t & TableAttributes::PXN_TABLE.bits() != 0);
+        let mut ux = !uxn;
+        let mut px = !(pxn || uw);
+        if wxn {
+            ux &= !uw;
+            px &= !pw;
+        }
+        let mut bits = Permissions::PR.bits();
+        if ur {
+            bits |= Permissions::UR.bits();
+        }
+        if uw {
+            bits |= Permissions::UW.bits();
+        }
+        if ux {
+            bits |= Permissions::UX.bits();
+        }
+        if pw {
+            bits |= Permissions::PW.bits();
+        }
+        if px {
+            bits |= Permissions::PX.bits();
+        }
+        Permissions::from_bits_truncate(bits)
+    }
+
+    /// Returns whether these permissions allow `access`, applying PSTATE.PAN (and EPAN,
+    /// FEAT_PAN3) to EL1 data accesses.
+    #[inline]
+    pub const fn allows(self, access: &Access, epan: bool) -> bool {
+        let b = self.bits();
+        if access.is_el0() {
+            let need = match access.kind() {
+                super::access::AccessKind::Read => Permissions::UR.bits(),
+                super::access::AccessKind::Write => Permissions::UW.bits(),
+                super::access::AccessKind::Fetch => Permissions::UX.bits(),
+            };
+            return b & need != 0;
+        }
+        match access.kind() {
+            super::access::AccessKind::Fetch => b & Permissions::PX.bits() != 0,
+            kind => {
+                if access.pan() {
+                    let mut el0 = Permissions::UR.bits() | Permissions::UW.bits();
+                    if epan {
+                        el0 |= Permissions::UX.bits();
+                    }
+                    if b & el0 != 0 {
+                        return false;
+                    }
+                }
+                let need = if matches!(kind, super::access::AccessKind::Write) {
+                    Permissions::PW.bits()
+                } else {
+                    Permissions::PR.bits()
+                };
+                b & need != 0
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::access::El;
+
+    fn p(desc: u64) -> Permissions {
+        Permissions::from_leaf(desc, TableAttributes::empty(), false, false, false)
+    }
+
+    #[test]
+    fn ap_table() {
+        // AP=00: EL1 RW, EL0 none; EL0 may still execute (execute-only).
+        let x = p(0x703);
+        assert!(x.allows(&Access::write(El::El1), false));
+        assert!(!x.allows(&Access::read(El::El0), false));
+        assert!(x.allows(&Access::fetch(El::El0), false));
+        // AP=01: EL0 writable, so never EL1-executable.
+        let x = p(0x743);
+        assert!(!x.allows(&Access::fetch(El::El1), false));
+        assert!(x.allows(&Access::write(El::El0), false));
+        // AP=11 with PAN: EL1 loses data access, keeps fetch.
+        let x = p(0x7c3);
+        assert!(!x.allows(&Access::read(El::El1).with_pan(true), false));
+        assert!(x.allows(&Access::fetch(El::El1).with_pan(true), false));
+        // AP=00 with EPAN and EL0-executable: PAN3 blocks EL1 data access.
+        let x = p(0x703);
+        assert!(x.allows(&Access::read(El::El1).with_pan(true), false));
+        assert!(!x.allows(&Access::read(El::El1).with_pan(true), true));
+    }
+
+    #[test]
+    fn hierarchical_and_wxn() {
+        let t = TableAttributes::AP_TABLE_NO_EL0;
+        let x = Permissions::from_leaf(0x743, t, false, false, false);
+        assert!(!x.allows(&Access::read(El::El0), false));
+        assert!(x.allows(&Access::fetch(El::El1), false));
+        let x = Permissions::from_leaf(0x743, t, true, false, false);
+        assert!(x.allows(&Access::read(El::El0), false));
+        // WXN: EL1-writable AP=00 is not EL1-executable.
+        let x = Permissions::from_leaf(0x703, TableAttributes::empty(), false, false, true);
+        assert!(!x.allows(&Access::fetch(El::El1), false));
+    }
+}

@@ -1,0 +1,378 @@
+//! The stage-1 translation table walk, with the checks in the architecture's order
+//! (spec §4.1).
+
+use super::access::{Access, AtOp};
+use super::cpu::Compat;
+use super::descriptor::{Descriptor, DescriptorFormat, TableAttributes};
+use super::fault::{Fault, FaultKind};
+use super::granule::Level;
+use super::perms::Permissions;
+use super::regime::{sctlr, Half, Regime};
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::machinery::phys::{MemoryError, PhysMemory};
+
+/// How many times a hardware descriptor update may lose a compare-and-swap race before the
+/// walker gives up with an unsupported-atomic-update fault (real hardware would retry
+/// forever; a simulator must terminate).
+pub const MAX_UPDATE_RETRIES: u32 = 64;
+
+const AF: u64 = 1 << 10;
+const AP_RO: u64 = 1 << 7;
+const DBM: u64 = 1 << 51;
+
+/// A hardware update of a leaf descriptor (access flag set, or dirty state recorded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DescriptorUpdate {
+    /// Where the descriptor lives.
+    pub pa: PhysAddr,
+    /// Its value before the update.
+    pub old: u64,
+    /// Its value after the update.
+    pub new: u64,
+}
+
+/// A successful translation: the output address and everything a TLB entry may cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Translation {
+    /// The virtual address translated, as issued.
+    pub va: VirtAddr,
+    /// The physical address.
+    pub pa: PhysAddr,
+    /// The level of the leaf (`None` with the MMU off).
+    pub level: Option<Level>,
+    /// log2 of the bytes the leaf maps (page or block size).
+    pub size_log2: u8,
+    /// AttrIndx of the leaf.
+    pub attr_index: u8,
+    /// The MAIR_EL1 attribute byte selected by AttrIndx.
+    pub attr: u8,
+    /// Shareability: the leaf's SH field, or TCR.SHx when DS = 1.
+    pub sh: u8,
+    /// Whether the output is Non-secure (always, in the Non-secure EL1&0 regime).
+    pub ns: bool,
+    /// Whether the leaf is global (nG = 0); non-global entries belong to [`Self::asid`].
+    pub global: bool,
+    /// The ASID current at the time of the walk.
+    pub asid: u16,
+    /// The Contiguous hint.
+    pub contiguous: bool,
+    /// The BTI guarded-page bit.
+    pub guarded: bool,
+    /// The permissions the leaf grants (before PAN).
+    pub perms: Permissions,
+    /// Whether the leaf is writable-clean (DBM with AP\[2\] = 1 under HA/HD): a TLB must not
+    /// grant writes from this translation, so that a write walks again and marks it dirty.
+    pub writable_clean: bool,
+    /// The leaf descriptor, as left in memory after any update.
+    pub descriptor: Descriptor,
+    /// Where the leaf descriptor lives (0 with the MMU off).
+    pub descriptor_pa: PhysAddr,
+    /// The hardware update the walk made, if any.
+    pub update: Option<DescriptorUpdate>,
+}
+
+impl Translation {
+    /// Returns the PAR_EL1 value an AT instruction reports for this translation:
+    /// PA\[51:12\], NS, SH (0b10 for Device and Normal non-cacheable memory), ATTR, and bit 11.
+    pub const fn par(&self) -> u64 {
+        let sh = if self.attr & 0xf0 == 0 || self.attr == 0x44 || self.attr == 0x40 {
+            2
+        } else {
+            self.sh as u64
+        };
+        (self.pa.as_u64() & 0x000f_ffff_ffff_f000)
+            | ((self.attr as u64) << 56)
+            | (1 << 11)
+            | ((self.ns as u64) << 9)
+            | (sh << 7)
+    }
+
+    /// Returns the size in bytes of the page or block the leaf maps.
+    #[inline]
+    pub const fn size(&self) -> u64 {
+        1 << self.size_log2
+    }
+}
+
+/// The result of an AT instruction: PAR_EL1 and the descriptor update the walk made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AtResult {
+    /// The PAR_EL1 value.
+    pub par: u64,
+    /// The hardware update of the leaf descriptor, if any.
+    pub update: Option<DescriptorUpdate>,
+}
+
+/// Runs an AT instruction: translates `va` as `op` checks it and reports PAR_EL1.
+///
+/// A synchronous External abort on the walk is reported in PAR_EL1 (F = 1, FST = 0x14 + level)
+/// rather than taken as an exception.
+pub fn at<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &mut M,
+    op: AtOp,
+    va: VirtAddr,
+) -> AtResult {
+    match walk(regime, mem, va, op.access()) {
+        Ok(t) => AtResult {
+            par: t.par(),
+            update: t.update,
+        },
+        Err(f) => AtResult {
+            par: f.par(),
+            update: None,
+        },
+    }
+}
+
+/// Translates `va` for `access` through the tables in `mem`, as the hardware would with an
+/// empty TLB: range checks, the walk, access flag, alignment, permissions, and the hardware
+/// access-flag and dirty-state updates (written to `mem` with compare-and-swap).
+///
+/// # Errors
+/// The [`Fault`] the access takes. Faults are ordinary results, not failures of the
+/// simulator; every input gives either a translation or a fault.
+pub fn walk<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<Translation, Fault> {
+    if !regime.mmu_enabled() {
+        return mmu_off(regime, va, access);
+    }
+    let half = check_va(regime, va, access)?;
+    walk_tables(regime, half, mem, va, access)
+}
+
+/// Runs the checks made before any TLB lookup (spec §4.1 steps 1–3): TxSZ range, the VA
+/// range of the selected half, and E0PD. Returns the selected half.
+///
+/// # Errors
+/// A level-0 Translation fault.
+#[inline]
+pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, Fault> {
+    let upper = va.select_bit();
+    let h = regime.half(upper);
+    let fault = || Fault::new(FaultKind::Translation, Level::L0, va, access);
+    if h.txsz_out_of_range {
+        return Err(fault());
+    }
+    let tbi = h.tbi && !(access.is_fetch() && h.tbid);
+    let top_mask = if tbi { (1u64 << 56) - 1 } else { u64::MAX };
+    let mask = top_mask & !((1u64 << h.input_bits()) - 1);
+    let expect = if upper { mask } else { 0 };
+    if va.as_u64() & mask != expect {
+        return Err(fault());
+    }
+    if h.e0pd && access.is_el0() {
+        return Err(fault());
+    }
+    Ok(h)
+}
+
+/// Walks the tables of `half` after a TLB miss (spec §4.1 steps 5–11).
+///
+/// # Errors
+/// The [`Fault`] the access takes.
+pub fn walk_tables<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<Translation, Fault> {
+    let fault = |kind, level| Err(Fault::new(kind, level, va, access));
+    if h.epd {
+        return fault(FaultKind::Translation, Level::L0);
+    }
+    if h.base_too_large {
+        return fault(FaultKind::AddressSize, Level::L0);
+    }
+    let upper = va.select_bit();
+    let oa_bits = regime.oa_bits(upper);
+    let g = h.granule;
+    let format = DescriptorFormat {
+        granule: g,
+        ds: h.ds,
+        oa_bits,
+    };
+    let lpa = matches!(g, super::granule::Granule::K64) && oa_bits > 48;
+    let be = regime.big_endian();
+    let v = va.as_u64();
+    let mut level = h.start_level;
+    let mut table = h.table_base;
+    let mut index_bits = h.input_bits() - g.level_shift(level);
+    let mut tattrs = 0u64;
+    loop {
+        let shift = g.level_shift(level);
+        let index = (v >> shift) & ((1u64 << index_bits) - 1);
+        let desc_pa = PhysAddr::new(table | (index << 3));
+        let mut raw = match mem.read_u64(desc_pa) {
+            Ok(w) if be => w.swap_bytes(),
+            Ok(w) => w,
+            Err(_) => return fault(FaultKind::ExternalAbortOnWalk, level),
+        };
+        let mut retries = 0;
+        loop {
+            if raw & 1 == 0 {
+                return fault(FaultKind::Translation, level);
+            }
+            let table_or_page = raw & 2 != 0;
+            if !table_or_page && !g.block_allowed(level, h.ds, lpa) {
+                return fault(FaultKind::Translation, level);
+            }
+            let oa = format.output_address(raw);
+            if oa >> oa_bits != 0 {
+                return fault(FaultKind::AddressSize, level);
+            }
+            if table_or_page && level.get() < 3 {
+                tattrs |= raw;
+                table = oa;
+                index_bits = g.stride();
+                level = match level.next() {
+                    Some(l) => l,
+                    None => return fault(FaultKind::Translation, level),
+                };
+                break;
+            }
+            // A leaf: block or page.
+            let af = raw & AF != 0;
+            if !af && !regime.ha() {
+                return fault(FaultKind::AccessFlag, level);
+            }
+            let attr_index = ((raw >> 2) & 7) as u8;
+            let attr = regime.mair_attr(attr_index);
+            let size = 1u64 << shift;
+            if !access.is_at()
+                && !access.is_fetch()
+                && attr & 0xf0 == 0
+                && v & (access.size() as u64 - 1) != 0
+            {
+                return Err(Fault {
+                    kind: FaultKind::Alignment,
+                    level: None,
+                    va,
+                    access,
+                });
+            }
+            let compat = regime.cpu().compat;
+            let dbm = regime.hd() && raw & DBM != 0;
+            let dbm_writable = dbm && (compat == Compat::Arch || access.is_write());
+            let perms = Permissions::from_leaf(
+                raw,
+                TableAttributes::from_bits_truncate(tattrs),
+                h.hpd,
+                dbm_writable,
+                regime.wxn(),
+            );
+            if !perms.allows(&access, regime.epan()) {
+                return fault(FaultKind::Permission, level);
+            }
+            let mut new = raw | if regime.ha() { AF } else { 0 };
+            if dbm && access.is_write() && (!access.is_at() || compat == Compat::Qemu) {
+                new &= !AP_RO;
+            }
+            let mut update = None;
+            if new != raw {
+                let (cur, nv) = if be {
+                    (raw.swap_bytes(), new.swap_bytes())
+                } else {
+                    (raw, new)
+                };
+                match mem.compare_exchange_u64(desc_pa, cur, nv) {
+                    Ok(Ok(())) => {
+                        update = Some(DescriptorUpdate {
+                            pa: desc_pa,
+                            old: raw,
+                            new,
+                        })
+                    }
+                    Ok(Err(actual)) => {
+                        retries += 1;
+                        if retries > MAX_UPDATE_RETRIES {
+                            return fault(FaultKind::UnsupportedAtomicUpdate, level);
+                        }
+                        raw = if be { actual.swap_bytes() } else { actual };
+                        continue;
+                    }
+                    Err(MemoryError::AtomicUnsupported { .. }) => {
+                        return fault(FaultKind::UnsupportedAtomicUpdate, level)
+                    }
+                    Err(MemoryError::ExternalAbort { .. }) => {
+                        return fault(FaultKind::ExternalAbortOnWalk, level)
+                    }
+                }
+            }
+            let sh = if h.ds { h.sh } else { ((raw >> 8) & 3) as u8 };
+            return Ok(Translation {
+                va,
+                pa: PhysAddr::new((oa & !(size - 1)) | (v & (size - 1))),
+                level: Some(level),
+                size_log2: shift as u8,
+                attr_index,
+                attr,
+                sh,
+                ns: true,
+                global: raw & (1 << 11) == 0,
+                asid: regime.asid(),
+                contiguous: raw & (1 << 52) != 0,
+                guarded: raw & (1 << 50) != 0,
+                perms,
+                writable_clean: dbm && new & AP_RO != 0,
+                descriptor: Descriptor(new),
+                descriptor_pa: desc_pa,
+                update,
+            });
+        }
+    }
+}
+
+/// Translates with the stage-1 MMU off (spec §1.2): a flat mapping with a range check,
+/// Device memory for data and Normal memory for instruction fetches.
+fn mmu_off(regime: &Regime, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
+    let h = regime.half(va.select_bit());
+    let tbi = h.tbi && !(access.is_fetch() && h.tbid);
+    let top = if tbi { 55 } else { 63 };
+    let pamax = regime.cpu().pa_bits();
+    let field = (va.as_u64() >> pamax) & ((1u64 << (top + 1 - pamax)) - 1);
+    if field != 0 {
+        return Err(Fault::new(FaultKind::AddressSize, Level::L0, va, access));
+    }
+    let attr = if access.is_fetch() {
+        if regime.registers().sctlr & sctlr::I != 0 {
+            0xee
+        } else {
+            0x44
+        }
+    } else {
+        0x00
+    };
+    if !access.is_at() && !access.is_fetch() && va.as_u64() & (access.size() as u64 - 1) != 0 {
+        return Err(Fault {
+            kind: FaultKind::Alignment,
+            level: None,
+            va,
+            access,
+        });
+    }
+    Ok(Translation {
+        va,
+        pa: PhysAddr::new(va.as_u64()),
+        level: None,
+        size_log2: 12,
+        attr_index: 0,
+        attr,
+        sh: 2,
+        ns: true,
+        global: true,
+        asid: regime.asid(),
+        contiguous: false,
+        guarded: false,
+        perms: Permissions::all(),
+        writable_clean: false,
+        descriptor: Descriptor::INVALID,
+        descriptor_pa: PhysAddr::new(0),
+        update: None,
+    })
+}

@@ -1,0 +1,47 @@
+//! pagesim: an exact software model of the AArch64 stage-1 MMU (VMSAv8-64) and of the
+//! Linux kernel's handling of anonymous memory.
+//!
+//! The core is `#![no_std]` without `alloc`: embed the walker, TLB and mapper in an
+//! emulator with no heap. The default `std` feature adds the `pagesim` command-line tool.
+//!
+//! ```
+//! use pagesim::arch::{walk, Access, Cpu, El, Regime, Registers};
+//! use pagesim::machinery::{PhysMemory, SliceMemory};
+//! use pagesim::{PhysAddr, VirtAddr};
+//!
+//! // 64 KiB of RAM at 0x4000_0000 holding a 4 KiB-granule, 48-bit VA table tree.
+//! let mut ram = vec![0u8; 0x10000];
+//! let mut mem = SliceMemory::new(PhysAddr::new(0x4000_0000), &mut ram);
+//! mem.write_u64(PhysAddr::new(0x4000_0000), 0x4000_1003)?; // L0[0] -> table
+//! mem.write_u64(PhysAddr::new(0x4000_1000), 0x4000_2003)?; // L1[0] -> table
+//! mem.write_u64(PhysAddr::new(0x4000_2000), 0x4000_3003)?; // L2[0] -> table
+//! mem.write_u64(PhysAddr::new(0x4000_3008), 0x8800_1743)?; // L3[1]: page, AP=01, AF
+//!
+//! let regs = Registers {
+//!     tcr: 0x5_8010_0010, // T0SZ=T1SZ=16, 4K granules, IPS=48 bits
+//!     sctlr: 1,           // MMU on
+//!     ttbr0: 0x4000_0000,
+//!     ttbr1: 0,
+//!     mair: 0xff,
+//! };
+//! let regime = Regime::try_new(regs, Cpu::MAX)?;
+//! let t = walk(&regime, &mut mem, VirtAddr::new(0x1abc), Access::read(El::El0)).unwrap();
+//! assert_eq!(t.pa, PhysAddr::new(0x8800_1abc));
+//!
+//! // The same page is not executable at EL1: EL0 can write it.
+//! let f = walk(&regime, &mut mem, VirtAddr::new(0x1000), Access::fetch(El::El1)).unwrap_err();
+//! assert_eq!(f.esr(), 0x8600_000f);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod addr;
+pub mod arch;
+pub mod machinery;
+
+pub use addr::{PhysAddr, VirtAddr};

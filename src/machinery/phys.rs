@@ -1,0 +1,203 @@
+//! Simulated physical memory: the trait the walker and the mapper use, and a slice-backed
+//! implementation.
+
+use core::fmt;
+
+use crate::addr::PhysAddr;
+
+/// Returned by a [`PhysMemory`] access that the memory system cannot complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemoryError {
+    /// No RAM (or device) at this address: a synchronous External abort.
+    ExternalAbort {
+        /// The address accessed.
+        pa: PhysAddr,
+    },
+    /// The location cannot be updated atomically (e.g. MMIO): FSC 0x31 for hardware
+    /// descriptor updates.
+    AtomicUnsupported {
+        /// The address accessed.
+        pa: PhysAddr,
+    },
+}
+
+impl MemoryError {
+    /// Returns the address the failed access was made to.
+    pub const fn pa(&self) -> PhysAddr {
+        match *self {
+            MemoryError::ExternalAbort { pa } | MemoryError::AtomicUnsupported { pa } => pa,
+        }
+    }
+}
+
+impl core::error::Error for MemoryError {}
+
+impl fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemoryError::ExternalAbort { pa } => write!(f, "external abort at {:#x}", pa.as_u64()),
+            MemoryError::AtomicUnsupported { pa } => {
+                write!(f, "no atomic update possible at {:#x}", pa.as_u64())
+            }
+        }
+    }
+}
+
+/// Physical memory as the MMU sees it: 64-bit little-endian words, with a compare-and-swap
+/// for hardware access-flag and dirty-state updates.
+///
+/// Word accesses are made at 8-byte aligned addresses.
+pub trait PhysMemory {
+    /// Reads the little-endian 64-bit word at `pa`.
+    ///
+    /// # Errors
+    /// [`MemoryError::ExternalAbort`] when no memory answers at `pa`.
+    fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError>;
+
+    /// Writes the little-endian 64-bit word at `pa`.
+    ///
+    /// # Errors
+    /// [`MemoryError::ExternalAbort`] when no memory answers at `pa`.
+    fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError>;
+
+    /// Atomically replaces the word at `pa` with `new` if it equals `current`. Returns
+    /// `Ok(Ok(()))` when swapped and `Ok(Err(actual))` when the word held `actual`.
+    ///
+    /// # Errors
+    /// [`MemoryError`] when the location cannot be accessed or updated atomically.
+    fn compare_exchange_u64(
+        &mut self,
+        pa: PhysAddr,
+        current: u64,
+        new: u64,
+    ) -> Result<Result<(), u64>, MemoryError> {
+        let actual = self.read_u64(pa)?;
+        if actual != current {
+            return Ok(Err(actual));
+        }
+        self.write_u64(pa, new)?;
+        Ok(Ok(()))
+    }
+
+    /// Fills `len` bytes from `pa` (both multiples of 8) with zeros.
+    ///
+    /// # Errors
+    /// [`MemoryError::ExternalAbort`] at the first word no memory answers; words before it
+    /// have been written.
+    fn zero(&mut self, pa: PhysAddr, len: u64) -> Result<(), MemoryError> {
+        let mut off = 0;
+        while off < len {
+            let a = pa
+                .checked_add(off)
+                .ok_or(MemoryError::ExternalAbort { pa })?;
+            self.write_u64(a, 0)?;
+            off += 8;
+        }
+        Ok(())
+    }
+}
+
+/// RAM backed by a caller-provided byte slice, starting at a base physical address.
+///
+/// Accesses outside `[base, base + len)` are external aborts.
+#[derive(Debug)]
+pub struct SliceMemory<'a> {
+    base: u64,
+    bytes: &'a mut [u8],
+}
+
+impl<'a> SliceMemory<'a> {
+    /// Creates RAM at `base` backed by `bytes`.
+    pub fn new(base: PhysAddr, bytes: &'a mut [u8]) -> Self {
+        SliceMemory {
+            base: base.as_u64(),
+            bytes,
+        }
+    }
+
+    /// Returns the base physical address.
+    pub fn base(&self) -> PhysAddr {
+        PhysAddr::new(self.base)
+    }
+
+    /// Returns the size in bytes.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Returns whether the memory is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Returns the backing bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+
+    /// Returns the backing bytes, mutably.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+
+    #[inline]
+    fn offset(&self, pa: PhysAddr, len: u64) -> Result<usize, MemoryError> {
+        let off = pa.as_u64().wrapping_sub(self.base);
+        if pa.as_u64() < self.base || off > self.len() || self.len() - off < len {
+            return Err(MemoryError::ExternalAbort { pa });
+        }
+        Ok(off as usize)
+    }
+}
+
+impl PhysMemory for SliceMemory<'_> {
+    #[inline]
+    fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
+        let off = self.offset(pa, 8)?;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.bytes[off..off + 8]);
+        Ok(u64::from_le_bytes(w))
+    }
+
+    #[inline]
+    fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError> {
+        let off = self.offset(pa, 8)?;
+        self.bytes[off..off + 8].copy_from_slice(&value.to_le_bytes());
+        Ok(())
+    }
+
+    fn zero(&mut self, pa: PhysAddr, len: u64) -> Result<(), MemoryError> {
+        let off = self.offset(pa, len)?;
+        self.bytes[off..off + len as usize].fill(0);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_memory_bounds() {
+        let mut buf = [0u8; 64];
+        let mut m = SliceMemory::new(PhysAddr::new(0x1000), &mut buf);
+        m.write_u64(PhysAddr::new(0x1038), 0x1122_3344_5566_7788)
+            .unwrap();
+        assert_eq!(m.read_u64(PhysAddr::new(0x1038)), Ok(0x1122_3344_5566_7788));
+        assert_eq!(m.bytes()[56], 0x88);
+        for bad in [0x0, 0xff8, 0x1039, 0x1040, u64::MAX >> 12] {
+            assert!(m.read_u64(PhysAddr::new(bad)).is_err(), "{bad:#x}");
+        }
+        assert_eq!(
+            m.compare_exchange_u64(PhysAddr::new(0x1038), 1, 2),
+            Ok(Err(0x1122_3344_5566_7788))
+        );
+        assert_eq!(
+            m.compare_exchange_u64(PhysAddr::new(0x1038), 0x1122_3344_5566_7788, 2),
+            Ok(Ok(()))
+        );
+        m.zero(PhysAddr::new(0x1000), 64).unwrap();
+        assert!(m.bytes().iter().all(|&b| b == 0));
+        assert!(m.zero(PhysAddr::new(0x1008), 64).is_err());
+    }
+}

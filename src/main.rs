@@ -1,0 +1,3 @@
+//! The `pagesim` command-line tool.
+
+fn main() {}
