@@ -172,9 +172,10 @@ mod tests {
 
     #[test]
     fn virt_addr_helpers() {
-        let va = VirtAddr::new(0xffff_0000_1234_5678);
+        let va = VirtAddr::new(0xffff_0000_1234_567c);
         assert!(va.select_bit());
         assert_eq!(va.align_down(0x1000).as_u64(), 0xffff_0000_1234_5000);
+        assert!(va.is_aligned(4));
         assert!(!va.is_aligned(8));
     }
 }
