@@ -33,15 +33,15 @@
 //! assert_eq!(f.esr(), 0x8600_000f);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-
-#[cfg(feature = "std")]
-extern crate std;
 
 pub mod addr;
 pub mod arch;
 pub mod machinery;
+
+#[cfg(feature = "std")]
+pub mod cli;
 
 pub use addr::{PhysAddr, VirtAddr};

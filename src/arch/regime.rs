@@ -516,7 +516,11 @@ mod tests {
     fn lpa2_geometry() {
         // 4K, DS=1, T0SZ=12: 52-bit VA, level -1 start with 16 entries.
         let regs = Registers {
-            tcr: tcr::DS | 12 | (16 << tcr::T1SZ_SHIFT) | (2 << tcr::TG1_SHIFT) | (6 << tcr::IPS_SHIFT),
+            tcr: tcr::DS
+                | 12
+                | (16 << tcr::T1SZ_SHIFT)
+                | (2 << tcr::TG1_SHIFT)
+                | (6 << tcr::IPS_SHIFT),
             ttbr0: 0x4000_0000 | (0x3 << 2),
             ..Default::default()
         };

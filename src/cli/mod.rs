@@ -1,0 +1,5 @@
+//! The std-only command-line front ends, kept in the library so they can be tested.
+
+pub mod at;
+pub mod demo;
+pub mod json;
