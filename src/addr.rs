@@ -102,6 +102,12 @@ impl PhysAddr {
         PhysAddr(addr & ((1 << Self::MAX_BITS) - 1))
     }
 
+    /// Creates a physical address from a value the caller knows fits in 52 bits.
+    #[inline(always)]
+    pub(crate) const fn from_bits_52(addr: u64) -> Self {
+        PhysAddr(addr)
+    }
+
     /// Creates a physical address.
     ///
     /// # Errors

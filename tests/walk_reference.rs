@@ -114,7 +114,7 @@ fn reference(
     let oasize = if ps > 48 && !(ds || g == 16) { 48 } else { ps };
     let ttbr = if sel { regs.ttbr1 } else { regs.ttbr0 };
     let s = g - 3;
-    let start: i32 = 4 - (((inputsize - g) + s - 1) / s) as i32; // 4 - ceil((inputsize-g)/s)
+    let start: i32 = 4 - (inputsize - g).div_ceil(s) as i32; // 4 - ceil((inputsize-g)/s)
     let shift_of = |l: i32| g + s * (3 - l) as u32;
     let start_table_bytes = 8u64 << (inputsize - shift_of(start));
     let mut base = if oasize == 52 {
@@ -338,9 +338,7 @@ fn regs_strategy() -> impl Strategy<Value = (Registers, u64)> {
             if flags & 0x30 != 0 {
                 tcr = (tcr & !(7 << 32)) | (5 << 32);
             }
-            let sctlr = 1
-                | (sctlr_bits & ((1 << 19) | (1 << 57) | (1 << 25)))
-                | if sctlr_bits & 0xff == 0 { 0 } else { 0 };
+            let sctlr = 1 | (sctlr_bits & ((1 << 19) | (1 << 57) | (1 << 25)));
             let sctlr = if sctlr_bits >> 60 == 0 {
                 sctlr & !1
             } else {
@@ -349,7 +347,7 @@ fn regs_strategy() -> impl Strategy<Value = (Registers, u64)> {
             let g0b = [12u32, 14, 16][g0 as usize];
             let g1b = [12u32, 14, 16][g1 as usize];
             let ttbr0 = (RAM_BASE + (p0 << g0b)) | (flags & 0xffff_0000_0000_0000) | (seed & 0x3e);
-            let ttbr1 = RAM_BASE + (p1 << g1b) | (seed & 0x3c);
+            let ttbr1 = (RAM_BASE + (p1 << g1b)) | (seed & 0x3c);
             (
                 Registers {
                     tcr,
@@ -419,7 +417,7 @@ fn build(granule: u32, tsz: u32, maps: &[Map], ram: &mut SliceMemory) -> u64 {
     let g = granule;
     let s = g - 3;
     let inputsize = 64 - tsz;
-    let start = 4 - ((inputsize - g + s - 1) / s) as i8;
+    let start = 4 - (inputsize - g).div_ceil(s) as i8;
     let mut next = RAM_BASE + (1u64 << g); // root at RAM_BASE
     let root = RAM_BASE;
     for m in maps {
@@ -483,7 +481,7 @@ fn maps_strategy() -> impl Strategy<Value = (u32, u32, Vec<Map>)> {
             .prop_map(|(g, tsz, raw)| {
                 let s = g - 3;
                 let inputsize = 64 - tsz;
-                let start = 4 - ((inputsize - g + s - 1) / s) as i8;
+                let start = 4 - (inputsize - g).div_ceil(s) as i8;
                 let block_level = if g == 12 { 1 } else { 2 };
                 let mut maps: Vec<Map> = Vec::new();
                 for (va, pa, ap, uxn, pxn, lv) in raw {

@@ -157,6 +157,35 @@ pub struct Half {
     pub table_base: u64,
     /// Whether the TTBR base address exceeds the output address size.
     pub base_too_large: bool,
+    pub(crate) fast: WalkParams,
+}
+
+/// Values derived once per register change so that the walk loop does only shifts, masks
+/// and loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WalkParams {
+    /// Bits of the VA that must equal VA\[55\] for data accesses / for fetches.
+    pub va_check_data: u64,
+    pub va_check_fetch: u64,
+    /// Bit shift of the start level and the stride.
+    pub start_shift: u32,
+    pub stride: u32,
+    /// Index masks: the start table and full tables.
+    pub start_index_mask: u64,
+    pub grain_index_mask: u64,
+    /// Output-address bits held in \[47:g\] (or \[49:g\] with DS).
+    pub oa_low_mask: u64,
+    /// Bits at and above the output address size.
+    pub oa_over_mask: u64,
+    /// Output-address bits above bit 47: `((raw >> hi_shift) & hi_mask) << hi_pos`
+    /// (bits \[9:8\] with DS, \[15:12\] with 64 KiB FEAT_LPA, none otherwise).
+    pub hi_shift: u32,
+    pub hi_mask: u64,
+    pub hi_pos: u32,
+    /// Bit (level + 1) set where a block descriptor is permitted.
+    pub block_levels: u8,
+    /// A level-0 fault every walk takes before reading memory (EPD, TTBR too large).
+    pub walk_fault: Option<super::fault::FaultKind>,
 }
 
 impl Half {
@@ -415,6 +444,21 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
         start_level,
         table_base: 0,
         base_too_large: false,
+        fast: WalkParams {
+            va_check_data: 0,
+            va_check_fetch: 0,
+            start_shift: 0,
+            stride: 0,
+            start_index_mask: 0,
+            grain_index_mask: 0,
+            oa_low_mask: 0,
+            oa_over_mask: 0,
+            hi_shift: 0,
+            hi_mask: 0,
+            hi_pos: 0,
+            block_levels: 0,
+            walk_fault: None,
+        },
     };
     let oa_bits = oa_cap(cpu, &h, ps_bits);
     // TTBR: BADDR[47:1]; with a 52-bit OA, BADDR[51:48] is in TTBR[5:2] (spec §1.6).
@@ -431,7 +475,66 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
     }
     base &= !((1u64 << align_log2) - 1);
     h.table_base = base;
+    h.fast = walk_params(&h, oa_bits);
     h
+}
+
+fn walk_params(h: &Half, oa_bits: u32) -> WalkParams {
+    let g = h.granule;
+    let input_bits = h.input_bits();
+    let range = |top: u32| {
+        let top_mask = if top == 63 {
+            u64::MAX
+        } else {
+            (1u64 << (top + 1)) - 1
+        };
+        top_mask & !((1u64 << input_bits) - 1)
+    };
+    let data_top = if h.tbi { 55 } else { 63 };
+    let fetch_top = if h.tbi && !h.tbid { 55 } else { 63 };
+    let start_shift = g.level_shift(h.start_level);
+    let lpa = matches!(g, Granule::K64) && oa_bits > 48;
+    let mut block_levels = 0u8;
+    for l in -1i8..=3 {
+        if let Some(level) = Level::new(l) {
+            if g.block_allowed(level, h.ds, lpa) {
+                block_levels |= 1 << (l + 1);
+            }
+        }
+    }
+    let top = if h.ds { 50 } else { 48 };
+    let (hi_shift, hi_mask, hi_pos) = if oa_bits > 48 && h.ds {
+        (8, 3, 50)
+    } else if oa_bits > 48 && lpa {
+        (12, 0xf, 48)
+    } else {
+        (0, 0, 0)
+    };
+    WalkParams {
+        va_check_data: range(data_top),
+        va_check_fetch: range(fetch_top),
+        start_shift,
+        stride: g.stride(),
+        start_index_mask: (1u64 << (input_bits - start_shift)) - 1,
+        grain_index_mask: (1u64 << g.stride()) - 1,
+        oa_low_mask: ((1u64 << top) - 1) & !(g.page_size() - 1),
+        oa_over_mask: if oa_bits >= 64 {
+            0
+        } else {
+            !((1u64 << oa_bits) - 1)
+        },
+        hi_shift,
+        hi_mask,
+        hi_pos,
+        block_levels,
+        walk_fault: if h.epd {
+            Some(super::fault::FaultKind::Translation)
+        } else if h.base_too_large {
+            Some(super::fault::FaultKind::AddressSize)
+        } else {
+            None
+        },
+    }
 }
 
 #[cfg(test)]

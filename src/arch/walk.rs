@@ -3,11 +3,11 @@
 
 use super::access::{Access, AtOp};
 use super::cpu::Compat;
-use super::descriptor::{Descriptor, DescriptorFormat, TableAttributes};
+use super::descriptor::{Descriptor, TableAttributes};
 use super::fault::{Fault, FaultKind};
 use super::granule::Level;
 use super::perms::Permissions;
-use super::regime::{sctlr, Half, Regime};
+use super::regime::{sctlr, Half, Regime, WalkParams};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::machinery::phys::{MemoryError, PhysMemory};
 
@@ -154,19 +154,14 @@ pub fn walk<M: PhysMemory + ?Sized>(
 pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, Fault> {
     let upper = va.select_bit();
     let h = regime.half(upper);
-    let fault = || Fault::new(FaultKind::Translation, Level::L0, va, access);
-    if h.txsz_out_of_range {
-        return Err(fault());
-    }
-    let tbi = h.tbi && !(access.is_fetch() && h.tbid);
-    let top_mask = if tbi { (1u64 << 56) - 1 } else { u64::MAX };
-    let mask = top_mask & !((1u64 << h.input_bits()) - 1);
+    let mask = if access.is_fetch() {
+        h.fast.va_check_fetch
+    } else {
+        h.fast.va_check_data
+    };
     let expect = if upper { mask } else { 0 };
-    if va.as_u64() & mask != expect {
-        return Err(fault());
-    }
-    if h.e0pd && access.is_el0() {
-        return Err(fault());
+    if h.txsz_out_of_range || va.as_u64() & mask != expect || (h.e0pd && access.is_el0()) {
+        return Err(Fault::new(FaultKind::Translation, Level::L0, va, access));
     }
     Ok(h)
 }
@@ -175,6 +170,7 @@ pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, 
 ///
 /// # Errors
 /// The [`Fault`] the access takes.
+#[inline]
 pub fn walk_tables<M: PhysMemory + ?Sized>(
     regime: &Regime,
     h: &Half,
@@ -182,149 +178,214 @@ pub fn walk_tables<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    let fault = |kind, level| Err(Fault::new(kind, level, va, access));
-    if h.epd {
-        return fault(FaultKind::Translation, Level::L0);
+    if let Some(kind) = h.fast.walk_fault {
+        return Err(Fault::new(kind, Level::L0, va, access));
     }
-    if h.base_too_large {
-        return fault(FaultKind::AddressSize, Level::L0);
+    if regime.big_endian() {
+        walk_impl::<M, true>(regime, h, mem, va, access)
+    } else {
+        walk_impl::<M, false>(regime, h, mem, va, access)
     }
-    let upper = va.select_bit();
-    let oa_bits = regime.oa_bits(upper);
-    let g = h.granule;
-    let format = DescriptorFormat {
-        granule: g,
-        ds: h.ds,
-        oa_bits,
-    };
-    let lpa = matches!(g, super::granule::Granule::K64) && oa_bits > 48;
-    let be = regime.big_endian();
-    let v = va.as_u64();
-    let mut level = h.start_level;
-    let mut table = h.table_base;
-    let mut index_bits = h.input_bits() - g.level_shift(level);
-    let mut tattrs = 0u64;
+}
+
+/// Where a walk is: the table being indexed and what the tables above contributed.
+struct Cursor {
+    level: i8,
+    shift: u32,
+    index_mask: u64,
+    table: u64,
+    tattrs: u64,
+}
+
+impl Cursor {
+    /// Steps into the next-level table `next` through table descriptor `raw`.
+    #[inline(always)]
+    fn enter(&mut self, p: &WalkParams, raw: u64, next: u64) {
+        self.tattrs |= raw;
+        self.table = next;
+        self.shift -= p.stride;
+        self.index_mask = p.grain_index_mask;
+        self.level += 1;
+    }
+}
+
+#[inline(always)]
+fn output_address(p: &WalkParams, raw: u64) -> u64 {
+    (raw & p.oa_low_mask) | (((raw >> p.hi_shift) & p.hi_mask) << p.hi_pos)
+}
+
+#[inline(always)]
+fn load<M: PhysMemory + ?Sized, const BE: bool>(mem: &M, pa: PhysAddr) -> Result<u64, MemoryError> {
+    let w = mem.read_u64(pa)?;
+    Ok(if BE { w.swap_bytes() } else { w })
+}
+
+/// Follows table descriptors from the cursor until a non-table descriptor (or level 3).
+/// Returns the descriptor and its address, or the fault kind at the cursor's level.
+#[inline(always)]
+fn descend<M: PhysMemory + ?Sized, const BE: bool>(
+    p: &WalkParams,
+    mem: &M,
+    v: u64,
+    c: &mut Cursor,
+) -> Result<(u64, PhysAddr), FaultKind> {
     loop {
-        let shift = g.level_shift(level);
-        let index = (v >> shift) & ((1u64 << index_bits) - 1);
-        let desc_pa = PhysAddr::new(table | (index << 3));
-        let mut raw = match mem.read_u64(desc_pa) {
-            Ok(w) if be => w.swap_bytes(),
+        let desc_pa = PhysAddr::from_bits_52(c.table | (((v >> c.shift) & c.index_mask) << 3));
+        let raw = match load::<M, BE>(mem, desc_pa) {
             Ok(w) => w,
-            Err(_) => return fault(FaultKind::ExternalAbortOnWalk, level),
+            Err(_) => return Err(FaultKind::ExternalAbortOnWalk),
         };
-        let mut retries = 0;
-        loop {
-            if raw & 1 == 0 {
-                return fault(FaultKind::Translation, level);
-            }
-            let table_or_page = raw & 2 != 0;
-            if !table_or_page && !g.block_allowed(level, h.ds, lpa) {
-                return fault(FaultKind::Translation, level);
-            }
-            let oa = format.output_address(raw);
-            if oa >> oa_bits != 0 {
-                return fault(FaultKind::AddressSize, level);
-            }
-            if table_or_page && level.get() < 3 {
-                tattrs |= raw;
-                table = oa;
-                index_bits = g.stride();
-                level = match level.next() {
-                    Some(l) => l,
-                    None => return fault(FaultKind::Translation, level),
-                };
-                break;
-            }
-            // A leaf: block or page.
-            let af = raw & AF != 0;
-            if !af && !regime.ha() {
-                return fault(FaultKind::AccessFlag, level);
-            }
-            let attr_index = ((raw >> 2) & 7) as u8;
-            let attr = regime.mair_attr(attr_index);
-            let size = 1u64 << shift;
-            if !access.is_at()
-                && !access.is_fetch()
-                && attr & 0xf0 == 0
-                && v & (access.size() as u64 - 1) != 0
-            {
-                return Err(Fault {
-                    kind: FaultKind::Alignment,
-                    level: None,
-                    va,
-                    access,
-                });
-            }
-            let compat = regime.cpu().compat;
-            let dbm = regime.hd() && raw & DBM != 0;
-            let dbm_writable = dbm && (compat == Compat::Arch || access.is_write());
-            let perms = Permissions::from_leaf(
-                raw,
-                TableAttributes::from_bits_truncate(tattrs),
-                h.hpd,
-                dbm_writable,
-                regime.wxn(),
-            );
-            if !perms.allows(&access, regime.epan()) {
-                return fault(FaultKind::Permission, level);
-            }
-            let mut new = raw | if regime.ha() { AF } else { 0 };
-            if dbm && access.is_write() && (!access.is_at() || compat == Compat::Qemu) {
-                new &= !AP_RO;
-            }
-            let mut update = None;
-            if new != raw {
-                let (cur, nv) = if be {
-                    (raw.swap_bytes(), new.swap_bytes())
-                } else {
-                    (raw, new)
-                };
-                match mem.compare_exchange_u64(desc_pa, cur, nv) {
-                    Ok(Ok(())) => {
-                        update = Some(DescriptorUpdate {
-                            pa: desc_pa,
-                            old: raw,
-                            new,
-                        })
-                    }
-                    Ok(Err(actual)) => {
-                        retries += 1;
-                        if retries > MAX_UPDATE_RETRIES {
-                            return fault(FaultKind::UnsupportedAtomicUpdate, level);
-                        }
-                        raw = if be { actual.swap_bytes() } else { actual };
-                        continue;
-                    }
-                    Err(MemoryError::AtomicUnsupported { .. }) => {
-                        return fault(FaultKind::UnsupportedAtomicUpdate, level)
-                    }
-                    Err(MemoryError::ExternalAbort { .. }) => {
-                        return fault(FaultKind::ExternalAbortOnWalk, level)
-                    }
-                }
-            }
-            let sh = if h.ds { h.sh } else { ((raw >> 8) & 3) as u8 };
-            return Ok(Translation {
+        if raw & 3 != 3 || c.level == 3 {
+            return Ok((raw, desc_pa));
+        }
+        let next = output_address(p, raw);
+        if next & p.oa_over_mask != 0 {
+            return Err(FaultKind::AddressSize);
+        }
+        c.enter(p, raw, next);
+    }
+}
+
+fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<Translation, Fault> {
+    let p = &h.fast;
+    let v = va.as_u64();
+    let mut c = Cursor {
+        level: h.start_level.get(),
+        shift: p.start_shift,
+        index_mask: p.start_index_mask,
+        table: h.table_base,
+        tattrs: 0,
+    };
+    let fault = |kind, level: i8| {
+        Err(Fault {
+            kind,
+            level: Level::new(level),
+            va,
+            access,
+        })
+    };
+    let (mut raw, desc_pa) = match descend::<M, BE>(p, mem, v, &mut c) {
+        Ok(r) => r,
+        Err(kind) => return fault(kind, c.level),
+    };
+    let mut desc_pa = desc_pa;
+    let mut retries = 0;
+    loop {
+        let level = c.level;
+        // A leaf candidate: block, page, or an invalid or reserved encoding.
+        if raw & 1 == 0 || (raw & 2 == 0 && p.block_levels & (1 << (level + 1)) == 0) {
+            return fault(FaultKind::Translation, level);
+        }
+        let oa = output_address(p, raw);
+        if oa & p.oa_over_mask != 0 {
+            return fault(FaultKind::AddressSize, level);
+        }
+        let af = raw & AF != 0;
+        if !af && !regime.ha() {
+            return fault(FaultKind::AccessFlag, level);
+        }
+        let attr_index = ((raw >> 2) & 7) as u8;
+        let attr = regime.mair_attr(attr_index);
+        let size = 1u64 << c.shift;
+        if attr & 0xf0 == 0
+            && !access.is_at()
+            && !access.is_fetch()
+            && v & (access.size() as u64 - 1) != 0
+        {
+            return Err(Fault {
+                kind: FaultKind::Alignment,
+                level: None,
                 va,
-                pa: PhysAddr::new((oa & !(size - 1)) | (v & (size - 1))),
-                level: Some(level),
-                size_log2: shift as u8,
-                attr_index,
-                attr,
-                sh,
-                ns: true,
-                global: raw & (1 << 11) == 0,
-                asid: regime.asid(),
-                contiguous: raw & (1 << 52) != 0,
-                guarded: raw & (1 << 50) != 0,
-                perms,
-                writable_clean: dbm && new & AP_RO != 0,
-                descriptor: Descriptor(new),
-                descriptor_pa: desc_pa,
-                update,
+                access,
             });
         }
+        let compat = regime.cpu().compat;
+        let dbm = regime.hd() && raw & DBM != 0;
+        let dbm_writable = dbm && (compat == Compat::Arch || access.is_write());
+        let perms = Permissions::from_leaf(
+            raw,
+            TableAttributes::from_bits_truncate(c.tattrs),
+            h.hpd,
+            dbm_writable,
+            regime.wxn(),
+        );
+        if !perms.allows(&access, regime.epan()) {
+            return fault(FaultKind::Permission, level);
+        }
+        let mut new = raw | if regime.ha() { AF } else { 0 };
+        if dbm && access.is_write() && (!access.is_at() || compat == Compat::Qemu) {
+            new &= !AP_RO;
+        }
+        let mut update = None;
+        if new != raw {
+            let (cur, nv) = if BE {
+                (raw.swap_bytes(), new.swap_bytes())
+            } else {
+                (raw, new)
+            };
+            match mem.compare_exchange_u64(desc_pa, cur, nv) {
+                Ok(Ok(())) => {
+                    update = Some(DescriptorUpdate {
+                        pa: desc_pa,
+                        old: raw,
+                        new,
+                    })
+                }
+                Ok(Err(actual)) => {
+                    retries += 1;
+                    if retries > MAX_UPDATE_RETRIES {
+                        return fault(FaultKind::UnsupportedAtomicUpdate, level);
+                    }
+                    // Re-evaluate the value found, from the descriptor check on (§4.1
+                    // step 11); it may even have become a table.
+                    raw = if BE { actual.swap_bytes() } else { actual };
+                    if raw & 3 == 3 && level < 3 {
+                        let next = output_address(p, raw);
+                        if next & p.oa_over_mask != 0 {
+                            return fault(FaultKind::AddressSize, level);
+                        }
+                        c.enter(p, raw, next);
+                        (raw, desc_pa) = match descend::<M, BE>(p, mem, v, &mut c) {
+                            Ok(r) => r,
+                            Err(kind) => return fault(kind, c.level),
+                        };
+                    }
+                    continue;
+                }
+                Err(MemoryError::AtomicUnsupported { .. }) => {
+                    return fault(FaultKind::UnsupportedAtomicUpdate, level)
+                }
+                Err(MemoryError::ExternalAbort { .. }) => {
+                    return fault(FaultKind::ExternalAbortOnWalk, level)
+                }
+            }
+        }
+        let sh = if h.ds { h.sh } else { ((raw >> 8) & 3) as u8 };
+        return Ok(Translation {
+            va,
+            pa: PhysAddr::from_bits_52((oa & !(size - 1)) | (v & (size - 1) & ((1 << 52) - 1))),
+            level: Level::new(level),
+            size_log2: c.shift as u8,
+            attr_index,
+            attr,
+            sh,
+            ns: true,
+            global: raw & (1 << 11) == 0,
+            asid: regime.asid(),
+            contiguous: raw & (1 << 52) != 0,
+            guarded: raw & (1 << 50) != 0,
+            perms,
+            writable_clean: dbm && new & AP_RO != 0,
+            descriptor: Descriptor(new),
+            descriptor_pa: desc_pa,
+            update,
+        });
     }
 }
 

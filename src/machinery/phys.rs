@@ -153,10 +153,11 @@ impl<'a> SliceMemory<'a> {
 impl PhysMemory for SliceMemory<'_> {
     #[inline]
     fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
-        let off = self.offset(pa, 8)?;
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&self.bytes[off..off + 8]);
-        Ok(u64::from_le_bytes(w))
+        let off = pa.as_u64().wrapping_sub(self.base) as usize;
+        match self.bytes.get(off..off.wrapping_add(8)) {
+            Some(&[a, b, c, d, e, f, g, h]) => Ok(u64::from_le_bytes([a, b, c, d, e, f, g, h])),
+            _ => Err(MemoryError::ExternalAbort { pa }),
+        }
     }
 
     #[inline]
