@@ -45,3 +45,8 @@ pub mod machinery;
 pub mod cli;
 
 pub use addr::{PhysAddr, VirtAddr};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
