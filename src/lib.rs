@@ -39,6 +39,7 @@
 
 pub mod addr;
 pub mod arch;
+pub mod linux;
 pub mod machinery;
 
 #[cfg(feature = "std")]
