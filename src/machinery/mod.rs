@@ -1,11 +1,15 @@
 //! The machinery around the walker: simulated physical memory, frames, table mapper and TLB.
 
+pub mod mmu;
 pub mod phys;
 #[cfg(feature = "std")]
 pub mod sparse;
+pub mod tlb;
 pub mod trace;
 
+pub use mmu::Mmu;
 pub use phys::{MemoryError, PhysMemory, SliceMemory};
 #[cfg(feature = "std")]
 pub use sparse::SparseMemory;
+pub use tlb::{Stats, Tlb, TlbEntry, Tlbi};
 pub use trace::TracingMemory;

@@ -1,0 +1,226 @@
+//! The MMU an emulator embeds: a decoded regime, a software TLB and physical memory, with
+//! an allocation-free `translate`.
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::arch::walk::{check_va, walk_tables};
+use crate::arch::{walk, Access, Cpu, Fault, Regime, Registers, Translation};
+
+use super::phys::PhysMemory;
+use super::tlb::{Lookup, Stats, Tlb, Tlbi};
+
+/// Per (half, fetch) values for the TLB hit path: the pre-lookup checks of spec §4.1
+/// steps 1–3 and the top-byte normalisation of the tag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Context {
+    range_mask: u64,
+    range_expect: u64,
+    norm_and: u64,
+    norm_or: u64,
+    /// TxSZ out of range: every access faults.
+    always_fault: bool,
+    e0pd: bool,
+}
+
+/// An AArch64 stage-1 MMU: registers, a TLB of `N` entries and physical memory `M`.
+///
+/// [`Mmu::translate`] serves hits from the TLB and walks on a miss, caching fault-free
+/// leaves; the TLB keeps stale entries until a [`Tlbi`], as hardware does.
+#[derive(Debug)]
+pub struct Mmu<M: PhysMemory, const N: usize> {
+    regime: Regime,
+    ctx: [Context; 4],
+    epan: bool,
+    asid: u16,
+    tlb: Tlb<N>,
+    mem: M,
+}
+
+impl<M: PhysMemory, const N: usize> Mmu<M, N> {
+    /// Creates an MMU with an empty TLB.
+    pub fn new(regs: Registers, cpu: Cpu, mem: M) -> Self {
+        let regime = Regime::new(regs, cpu);
+        let mut mmu = Mmu {
+            regime,
+            ctx: [Context::default(); 4],
+            epan: false,
+            asid: 0,
+            tlb: Tlb::new(),
+            mem,
+        };
+        mmu.derive();
+        mmu
+    }
+
+    fn derive(&mut self) {
+        let r = &self.regime;
+        for upper in [false, true] {
+            let h = r.half(upper);
+            for fetch in [false, true] {
+                let range_mask = if fetch {
+                    h.fast.va_check_fetch
+                } else {
+                    h.fast.va_check_data
+                };
+                let tbi = h.tbi && !(fetch && h.tbid);
+                let (norm_and, norm_or) = match (tbi, upper) {
+                    (false, _) => (u64::MAX, 0),
+                    (true, false) => (0x00ff_ffff_ffff_ffff, 0),
+                    (true, true) => (0x00ff_ffff_ffff_ffff, 0xff00_0000_0000_0000),
+                };
+                self.ctx[upper as usize * 2 + fetch as usize] = Context {
+                    range_mask,
+                    range_expect: if upper { range_mask } else { 0 },
+                    norm_and,
+                    norm_or,
+                    always_fault: h.txsz_out_of_range,
+                    e0pd: h.e0pd,
+                };
+            }
+        }
+        self.epan = r.epan();
+        self.asid = r.asid();
+    }
+
+    /// Returns the decoded regime.
+    #[inline]
+    pub fn regime(&self) -> &Regime {
+        &self.regime
+    }
+
+    /// Writes the translation registers.
+    ///
+    /// A new ASID switches context without flushing (entries are ASID-tagged; global ones
+    /// stay). A change to TCR_EL1, SCTLR_EL1 or MAIR_EL1 flushes the TLB, as QEMU does (the
+    /// architecture lets those fields be cached until a TLBI; flushing is the safe side).
+    /// A TTBR base change under the same ASID keeps the entries: software must TLBI.
+    pub fn set_registers(&mut self, regs: Registers) {
+        let old = *self.regime.registers();
+        self.regime = Regime::new(regs, *self.regime.cpu());
+        if old.tcr != regs.tcr || old.sctlr != regs.sctlr || old.mair != regs.mair {
+            self.tlb.invalidate(Tlbi::Vmalle1);
+        }
+        self.derive();
+    }
+
+    /// Replaces the CPU model (features, compat) and flushes the TLB.
+    pub fn set_cpu(&mut self, cpu: Cpu) {
+        self.regime = Regime::new(*self.regime.registers(), cpu);
+        self.tlb.invalidate(Tlbi::Vmalle1);
+        self.derive();
+    }
+
+    /// Translates `va` for `access`: from the TLB on a hit, by a walk on a miss.
+    ///
+    /// # Errors
+    /// The [`Fault`] the access takes.
+    #[inline]
+    pub fn translate(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
+        let v = va.as_u64();
+        let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
+        if v & c.range_mask == c.range_expect && !c.always_fault && !(c.e0pd && access.is_el0()) {
+            let tag = ((v & c.norm_and) | c.norm_or) >> 12;
+            if let Lookup::Hit(pa) = self
+                .tlb
+                .lookup(tag, v & 0xfff, self.asid, &access, self.epan)
+            {
+                return Ok(pa);
+            }
+            if self.regime.mmu_enabled() {
+                return self.walk_and_fill(va, tag, access).map(|t| t.pa);
+            }
+        }
+        self.slow(va, access).map(|t| t.pa)
+    }
+
+    /// Translates like [`Mmu::translate`] but always walks (filling the TLB on success) and
+    /// returns the whole [`Translation`].
+    ///
+    /// # Errors
+    /// The [`Fault`] the access takes.
+    pub fn translate_walk(&mut self, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
+        let v = va.as_u64();
+        let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
+        if self.regime.mmu_enabled()
+            && v & c.range_mask == c.range_expect
+            && !c.always_fault
+            && !(c.e0pd && access.is_el0())
+        {
+            let tag = ((v & c.norm_and) | c.norm_or) >> 12;
+            return self.walk_and_fill(va, tag, access);
+        }
+        self.slow(va, access)
+    }
+
+    #[inline(never)]
+    fn walk_and_fill(
+        &mut self,
+        va: VirtAddr,
+        tag: u64,
+        access: Access,
+    ) -> Result<Translation, Fault> {
+        let h = self.regime.half(va.select_bit());
+        self.tlb.stats_mut().walks += 1;
+        match walk_tables(&self.regime, h, &mut self.mem, va, access) {
+            Ok(t) => {
+                self.tlb.fill(tag, &t);
+                Ok(t)
+            }
+            Err(f) => {
+                self.tlb.stats_mut().faults += 1;
+                Err(f)
+            }
+        }
+    }
+
+    /// The MMU-off path and the pre-lookup faults.
+    #[cold]
+    fn slow(&mut self, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
+        if self.regime.mmu_enabled() {
+            if let Err(f) = check_va(&self.regime, va, access) {
+                self.tlb.stats_mut().faults += 1;
+                return Err(f);
+            }
+        }
+        let r = walk(&self.regime, &mut self.mem, va, access);
+        if r.is_err() {
+            self.tlb.stats_mut().faults += 1;
+        }
+        r
+    }
+
+    /// Applies a TLB maintenance operation.
+    #[inline]
+    pub fn tlbi(&mut self, op: Tlbi) {
+        self.tlb.invalidate(op);
+    }
+
+    /// Returns the TLB.
+    #[inline]
+    pub fn tlb(&self) -> &Tlb<N> {
+        &self.tlb
+    }
+
+    /// Returns the counters.
+    #[inline]
+    pub fn stats(&self) -> &Stats {
+        self.tlb.stats()
+    }
+
+    /// Returns physical memory.
+    #[inline]
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// Returns physical memory, mutably. Writes to descriptors are not seen by the TLB
+    /// until invalidated.
+    #[inline]
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.mem
+    }
+
+    /// Consumes the MMU, returning its memory.
+    pub fn into_memory(self) -> M {
+        self.mem
+    }
+}

@@ -1,0 +1,467 @@
+//! A software TLB with the architecture's semantics: ASID-tagged and global entries, stale
+//! entries kept until a matching TLBI, and the TLBI operations of the EL1&0 regime.
+
+use core::fmt;
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::arch::{Access, Permissions, Translation};
+
+/// Hit, miss and maintenance counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Lookups answered from the TLB.
+    pub hits: u64,
+    /// Lookups that found no usable entry.
+    pub misses: u64,
+    /// Translation table walks made.
+    pub walks: u64,
+    /// Entries written after a successful walk.
+    pub fills: u64,
+    /// Faults returned (from walks and from checks made on hits).
+    pub faults: u64,
+    /// TLBI operations applied.
+    pub invalidations: u64,
+    /// Entries removed by TLBI operations.
+    pub entries_invalidated: u64,
+}
+
+impl Stats {
+    /// Returns hits / (hits + misses), or 0 with no lookups.
+    pub fn hit_rate(&self) -> f64 {
+        let n = self.hits + self.misses;
+        if n == 0 {
+            0.0
+        } else {
+            self.hits as f64 / n as f64
+        }
+    }
+}
+
+/// A TLB maintenance operation of the EL1&0 regime (spec §5.3).
+///
+/// VAs are full 64-bit addresses; the operations sign-extend bit 55 as the instructions do.
+/// The last-level (`…LE1`) forms invalidate exactly like their plain forms: this TLB holds
+/// no walk cache, so over-invalidating them is architecturally correct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tlbi {
+    /// `TLBI VAE1`: entries for `va` that are global or tagged with `asid`.
+    Vae1 {
+        /// ASID operand.
+        asid: u16,
+        /// Virtual address.
+        va: VirtAddr,
+    },
+    /// `TLBI VALE1`: as `Vae1`, last level only.
+    Vale1 {
+        /// ASID operand.
+        asid: u16,
+        /// Virtual address.
+        va: VirtAddr,
+    },
+    /// `TLBI VAAE1`: entries for `va` under every ASID.
+    Vaae1 {
+        /// Virtual address.
+        va: VirtAddr,
+    },
+    /// `TLBI VAALE1`: as `Vaae1`, last level only.
+    Vaale1 {
+        /// Virtual address.
+        va: VirtAddr,
+    },
+    /// `TLBI ASIDE1`: every non-global entry of `asid`; global entries survive.
+    Aside1 {
+        /// ASID operand.
+        asid: u16,
+    },
+    /// `TLBI VMALLE1`: everything.
+    Vmalle1,
+    /// `TLBI RVAE1` (FEAT_TLBIRANGE): entries in `[va, va + len)` that are global or of
+    /// `asid`.
+    Rvae1 {
+        /// ASID operand.
+        asid: u16,
+        /// Start of the range.
+        va: VirtAddr,
+        /// Length of the range in bytes.
+        len: u64,
+    },
+    /// `TLBI RVAAE1`: entries in `[va, va + len)` under every ASID.
+    Rvaae1 {
+        /// Start of the range.
+        va: VirtAddr,
+        /// Length of the range in bytes.
+        len: u64,
+    },
+}
+
+/// Returned by [`Tlbi::from_operand`] for an unknown operation name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownTlbi;
+
+impl core::error::Error for UnknownTlbi {}
+
+impl fmt::Display for UnknownTlbi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown TLBI operation")
+    }
+}
+
+/// Sign-extends VA\[55:12\] from a TLBI operand's bits \[43:0\].
+const fn operand_va(xt: u64) -> VirtAddr {
+    let va = (xt & ((1 << 44) - 1)) << 12;
+    VirtAddr::new(((va << 8) as i64 >> 8) as u64)
+}
+
+impl Tlbi {
+    /// Decodes an instruction name (`VAE1`, `VALE1`, `VAAE1`, `VAALE1`, `ASIDE1`,
+    /// `VMALLE1`, `RVAE1`, `RVAAE1`, with or without an `IS`/`OS` suffix, which makes no
+    /// difference to a single TLB) and its Xt operand as the architecture lays it out:
+    /// ASID in \[63:48\], VA\[55:12\] in \[43:0\]; for the range forms TG \[47:46\], SCALE
+    /// \[45:44\], NUM \[43:39\] and BaseADDR \[36:0\] in units of the TG granule.
+    ///
+    /// # Errors
+    /// [`UnknownTlbi`] for a name this TLB does not implement.
+    pub fn from_operand(name: &str, xt: u64) -> Result<Tlbi, UnknownTlbi> {
+        let n = name.trim();
+        let n = n
+            .strip_suffix("IS")
+            .or_else(|| n.strip_suffix("OS"))
+            .unwrap_or(n);
+        let asid = (xt >> 48) as u16;
+        let va = operand_va(xt);
+        let range = || {
+            let tg = (xt >> 46) & 3;
+            let shift = match tg {
+                1 => 12,
+                2 => 14,
+                3 => 16,
+                _ => 12,
+            };
+            let scale = (xt >> 44) & 3;
+            let num = (xt >> 39) & 0x1f;
+            let pages = (num + 1) << (5 * scale + 1);
+            let base = (xt & ((1 << 37) - 1)) << shift;
+            let base = ((base << 8) as i64 >> 8) as u64;
+            (VirtAddr::new(base), pages << shift)
+        };
+        Ok(match n {
+            "VAE1" => Tlbi::Vae1 { asid, va },
+            "VALE1" => Tlbi::Vale1 { asid, va },
+            "VAAE1" => Tlbi::Vaae1 { va },
+            "VAALE1" => Tlbi::Vaale1 { va },
+            "ASIDE1" => Tlbi::Aside1 { asid },
+            "VMALLE1" => Tlbi::Vmalle1,
+            "RVAE1" | "RVALE1" => {
+                let (va, len) = range();
+                Tlbi::Rvae1 { asid, va, len }
+            }
+            "RVAAE1" | "RVAALE1" => {
+                let (va, len) = range();
+                Tlbi::Rvaae1 { va, len }
+            }
+            _ => return Err(UnknownTlbi),
+        })
+    }
+}
+
+/// One cached translation of one 4 KiB page of VA space (entries for larger pages and
+/// blocks are made per 4 KiB page touched, remembering the leaf size for invalidation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// VA\[63:12\] of the page, top byte normalised; `u64::MAX` when empty.
+    tag: u64,
+    /// PA of the 4 KiB page.
+    pa_page: u64,
+    asid: u16,
+    /// Permissions granted from this entry (write removed for writable-clean leaves).
+    perms: Permissions,
+    flags: u8,
+    /// The MAIR attribute byte.
+    attr: u8,
+    /// log2 of the leaf's size.
+    size_log2: u8,
+}
+
+const F_GLOBAL: u8 = 1;
+const F_DEVICE: u8 = 2;
+
+impl TlbEntry {
+    /// An empty entry.
+    pub const EMPTY: TlbEntry = TlbEntry {
+        tag: u64::MAX,
+        pa_page: 0,
+        asid: 0,
+        perms: Permissions::empty(),
+        flags: 0,
+        attr: 0,
+        size_log2: 0,
+    };
+
+    /// Returns whether the entry holds a translation.
+    #[inline]
+    pub const fn is_valid(&self) -> bool {
+        self.tag != u64::MAX
+    }
+
+    /// Returns the start of the VA range of the leaf this entry came from.
+    #[inline]
+    fn leaf_start(&self) -> u64 {
+        (self.tag << 12) & !((1u64 << self.size_log2) - 1)
+    }
+
+    #[inline]
+    fn covers(&self, va: u64) -> bool {
+        self.is_valid() && va & !((1u64 << self.size_log2) - 1) == self.leaf_start()
+    }
+
+    #[inline]
+    fn asid_matches(&self, asid: u16) -> bool {
+        self.flags & F_GLOBAL != 0 || self.asid == asid
+    }
+}
+
+/// What a TLB lookup found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A hit: the physical address.
+    Hit(PhysAddr),
+    /// No entry allows this access: walk.
+    Miss,
+}
+
+/// A direct-mapped TLB of `N` entries (a power of two), indexed by VA\[..:12\].
+///
+/// It never drops an entry on its own except by replacement on fill: changes to
+/// descriptors in memory are not seen until invalidated, as on hardware (spec §5.5).
+#[derive(Clone, Debug)]
+pub struct Tlb<const N: usize> {
+    entries: [TlbEntry; N],
+    /// How many valid entries came from leaves larger than 4 KiB.
+    large_entries: u32,
+    stats: Stats,
+}
+
+impl<const N: usize> Default for Tlb<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Tlb<N> {
+    const MASK: u64 = {
+        assert!(N.is_power_of_two(), "TLB size must be a power of two");
+        N as u64 - 1
+    };
+
+    /// Creates an empty TLB.
+    pub const fn new() -> Self {
+        let _ = Self::MASK;
+        Tlb {
+            entries: [TlbEntry::EMPTY; N],
+            large_entries: 0,
+            stats: Stats {
+                hits: 0,
+                misses: 0,
+                walks: 0,
+                fills: 0,
+                faults: 0,
+                invalidations: 0,
+                entries_invalidated: 0,
+            },
+        }
+    }
+
+    /// Returns the counters.
+    #[inline]
+    pub const fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Returns the counters, mutably (the MMU records walks and faults here).
+    #[inline]
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// Returns the number of valid entries.
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.is_valid()).count()
+    }
+
+    /// Returns whether no entry is valid.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks up `tag` (the normalised VA >> 12) for `access` under `asid`, applying the
+    /// entry's permissions with PAN (`epan` for FEAT_PAN3). A present entry that does not
+    /// allow the access counts as a miss, so the access walks again.
+    #[inline]
+    pub fn lookup(
+        &mut self,
+        tag: u64,
+        page_offset: u64,
+        asid: u16,
+        access: &Access,
+        epan: bool,
+    ) -> Lookup {
+        let e = &self.entries[(tag & Self::MASK) as usize];
+        if e.tag == tag
+            && e.asid_matches(asid)
+            && e.perms.allows(access, epan)
+            && (e.flags & F_DEVICE == 0
+                || page_offset & (access.size() as u64 - 1) == 0
+                || access.is_fetch())
+        {
+            self.stats.hits += 1;
+            return Lookup::Hit(PhysAddr::from_bits_52(e.pa_page | page_offset));
+        }
+        self.stats.misses += 1;
+        Lookup::Miss
+    }
+
+    /// Caches a fault-free translation for the 4 KiB page `tag`.
+    #[inline]
+    pub fn fill(&mut self, tag: u64, t: &Translation) {
+        let mut perms = t.perms;
+        if t.writable_clean {
+            perms.remove(Permissions::UW | Permissions::PW);
+        }
+        let mut flags = 0;
+        if t.global {
+            flags |= F_GLOBAL;
+        }
+        if t.attr & 0xf0 == 0 {
+            flags |= F_DEVICE;
+        }
+        let slot = &mut self.entries[(tag & Self::MASK) as usize];
+        if slot.is_valid() && slot.size_log2 > 12 {
+            self.large_entries -= 1;
+        }
+        *slot = TlbEntry {
+            tag,
+            pa_page: t.pa.as_u64() & !0xfff,
+            asid: t.asid,
+            perms,
+            flags,
+            attr: t.attr,
+            size_log2: t.size_log2.max(12),
+        };
+        if slot.size_log2 > 12 {
+            self.large_entries += 1;
+        }
+        self.stats.fills += 1;
+    }
+
+    /// Returns the entry that would serve `tag`, if valid (for inspection and tests).
+    pub fn entry(&self, tag: u64) -> Option<&TlbEntry> {
+        let e = &self.entries[(tag & Self::MASK) as usize];
+        (e.tag == tag).then_some(e)
+    }
+
+    fn remove_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
+        let mut removed = 0;
+        let mut large = 0;
+        for e in self.entries.iter_mut() {
+            if e.is_valid() && pred(e) {
+                if e.size_log2 > 12 {
+                    large += 1;
+                }
+                *e = TlbEntry::EMPTY;
+                removed += 1;
+            }
+        }
+        self.large_entries -= large;
+        self.stats.entries_invalidated += removed;
+    }
+
+    /// Invalidates the entries covering `va` (any entry of a larger leaf that contains it)
+    /// that `keep_asid` selects.
+    fn invalidate_va(&mut self, va: u64, asid: Option<u16>) {
+        let tag = normalise_tlbi_va(va) >> 12;
+        let matches = |e: &TlbEntry| asid.is_none_or(|a| e.asid_matches(a));
+        let slot = &mut self.entries[(tag & Self::MASK) as usize];
+        if slot.tag == tag && matches(slot) {
+            if slot.size_log2 > 12 {
+                self.large_entries -= 1;
+            }
+            *slot = TlbEntry::EMPTY;
+            self.stats.entries_invalidated += 1;
+        }
+        if self.large_entries > 0 {
+            let v = tag << 12;
+            self.remove_where(|e| e.size_log2 > 12 && e.covers(v) && matches(e));
+        }
+    }
+
+    fn invalidate_range(&mut self, va: u64, len: u64, asid: Option<u16>) {
+        if len == 0 {
+            return;
+        }
+        let start = normalise_tlbi_va(va) & !0xfff;
+        let end = start.saturating_add(len - 1);
+        let pages = (end >> 12) - (start >> 12) + 1;
+        let matches = |e: &TlbEntry| asid.is_none_or(|a| e.asid_matches(a));
+        if pages <= 16 && self.large_entries == 0 {
+            for p in 0..pages {
+                self.invalidate_va(start + (p << 12), asid);
+            }
+        } else {
+            self.remove_where(|e| {
+                let s = e.leaf_start();
+                let last = s + ((1u64 << e.size_log2) - 1);
+                s <= end && last >= start && matches(e)
+            });
+        }
+    }
+
+    /// Applies a TLB maintenance operation.
+    pub fn invalidate(&mut self, op: Tlbi) {
+        self.stats.invalidations += 1;
+        match op {
+            Tlbi::Vae1 { asid, va } | Tlbi::Vale1 { asid, va } => {
+                self.invalidate_va(va.as_u64(), Some(asid))
+            }
+            Tlbi::Vaae1 { va } | Tlbi::Vaale1 { va } => self.invalidate_va(va.as_u64(), None),
+            Tlbi::Aside1 { asid } => {
+                self.remove_where(|e| e.flags & F_GLOBAL == 0 && e.asid == asid)
+            }
+            Tlbi::Vmalle1 => self.remove_where(|_| true),
+            Tlbi::Rvae1 { asid, va, len } => self.invalidate_range(va.as_u64(), len, Some(asid)),
+            Tlbi::Rvaae1 { va, len } => self.invalidate_range(va.as_u64(), len, None),
+        }
+    }
+}
+
+/// Sign-extends a VA from bit 55 (TLBI operands carry VA\[55:12\]).
+#[inline]
+const fn normalise_tlbi_va(va: u64) -> u64 {
+    ((va << 8) as i64 >> 8) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_operand_decoding() {
+        // RVAE1, TG=4K (01), SCALE=0, NUM=1: (1+1) << 1 = 4 pages from BaseADDR 0x10.
+        let xt = (5u64 << 48) | (1 << 46) | (1 << 39) | 0x10;
+        assert_eq!(
+            Tlbi::from_operand("RVAE1IS", xt),
+            Ok(Tlbi::Rvae1 {
+                asid: 5,
+                va: VirtAddr::new(0x10000),
+                len: 4 * 4096
+            })
+        );
+        assert_eq!(
+            Tlbi::from_operand("VAE1", (1 << 48) | (0xffff_ffff_c0000 >> 0)),
+            Ok(Tlbi::Vae1 {
+                asid: 1,
+                va: VirtAddr::new(0xffff_ffff_c000_0000)
+            })
+        );
+        assert!(Tlbi::from_operand("ALLE2", 0).is_err());
+    }
+}
