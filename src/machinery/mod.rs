@@ -1,5 +1,8 @@
 //! The machinery around the walker: simulated physical memory, frames, table mapper and TLB.
 
+pub mod flush;
+pub mod frames;
+pub mod mapper;
 pub mod mmu;
 pub mod phys;
 #[cfg(feature = "std")]
@@ -7,6 +10,9 @@ pub mod sparse;
 pub mod tlb;
 pub mod trace;
 
+pub use flush::Flush;
+pub use frames::{FrameAllocator, FrameError};
+pub use mapper::{FrameSource, Leaf, MapError, Mapper, TableFormat};
 pub use mmu::Mmu;
 pub use phys::{MemoryError, PhysMemory, SliceMemory};
 #[cfg(feature = "std")]

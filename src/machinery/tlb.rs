@@ -456,7 +456,10 @@ mod tests {
             })
         );
         assert_eq!(
-            Tlbi::from_operand("VAE1", (1 << 48) | ((0xffff_ffff_c000_0000u64 >> 12) & ((1 << 44) - 1))),
+            Tlbi::from_operand(
+                "VAE1",
+                (1 << 48) | ((0xffff_ffff_c000_0000u64 >> 12) & ((1 << 44) - 1))
+            ),
             Ok(Tlbi::Vae1 {
                 asid: 1,
                 va: VirtAddr::new(0xffff_ffff_c000_0000)
