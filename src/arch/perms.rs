@@ -38,47 +38,21 @@ impl Permissions {
         dbm_writable: bool,
         wxn: bool,
     ) -> Permissions {
-        let mut ap = ((desc >> 6) & 3) as u8;
-        if dbm_writable {
-            ap &= !0b10;
-        }
-        let t = table.bits();
-        if !hpd {
-            if t & TableAttributes::AP_TABLE_NO_EL0.bits() != 0 {
-                ap &= !0b01;
-            }
-            if t & TableAttributes::AP_TABLE_RO.bits() != 0 {
-                ap |= 0b10;
-            }
-        }
-        let ur = ap & 1 != 0;
-        let uw = ap == 0b01;
-        let pw = ap & 0b10 == 0;
-        let uxn = desc & (1 << 54) != 0 || (!hpd && t & TableAttributes::UXN_TABLE.bits() != 0);
-        let pxn = desc & (1 << 53) != 0 || (!hpd && t & TableAttributes::PXN_TABLE.bits() != 0);
-        let mut ux = !uxn;
-        let mut px = !(pxn || uw);
-        if wxn {
-            ux &= !uw;
-            px &= !pw;
-        }
-        let mut bits = Permissions::PR.bits();
-        if ur {
-            bits |= Permissions::UR.bits();
-        }
-        if uw {
-            bits |= Permissions::UW.bits();
-        }
-        if ux {
-            bits |= Permissions::UX.bits();
-        }
-        if pw {
-            bits |= Permissions::PW.bits();
-        }
-        if px {
-            bits |= Permissions::PX.bits();
-        }
-        Permissions::from_bits_truncate(bits)
+        let t = if hpd { 0 } else { table.bits() };
+        // Effective AP[1] (EL0 access) and AP[2] (read-only): DBM first, then APTable.
+        let ap1 = (desc >> 6) & !(t >> 61) & 1;
+        let ap2 = (((desc >> 7) & !(dbm_writable as u64)) | (t >> 62)) & 1;
+        let uxn = ((desc >> 54) | (t >> 60)) & 1;
+        let pxn = ((desc >> 53) | (t >> 59)) & 1;
+        let ur = ap1;
+        let uw = ap1 & !ap2 & 1;
+        let pw = !ap2 & 1;
+        let w = wxn as u64;
+        let ux = !uxn & !(uw & w) & 1;
+        let px = !(pxn | uw) & !(pw & w) & 1;
+        Permissions::from_bits_retain(
+            (ur | (uw << 1) | (ux << 2) | (1 << 3) | (pw << 4) | (px << 5)) as u8,
+        )
     }
 
     /// Returns whether these permissions allow `access`, applying PSTATE.PAN (and EPAN,

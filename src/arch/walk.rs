@@ -42,22 +42,12 @@ pub struct Translation {
     pub level: Option<Level>,
     /// log2 of the bytes the leaf maps (page or block size).
     pub size_log2: u8,
-    /// AttrIndx of the leaf.
-    pub attr_index: u8,
     /// The MAIR_EL1 attribute byte selected by AttrIndx.
     pub attr: u8,
     /// Shareability: the leaf's SH field, or TCR.SHx when DS = 1.
     pub sh: u8,
-    /// Whether the output is Non-secure (always, in the Non-secure EL1&0 regime).
-    pub ns: bool,
-    /// Whether the leaf is global (nG = 0); non-global entries belong to [`Self::asid`].
-    pub global: bool,
     /// The ASID current at the time of the walk.
     pub asid: u16,
-    /// The Contiguous hint.
-    pub contiguous: bool,
-    /// The BTI guarded-page bit.
-    pub guarded: bool,
     /// The permissions the leaf grants (before PAN).
     pub perms: Permissions,
     /// Whether the leaf is writable-clean (DBM with AP\[2\] = 1 under HA/HD): a TLB must not
@@ -72,6 +62,37 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// Returns AttrIndx of the leaf (0 with the MMU off).
+    #[inline]
+    pub const fn attr_index(&self) -> u8 {
+        ((self.descriptor.bits() >> 2) & 7) as u8
+    }
+
+    /// Returns whether the leaf is global (nG = 0); non-global translations belong to
+    /// [`Self::asid`]. The MMU-off flat mapping is global.
+    #[inline]
+    pub const fn global(&self) -> bool {
+        self.level.is_none() || !self.descriptor.not_global()
+    }
+
+    /// Returns the Contiguous hint.
+    #[inline]
+    pub const fn contiguous(&self) -> bool {
+        self.descriptor.contiguous()
+    }
+
+    /// Returns the BTI guarded-page bit (GP).
+    #[inline]
+    pub const fn guarded(&self) -> bool {
+        self.descriptor.bits() & (1 << 50) != 0
+    }
+
+    /// Returns whether the output is Non-secure: always, in the Non-secure EL1&0 regime.
+    #[inline]
+    pub const fn ns(&self) -> bool {
+        true
+    }
+
     /// Returns the PAR_EL1 value an AT instruction reports for this translation:
     /// PA\[51:12\], NS, SH (0b10 for Device and Normal non-cacheable memory), ATTR, and bit 11.
     pub const fn par(&self) -> u64 {
@@ -83,7 +104,7 @@ impl Translation {
         (self.pa.as_u64() & 0x000f_ffff_ffff_f000)
             | ((self.attr as u64) << 56)
             | (1 << 11)
-            | ((self.ns as u64) << 9)
+            | ((self.ns() as u64) << 9)
             | (sh << 7)
     }
 
@@ -132,6 +153,7 @@ pub fn at<M: PhysMemory + ?Sized>(
 /// # Errors
 /// The [`Fault`] the access takes. Faults are ordinary results, not failures of the
 /// simulator; every input gives either a translation or a fault.
+#[inline]
 pub fn walk<M: PhysMemory + ?Sized>(
     regime: &Regime,
     mem: &mut M,
@@ -220,8 +242,8 @@ fn load<M: PhysMemory + ?Sized, const BE: bool>(mem: &M, pa: PhysAddr) -> Result
     Ok(if BE { w.swap_bytes() } else { w })
 }
 
-/// Follows table descriptors from the cursor until a non-table descriptor (or level 3).
-/// Returns the descriptor and its address, or the fault kind at the cursor's level.
+/// Follows table descriptors from the cursor until a descriptor that is not a valid,
+/// in-range table (or level 3 is reached). Returns it and its address.
 #[inline(always)]
 fn descend<M: PhysMemory + ?Sized, const BE: bool>(
     p: &WalkParams,
@@ -229,19 +251,24 @@ fn descend<M: PhysMemory + ?Sized, const BE: bool>(
     v: u64,
     c: &mut Cursor,
 ) -> Result<(u64, PhysAddr), FaultKind> {
+    // A table descriptor whose address fits: bits [1:0] = 11 and no OA bit above the size.
+    let table_check = 3 | (p.oa_over_mask & p.oa_low_mask);
+    let oa_low = p.oa_low_mask;
+    let has_hi = p.hi_mask != 0;
     loop {
         let desc_pa = PhysAddr::from_bits_52(c.table | (((v >> c.shift) & c.index_mask) << 3));
         let raw = match load::<M, BE>(mem, desc_pa) {
             Ok(w) => w,
             Err(_) => return Err(FaultKind::ExternalAbortOnWalk),
         };
-        if raw & 3 != 3 || c.level == 3 {
+        if raw & table_check != 3 || c.level == 3 {
             return Ok((raw, desc_pa));
         }
-        let next = output_address(p, raw);
-        if next & p.oa_over_mask != 0 {
-            return Err(FaultKind::AddressSize);
-        }
+        let next = if has_hi {
+            output_address(p, raw)
+        } else {
+            raw & oa_low
+        };
         c.enter(p, raw, next);
     }
 }
@@ -270,15 +297,15 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
             access,
         })
     };
-    let (mut raw, desc_pa) = match descend::<M, BE>(p, mem, v, &mut c) {
+    let (mut raw, mut desc_pa) = match descend::<M, BE>(p, mem, v, &mut c) {
         Ok(r) => r,
         Err(kind) => return fault(kind, c.level),
     };
-    let mut desc_pa = desc_pa;
     let mut retries = 0;
     loop {
         let level = c.level;
-        // A leaf candidate: block, page, or an invalid or reserved encoding.
+        // A leaf candidate: block, page, an invalid or reserved encoding, or a table whose
+        // address is too large.
         if raw & 1 == 0 || (raw & 2 == 0 && p.block_levels & (1 << (level + 1)) == 0) {
             return fault(FaultKind::Translation, level);
         }
@@ -286,13 +313,11 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
         if oa & p.oa_over_mask != 0 {
             return fault(FaultKind::AddressSize, level);
         }
-        let af = raw & AF != 0;
-        if !af && !regime.ha() {
+        let ha = regime.ha();
+        if raw & AF == 0 && !ha {
             return fault(FaultKind::AccessFlag, level);
         }
-        let attr_index = ((raw >> 2) & 7) as u8;
-        let attr = regime.mair_attr(attr_index);
-        let size = 1u64 << c.shift;
+        let attr = regime.mair_attr(((raw >> 2) & 7) as u8);
         if attr & 0xf0 == 0
             && !access.is_at()
             && !access.is_fetch()
@@ -310,7 +335,7 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
         let dbm_writable = dbm && (compat == Compat::Arch || access.is_write());
         let perms = Permissions::from_leaf(
             raw,
-            TableAttributes::from_bits_truncate(c.tattrs),
+            TableAttributes::from_bits_retain(c.tattrs & TABLE_ATTR_MASK),
             h.hpd,
             dbm_writable,
             regime.wxn(),
@@ -318,7 +343,7 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
         if !perms.allows(&access, regime.epan()) {
             return fault(FaultKind::Permission, level);
         }
-        let mut new = raw | if regime.ha() { AF } else { 0 };
+        let mut new = raw | if ha { AF } else { 0 };
         if dbm && access.is_write() && (!access.is_at() || compat == Compat::Qemu) {
             new &= !AP_RO;
         }
@@ -366,20 +391,15 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
                 }
             }
         }
-        let sh = if h.ds { h.sh } else { ((raw >> 8) & 3) as u8 };
+        let size_mask = (1u64 << c.shift) - 1;
         return Ok(Translation {
             va,
-            pa: PhysAddr::from_bits_52((oa & !(size - 1)) | (v & (size - 1) & ((1 << 52) - 1))),
+            pa: PhysAddr::from_bits_52((oa & !size_mask) | (v & size_mask)),
             level: Level::new(level),
             size_log2: c.shift as u8,
-            attr_index,
             attr,
-            sh,
-            ns: true,
-            global: raw & (1 << 11) == 0,
+            sh: if h.ds { h.sh } else { ((raw >> 8) & 3) as u8 },
             asid: regime.asid(),
-            contiguous: raw & (1 << 52) != 0,
-            guarded: raw & (1 << 50) != 0,
             perms,
             writable_clean: dbm && new & AP_RO != 0,
             descriptor: Descriptor(new),
@@ -388,6 +408,10 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
         });
     }
 }
+
+/// The hierarchical attribute bits of table descriptors, \[62:59\] (NSTable is ignored in
+/// Non-secure state).
+const TABLE_ATTR_MASK: u64 = 0xf << 59;
 
 /// Translates with the stage-1 MMU off (spec §1.2): a flat mapping with a range check,
 /// Device memory for data and Normal memory for instruction fetches.
@@ -422,14 +446,9 @@ fn mmu_off(regime: &Regime, va: VirtAddr, access: Access) -> Result<Translation,
         pa: PhysAddr::new(va.as_u64()),
         level: None,
         size_log2: 12,
-        attr_index: 0,
         attr,
         sh: 2,
-        ns: true,
-        global: true,
         asid: regime.asid(),
-        contiguous: false,
-        guarded: false,
         perms: Permissions::all(),
         writable_clean: false,
         descriptor: Descriptor::INVALID,

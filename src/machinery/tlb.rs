@@ -328,7 +328,7 @@ impl<const N: usize> Tlb<N> {
             perms.remove(Permissions::UW | Permissions::PW);
         }
         let mut flags = 0;
-        if t.global {
+        if t.global() {
             flags |= F_GLOBAL;
         }
         if t.attr & 0xf0 == 0 {
