@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pagesim::arch::{walk, Access, Cpu, El, Regime, Registers};
-use pagesim::machinery::SliceMemory;
+use pagesim::arch::{walk, Access, Attributes, Cpu, El, Granule, Regime, Registers};
+use pagesim::machinery::{FrameSource, Mapper, Mmu, SliceMemory, TableFormat};
 use pagesim::{PhysAddr, VirtAddr};
 use x86_64::structures::paging::mapper::Translate;
 use x86_64::structures::paging::{OffsetPageTable, PageTable, PageTableFlags};
@@ -18,6 +18,9 @@ const VA_BASE: u64 = 0x10_0000_0000;
 const PA_BASE: u64 = 0x1_0000_0000;
 const RAM_BASE: u64 = 0x4000_0000;
 const BATCH: usize = 1024;
+/// The access every cell translates for: an EL0 read, known at compile time as it is at an
+/// emulator's load helper.
+const ACCESS: Access = Access::read(El::El0);
 
 /// AArch64 tables for `pages` 4 KiB pages at VA_BASE, laid out from RAM_BASE; also the same
 /// tables as a flat word array for the floor loop.
@@ -151,12 +154,11 @@ fn walk_group(c: &mut Criterion) {
         let pt = unsafe { OffsetPageTable::new(&mut arena[0], offset) };
         let regime = arm.regime;
         let mut mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut arm.ram);
-        let access = Access::read(El::El0);
         for (pattern, random) in [("random", true), ("seq", false)] {
             let addrs = addresses(pages, random);
             // Sanity: all three agree on every address.
             for &va in &addrs {
-                let a = walk(&regime, &mut mem, VirtAddr::new(va), access)
+                let a = walk(&regime, &mut mem, VirtAddr::new(va), ACCESS)
                     .unwrap()
                     .pa
                     .as_u64();
@@ -173,7 +175,7 @@ fn walk_group(c: &mut Criterion) {
                     let mut sum = 0u64;
                     for &va in &addrs {
                         sum = sum.wrapping_add(
-                            match walk(&regime, &mut mem, VirtAddr::new(va), access) {
+                            match walk(&regime, &mut mem, VirtAddr::new(va), ACCESS) {
                                 Ok(t) => t.pa.as_u64(),
                                 Err(_) => 0,
                             },
@@ -209,7 +211,7 @@ fn walk_group(c: &mut Criterion) {
                     let mut pa = 0u64;
                     for _ in 0..BATCH {
                         let va = chase(&addrs, pa);
-                        pa = match walk(&regime, &mut mem, VirtAddr::new(va), access) {
+                        pa = match walk(&regime, &mut mem, VirtAddr::new(va), ACCESS) {
                             Ok(t) => t.pa.as_u64(),
                             Err(_) => 0,
                         };
@@ -244,5 +246,150 @@ fn walk_group(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, walk_group);
+/// The floor for a TLB hit: a bare direct-mapped tag array, no permission checks.
+struct FloorTlb {
+    tags: Vec<u64>,
+    pas: Vec<u64>,
+}
+
+impl FloorTlb {
+    #[inline(always)]
+    fn lookup(&self, va: u64) -> Option<u64> {
+        let vpn = va >> 12;
+        let i = (vpn as usize) & (self.tags.len() - 1);
+        if self.tags[i] == vpn {
+            Some(self.pas[i] | (va & 0xfff))
+        } else {
+            None
+        }
+    }
+}
+
+fn tlb_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tlb");
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let pages = 256u64;
+    let arm = build_arm(pages);
+    let mut ram = arm.ram.clone();
+    let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram);
+    let mut mmu: Mmu<SliceMemory, 1024> = Mmu::new(*arm.regime.registers(), Cpu::MAX, mem);
+    let addrs = addresses(pages, true);
+    let mut floor = FloorTlb {
+        tags: vec![u64::MAX; 1024],
+        pas: vec![0; 1024],
+    };
+    for p in 0..pages {
+        let va = VA_BASE + p * 4096;
+        let pa = mmu.translate(VirtAddr::new(va), ACCESS).unwrap().as_u64();
+        let i = ((va >> 12) as usize) & 1023;
+        floor.tags[i] = va >> 12;
+        floor.pas[i] = pa;
+    }
+    for &va in &addrs {
+        assert_eq!(
+            mmu.translate(VirtAddr::new(va), ACCESS).unwrap().as_u64(),
+            floor.lookup(va).unwrap()
+        );
+    }
+    g.bench_function(BenchmarkId::new("pagesim", "hit_1mib_random"), |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            for &va in &addrs {
+                sum = sum.wrapping_add(
+                    mmu.translate(VirtAddr::new(va), ACCESS)
+                        .map_or(0, |p| p.as_u64()),
+                );
+            }
+            black_box(sum)
+        })
+    });
+    g.bench_function(BenchmarkId::new("array_floor", "hit_1mib_random"), |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            for &va in &addrs {
+                sum = sum.wrapping_add(floor.lookup(black_box(va)).unwrap_or(0));
+            }
+            black_box(sum)
+        })
+    });
+    g.finish();
+}
+
+/// A frame source over a plain free list, for the mapper benches.
+struct ListFrames(Vec<u64>);
+
+impl FrameSource for ListFrames {
+    fn allocate(&mut self, order: u32) -> Option<(PhysAddr, bool)> {
+        assert_eq!(order, 0);
+        self.0.pop().map(|p| (PhysAddr::new(p), false))
+    }
+    fn release(&mut self, pa: PhysAddr, _order: u32, _zeroed: bool) {
+        self.0.push(pa.as_u64());
+    }
+    fn available(&self, _order: u32) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+fn mapper_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mapper");
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    let mut ram = vec![0u8; 4 << 20];
+    let mut mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram);
+    let mut frames = ListFrames((0..1024u64).rev().map(|i| RAM_BASE + i * 4096).collect());
+    let format = TableFormat::try_new(Granule::K4, 48, false, false, 48).unwrap();
+    let mut mapper = Mapper::new(format, &mut mem, &mut frames).unwrap();
+    let attrs =
+        Attributes::AF | Attributes::SH0 | Attributes::SH1 | Attributes::AP_EL0 | Attributes::NG;
+    // A neighbour keeps the tables alive, as in a process with other mappings.
+    let _ = mapper
+        .map(
+            &mut mem,
+            &mut frames,
+            VirtAddr::new(VA_BASE + 0x20_0000),
+            PhysAddr::new(PA_BASE),
+            4096,
+            attrs,
+        )
+        .unwrap();
+    g.bench_function("map_unmap_4k", |b| {
+        b.iter(|| {
+            let m = mapper.map(
+                &mut mem,
+                &mut frames,
+                VirtAddr::new(VA_BASE),
+                PhysAddr::new(PA_BASE),
+                4096,
+                attrs,
+            );
+            let f = mapper.unmap(&mut mem, &mut frames, VirtAddr::new(VA_BASE), 4096);
+            black_box((m.is_ok(), f.map(|f| f.is_empty())))
+        })
+    });
+    g.bench_function("map_2m_block", |b| {
+        b.iter(|| {
+            let m = mapper.map(
+                &mut mem,
+                &mut frames,
+                VirtAddr::new(VA_BASE + 0x40_0000),
+                PhysAddr::new(PA_BASE),
+                0x20_0000,
+                attrs,
+            );
+            let f = mapper.unmap(
+                &mut mem,
+                &mut frames,
+                VirtAddr::new(VA_BASE + 0x40_0000),
+                0x20_0000,
+            );
+            black_box((m.is_ok(), f.map(|f| f.is_empty())))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, walk_group, tlb_group, mapper_group);
 criterion_main!(benches);

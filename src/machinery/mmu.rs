@@ -6,7 +6,7 @@ use crate::arch::walk::{check_va, walk_tables};
 use crate::arch::{walk, Access, Cpu, Fault, Regime, Registers, Translation};
 
 use super::phys::PhysMemory;
-use super::tlb::{Lookup, Stats, Tlb, Tlbi};
+use super::tlb::{AccessCheck, Stats, Tlb, Tlbi};
 
 /// Per (half, fetch) values for the TLB hit path: the pre-lookup checks of spec §4.1
 /// steps 1–3 and the top-byte normalisation of the tag.
@@ -16,9 +16,9 @@ struct Context {
     range_expect: u64,
     norm_and: u64,
     norm_or: u64,
-    /// TxSZ out of range: every access faults.
-    always_fault: bool,
-    e0pd: bool,
+    /// Bit 0: every access bypasses the TLB (TxSZ out of range: all fault); bit 1: EL0
+    /// accesses bypass it (E0PD faults them even when an entry exists).
+    bypass: u8,
 }
 
 /// An AArch64 stage-1 MMU: registers, a TLB of `N` entries and physical memory `M`.
@@ -72,8 +72,7 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
                     range_expect: if upper { range_mask } else { 0 },
                     norm_and,
                     norm_or,
-                    always_fault: h.txsz_out_of_range,
-                    e0pd: h.e0pd,
+                    bypass: h.txsz_out_of_range as u8 | ((h.e0pd as u8) << 1),
                 };
             }
         }
@@ -117,15 +116,19 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
     pub fn translate(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
         let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
-        if v & c.range_mask == c.range_expect && !c.always_fault && !(c.e0pd && access.is_el0()) {
+        if c.bypass & (1 | ((access.is_el0() as u8) << 1)) == 0 {
+            // An entry only exists for a VA that passed the range check, and the tag keeps
+            // every VA bit that check looks at, so a hit needs no range check of its own.
             let tag = ((v & c.norm_and) | c.norm_or) >> 12;
-            if let Lookup::Hit(pa) = self
-                .tlb
-                .lookup(tag, v & 0xfff, self.asid, &access, self.epan)
-            {
+            if let Some(pa) = self.tlb.lookup(
+                tag,
+                v & 0xfff,
+                self.asid,
+                AccessCheck::new(&access, self.epan),
+            ) {
                 return Ok(pa);
             }
-            if self.regime.mmu_enabled() {
+            if self.regime.mmu_enabled() && v & c.range_mask == c.range_expect {
                 return self.walk_and_fill(va, tag, access).map(|t| t.pa);
             }
         }
@@ -142,8 +145,7 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
         let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
         if self.regime.mmu_enabled()
             && v & c.range_mask == c.range_expect
-            && !c.always_fault
-            && !(c.e0pd && access.is_el0())
+            && c.bypass & (1 | ((access.is_el0() as u8) << 1)) == 0
         {
             let tag = ((v & c.norm_and) | c.norm_or) >> 12;
             return self.walk_and_fill(va, tag, access);

@@ -172,18 +172,21 @@ pub struct TlbEntry {
     tag: u64,
     /// PA of the 4 KiB page.
     pa_page: u64,
+    /// The ASID of a non-global entry.
     asid: u16,
-    /// Permissions granted from this entry (write removed for writable-clean leaves).
-    perms: Permissions,
-    flags: u8,
+    /// 0xffff for a non-global entry, 0 for a global one: `(asid ^ current) & asid_mask`.
+    asid_mask: u16,
+    /// [`Permissions`] bits granted (write removed for writable-clean leaves), plus
+    /// [`DEVICE`] for Device memory.
+    perms: u8,
     /// The MAIR attribute byte.
     attr: u8,
     /// log2 of the leaf's size.
     size_log2: u8,
 }
 
-const F_GLOBAL: u8 = 1;
-const F_DEVICE: u8 = 2;
+/// Entry flag: Device memory (unaligned data accesses must fault, so they walk).
+const DEVICE: u8 = 1 << 6;
 
 impl TlbEntry {
     /// An empty entry.
@@ -191,8 +194,8 @@ impl TlbEntry {
         tag: u64::MAX,
         pa_page: 0,
         asid: 0,
-        perms: Permissions::empty(),
-        flags: 0,
+        asid_mask: 0,
+        perms: 0,
         attr: 0,
         size_log2: 0,
     };
@@ -201,6 +204,30 @@ impl TlbEntry {
     #[inline]
     pub const fn is_valid(&self) -> bool {
         self.tag != u64::MAX
+    }
+
+    /// Returns whether the entry is global (matches every ASID).
+    #[inline]
+    pub const fn is_global(&self) -> bool {
+        self.asid_mask == 0
+    }
+
+    /// Returns the permissions the entry grants.
+    #[inline]
+    pub const fn permissions(&self) -> Permissions {
+        Permissions::from_bits_truncate(self.perms)
+    }
+
+    /// Returns the PA of the cached 4 KiB page.
+    #[inline]
+    pub const fn pa_page(&self) -> PhysAddr {
+        PhysAddr::from_bits_52(self.pa_page)
+    }
+
+    /// Returns the MAIR attribute byte of the cached translation.
+    #[inline]
+    pub const fn attr(&self) -> u8 {
+        self.attr
     }
 
     /// Returns the start of the VA range of the leaf this entry came from.
@@ -216,17 +243,64 @@ impl TlbEntry {
 
     #[inline]
     fn asid_matches(&self, asid: u16) -> bool {
-        self.flags & F_GLOBAL != 0 || self.asid == asid
+        (self.asid ^ asid) & self.asid_mask == 0
     }
 }
 
-/// What a TLB lookup found.
+/// What an access needs from a TLB entry, computed once per access: one permission bit
+/// that must be granted and the bits that must be absent (PAN, and Device memory for
+/// accesses that could be unaligned).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// A hit: the physical address.
-    Hit(PhysAddr),
-    /// No entry allows this access: walk.
-    Miss,
+pub struct AccessCheck {
+    need: u8,
+    deny: u8,
+}
+
+impl AccessCheck {
+    /// Computes the check for `access` with FEAT_PAN3's EPAN = `epan`.
+    #[inline]
+    pub const fn new(access: &Access, epan: bool) -> Self {
+        let el0 = access.is_el0();
+        let (need, mut deny) = match access.kind() {
+            crate::arch::AccessKind::Fetch => (
+                if el0 {
+                    Permissions::UX
+                } else {
+                    Permissions::PX
+                }
+                .bits(),
+                0,
+            ),
+            crate::arch::AccessKind::Read => (
+                if el0 {
+                    Permissions::UR
+                } else {
+                    Permissions::PR
+                }
+                .bits(),
+                DEVICE,
+            ),
+            crate::arch::AccessKind::Write => (
+                if el0 {
+                    Permissions::UW
+                } else {
+                    Permissions::PW
+                }
+                .bits(),
+                DEVICE,
+            ),
+        };
+        if access.size() == 1 {
+            deny = 0;
+        }
+        if !el0 && access.pan() && !access.is_fetch() {
+            deny |= Permissions::UR.bits() | Permissions::UW.bits();
+            if epan {
+                deny |= Permissions::UX.bits();
+            }
+        }
+        AccessCheck { need, deny }
+    }
 }
 
 /// A direct-mapped TLB of `N` entries (a power of two), indexed by VA\[..:12\].
@@ -293,31 +367,27 @@ impl<const N: usize> Tlb<N> {
         self.len() == 0
     }
 
-    /// Looks up `tag` (the normalised VA >> 12) for `access` under `asid`, applying the
-    /// entry's permissions with PAN (`epan` for FEAT_PAN3). A present entry that does not
-    /// allow the access counts as a miss, so the access walks again.
+    /// Looks up `tag` (the normalised VA >> 12) under `asid` for an access needing
+    /// `check`. A present entry that does not allow the access counts as a miss, so the
+    /// access walks again (and takes the architecturally fresh answer).
     #[inline]
     pub fn lookup(
         &mut self,
         tag: u64,
         page_offset: u64,
         asid: u16,
-        access: &Access,
-        epan: bool,
-    ) -> Lookup {
+        check: AccessCheck,
+    ) -> Option<PhysAddr> {
         let e = &self.entries[(tag & Self::MASK) as usize];
         if e.tag == tag
-            && e.asid_matches(asid)
-            && e.perms.allows(access, epan)
-            && (e.flags & F_DEVICE == 0
-                || page_offset & (access.size() as u64 - 1) == 0
-                || access.is_fetch())
+            && (e.asid ^ asid) & e.asid_mask == 0
+            && e.perms & (check.need | check.deny) == check.need
         {
             self.stats.hits += 1;
-            return Lookup::Hit(PhysAddr::from_bits_52(e.pa_page | page_offset));
+            return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
         }
         self.stats.misses += 1;
-        Lookup::Miss
+        None
     }
 
     /// Caches a fault-free translation for the 4 KiB page `tag`.
@@ -327,12 +397,9 @@ impl<const N: usize> Tlb<N> {
         if t.writable_clean {
             perms.remove(Permissions::UW | Permissions::PW);
         }
-        let mut flags = 0;
-        if t.global() {
-            flags |= F_GLOBAL;
-        }
+        let mut bits = perms.bits();
         if t.attr & 0xf0 == 0 {
-            flags |= F_DEVICE;
+            bits |= DEVICE;
         }
         let slot = &mut self.entries[(tag & Self::MASK) as usize];
         if slot.is_valid() && slot.size_log2 > 12 {
@@ -342,8 +409,8 @@ impl<const N: usize> Tlb<N> {
             tag,
             pa_page: t.pa.as_u64() & !0xfff,
             asid: t.asid,
-            perms,
-            flags,
+            asid_mask: if t.global() { 0 } else { 0xffff },
+            perms: bits,
             attr: t.attr,
             size_log2: t.size_log2.max(12),
         };
@@ -423,9 +490,7 @@ impl<const N: usize> Tlb<N> {
                 self.invalidate_va(va.as_u64(), Some(asid))
             }
             Tlbi::Vaae1 { va } | Tlbi::Vaale1 { va } => self.invalidate_va(va.as_u64(), None),
-            Tlbi::Aside1 { asid } => {
-                self.remove_where(|e| e.flags & F_GLOBAL == 0 && e.asid == asid)
-            }
+            Tlbi::Aside1 { asid } => self.remove_where(|e| !e.is_global() && e.asid == asid),
             Tlbi::Vmalle1 => self.remove_where(|_| true),
             Tlbi::Rvae1 { asid, va, len } => self.invalidate_range(va.as_u64(), len, Some(asid)),
             Tlbi::Rvaae1 { va, len } => self.invalidate_range(va.as_u64(), len, None),
