@@ -55,6 +55,9 @@ impl Flush {
             return;
         }
         if let Some(last) = self.ranges.last_mut() {
+            if start >= last.0 && start - last.0 < last.1 && len <= last.1 - (start - last.0) {
+                return;
+            }
             if last.0.wrapping_add(last.1) == start {
                 last.1 = last.1.saturating_add(len);
                 return;

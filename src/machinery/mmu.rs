@@ -5,6 +5,7 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::walk::{check_va, walk_tables};
 use crate::arch::{walk, Access, Cpu, Fault, Regime, Registers, Translation};
 
+use super::flush::Flush;
 use super::phys::PhysMemory;
 use super::tlb::{AccessCheck, Stats, Tlb, Tlbi};
 
@@ -194,6 +195,13 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
     #[inline]
     pub fn tlbi(&mut self, op: Tlbi) {
         self.tlb.invalidate(op);
+    }
+
+    /// Applies every invalidation a table change recorded.
+    pub fn flush(&mut self, flush: Flush) {
+        for op in flush.ops() {
+            self.tlb.invalidate(op);
+        }
     }
 
     /// Returns the TLB.
