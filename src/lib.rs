@@ -44,6 +44,8 @@ pub mod machinery;
 
 #[cfg(feature = "std")]
 pub mod cli;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 
 pub use addr::{PhysAddr, VirtAddr};
 
