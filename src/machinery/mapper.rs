@@ -900,6 +900,38 @@ impl Mapper {
         }
     }
 
+    /// Returns the raw descriptor at `level` on the path to `va`, or `None` when the path
+    /// stops (at an invalid entry or a block) above that level.
+    ///
+    /// # Errors
+    /// [`MapError::Memory`] if a table cannot be read.
+    pub fn descriptor_at<M: PhysMemory + ?Sized>(
+        &self,
+        mem: &M,
+        va: VirtAddr,
+        level: Level,
+    ) -> Result<Option<Descriptor>, MapError> {
+        let v = va.as_u64();
+        let (lo, hi) = self.format.va_range();
+        if v < lo || v > hi || level < self.format.start_level() {
+            return Ok(None);
+        }
+        let mut table = self.root.as_u64();
+        let mut l = self.format.start_level().get();
+        loop {
+            let idx = (v >> self.format.shift(l)) & self.format.index_mask(l);
+            let desc = Self::read(mem, table, idx)?;
+            if l == level.get() {
+                return Ok(Some(Descriptor(desc)));
+            }
+            if desc & 3 != 3 {
+                return Ok(None);
+            }
+            table = self.next_table(desc);
+            l += 1;
+        }
+    }
+
     /// Calls `f` for every valid leaf overlapping `[va, va + len)`, in address order; `f`
     /// returns `false` to stop.
     ///

@@ -1,0 +1,963 @@
+//! Demand paging of anonymous memory through the simulated AArch64 MMU: the kernel's side
+//! of a page fault (zero page, zero-filled pages, copy-on-write, transparent huge pages as
+//! level-2 blocks), and the residency that `smaps` and `mincore` report.
+//!
+//! Every page lives in real AArch64 translation tables in simulated physical memory: an
+//! access goes through the TLB and the walker, and a fault is what the MMU raised.
+
+use core::fmt;
+
+use super::vmflags::VmFlags;
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::arch::{
+    Access, AccessKind, Attributes, Cpu, Descriptor, El, Fault, FaultKind, Granule, Level,
+    Registers,
+};
+use crate::machinery::{FrameAllocator, Leaf, MapError, Mapper, Mmu, PhysMemory, TableFormat};
+
+/// The `si_code` of a SIGSEGV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SegvCode {
+    /// No mapping at the address (`SEGV_MAPERR`, 1).
+    MapErr = 1,
+    /// A mapping without the permission the access needs (`SEGV_ACCERR`, 2).
+    AccErr = 2,
+}
+
+impl SegvCode {
+    /// Returns the kernel's name, `SEGV_MAPERR` or `SEGV_ACCERR`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SegvCode::MapErr => "SEGV_MAPERR",
+            SegvCode::AccErr => "SEGV_ACCERR",
+        }
+    }
+}
+
+/// A SIGSEGV delivered for an access, with the architectural fault behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segv {
+    /// `si_code`.
+    pub code: SegvCode,
+    /// `si_addr`: the faulting address (tag bits cleared, as arm64 reports it).
+    pub addr: VirtAddr,
+    /// The MMU fault (ESR/FAR) the kernel handled.
+    pub fault: Fault,
+}
+
+/// The outcome of one access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// The access completed at this physical address.
+    Done(PhysAddr),
+    /// The process got SIGSEGV.
+    Segv(Segv),
+    /// No frame for the page the fault needed: the kernel's OOM path. State is intact.
+    OutOfMemory {
+        /// The faulting address.
+        addr: VirtAddr,
+    },
+}
+
+/// What the fault handler needs to know of the VMA containing a faulting address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmaView {
+    /// First address.
+    pub start: u64,
+    /// End (exclusive).
+    pub end: u64,
+    /// `vm_flags`.
+    pub flags: VmFlags,
+    /// Whether a PMD-sized THP may back a fault here (the caller applies the THP mode,
+    /// `hg`/`nh` and prctl rules; the handler checks block coverage and existing tables).
+    pub thp: bool,
+}
+
+/// What a write to the huge zero page does (spec §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HugeZeroWrite {
+    /// Linux 6.18: allocate a whole THP.
+    AllocateThp,
+    /// Linux 6.1 and 6.12: split the PMD and copy one base page.
+    SplitAndCopy,
+}
+
+/// The parameters of a process's paging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagingConfig {
+    /// The base page size: 4 KiB or 16 KiB.
+    pub granule: Granule,
+    /// User VA bits (47, 48, or 52 with FEAT_LPA2).
+    pub va_bits: u32,
+    /// Whether read faults in THP-eligible blocks map the huge zero page.
+    pub huge_zero_page: bool,
+    /// What a write to the huge zero page does.
+    pub huge_zero_write: HugeZeroWrite,
+    /// The ASID of the process.
+    pub asid: u16,
+}
+
+impl Default for PagingConfig {
+    fn default() -> Self {
+        PagingConfig {
+            granule: Granule::K4,
+            va_bits: 48,
+            huge_zero_page: true,
+            huge_zero_write: HugeZeroWrite::AllocateThp,
+            asid: 1,
+        }
+    }
+}
+
+/// Returned when paging cannot be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingError {
+    /// The configuration is not one the architecture supports.
+    InvalidConfig,
+    /// No frames for the root table or the zero pages.
+    OutOfFrames,
+    /// A table operation failed.
+    Map(MapError),
+}
+
+impl core::error::Error for PagingError {}
+
+impl fmt::Display for PagingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PagingError::InvalidConfig => f.write_str("unsupported paging configuration"),
+            PagingError::OutOfFrames => f.write_str("no frames for the page tables"),
+            PagingError::Map(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<MapError> for PagingError {
+    fn from(e: MapError) -> Self {
+        PagingError::Map(e)
+    }
+}
+
+/// Counters of what demand paging did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PagingStats {
+    /// Faults the MMU raised and the handler took.
+    pub faults: u64,
+    /// Read faults served by the shared zero page.
+    pub zero_page_maps: u64,
+    /// Read faults served by the huge zero page.
+    pub huge_zero_maps: u64,
+    /// Base pages allocated for write faults (including copy-on-write).
+    pub anon_pages: u64,
+    /// Copy-on-write faults (writes to zero-page mappings).
+    pub cow: u64,
+    /// Transparent huge pages allocated.
+    pub thp: u64,
+    /// SIGSEGVs delivered.
+    pub segv: u64,
+}
+
+/// Resident memory of a range, as smaps counts it (bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Residency {
+    /// Private pages mapped (zero pages excluded).
+    pub rss: u64,
+    /// Of those, dirty (writable and written).
+    pub private_dirty: u64,
+    /// Of those, clean (e.g. after MADV_FREE).
+    pub private_clean: u64,
+    /// Bytes mapped by level-2 blocks (PMD THPs).
+    pub anon_huge: u64,
+    /// Pages with any mapping, zero pages included (what mincore reports), in base pages.
+    pub present_pages: u64,
+}
+
+/// MAIR_EL1 as Linux arm64 programs it: Normal WB (0), Normal tagged (1), Normal NC (2),
+/// Device-nGnRnE (3), Device-nGnRE (4).
+pub const LINUX_MAIR: u64 = 0x0000_0004_0044_f0ff;
+
+/// The demand-paged user half of one process: MMU with TLB `N` entries, translation tables,
+/// frames, and the shared zero pages.
+pub struct Paging<'f, M: PhysMemory, const N: usize> {
+    mmu: Mmu<M, N>,
+    mapper: Mapper,
+    frames: FrameAllocator<'f>,
+    zero: PhysAddr,
+    huge_zero: Option<PhysAddr>,
+    config: PagingConfig,
+    stats: PagingStats,
+}
+
+impl<M: PhysMemory, const N: usize> fmt::Debug for Paging<'_, M, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Paging")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .field("tables", &self.mapper.table_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn page_attrs(flags: VmFlags, writable: bool) -> Attributes {
+    let mut a =
+        Attributes::AF | Attributes::SH0 | Attributes::SH1 | Attributes::NG | Attributes::PXN;
+    let accessible = flags.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC);
+    if accessible {
+        a |= Attributes::AP_EL0;
+    }
+    if !flags.contains(VmFlags::VM_EXEC) || !accessible {
+        a |= Attributes::UXN;
+    }
+    if writable {
+        a |= Attributes::DBM;
+    } else {
+        a |= Attributes::AP_RO;
+    }
+    a
+}
+
+impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
+    /// Sets up empty user translation tables, the zero page and (when configured) the huge
+    /// zero page, and an MMU whose TTBR0 points at the tables.
+    ///
+    /// # Errors
+    /// [`PagingError`] for an unsupported granule or VA size, or too few frames.
+    pub fn new(
+        config: PagingConfig,
+        mut mem: M,
+        mut frames: FrameAllocator<'f>,
+    ) -> Result<Self, PagingError> {
+        let g = config.granule;
+        if g == Granule::K64 || config.va_bits < 36 || config.va_bits > 52 {
+            return Err(PagingError::InvalidConfig);
+        }
+        let ds = config.va_bits > 48;
+        let oa_bits = if ds { 52 } else { 48 };
+        let format = TableFormat::try_new(g, config.va_bits, false, ds, oa_bits)
+            .map_err(|_| PagingError::InvalidConfig)?;
+        let mut mapper =
+            Mapper::new(format, &mut mem, &mut frames).map_err(|_| PagingError::OutOfFrames)?;
+        mapper.set_asid(config.asid);
+        let page_order = g.page_shift() - 12;
+        let zero = frames
+            .alloc_run_zeroed(page_order, |pa, len| {
+                let _ = mem.zero(pa, len);
+            })
+            .map_err(|_| PagingError::OutOfFrames)?;
+        let huge_zero = if config.huge_zero_page {
+            let order = g.level_shift(Level::L2) - 12;
+            let pa = frames
+                .alloc_run_zeroed(order, |pa, len| {
+                    let _ = mem.zero(pa, len);
+                })
+                .map_err(|_| PagingError::OutOfFrames)?;
+            Some(pa)
+        } else {
+            None
+        };
+        let tg0 = g.tg0();
+        let mut tcr = (64 - config.va_bits as u64) | (tg0 << 14) | (3 << 12) | (1 << 8) | (1 << 10);
+        tcr |= 1 << 23; // EPD1: the kernel half is not modelled.
+        tcr |= (if ds { 6u64 } else { 5 }) << 32; // IPS
+        tcr |= (1 << 37) | (1 << 39) | (1 << 40); // TBI0, HA, HD
+        tcr |= 2 << 30; // TG1 = 4K (unused)
+        tcr |= 16 << 16;
+        if ds {
+            tcr |= 1 << 59;
+        }
+        let regs = Registers {
+            tcr,
+            sctlr: 1,
+            ttbr0: mapper.ttbr(config.asid),
+            ttbr1: 0,
+            mair: LINUX_MAIR,
+        };
+        let mmu = Mmu::new(regs, Cpu::MAX, mem);
+        Ok(Paging {
+            mmu,
+            mapper,
+            frames,
+            zero,
+            huge_zero,
+            config,
+            stats: PagingStats::default(),
+        })
+    }
+
+    /// Returns the MMU (regime, TLB and its counters, physical memory).
+    pub fn mmu(&self) -> &Mmu<M, N> {
+        &self.mmu
+    }
+
+    /// Returns the mapper of the user tables.
+    pub fn mapper(&self) -> &Mapper {
+        &self.mapper
+    }
+
+    /// Returns the frame allocator.
+    pub fn frames(&self) -> &FrameAllocator<'f> {
+        &self.frames
+    }
+
+    /// Returns the paging counters.
+    pub fn stats(&self) -> &PagingStats {
+        &self.stats
+    }
+
+    /// Returns the configuration.
+    pub fn config(&self) -> &PagingConfig {
+        &self.config
+    }
+
+    /// Returns the physical address of the shared zero page.
+    pub fn zero_page(&self) -> PhysAddr {
+        self.zero
+    }
+
+    fn page(&self) -> u64 {
+        self.config.granule.page_size()
+    }
+
+    fn pmd(&self) -> u64 {
+        1u64 << self.config.granule.level_shift(Level::L2)
+    }
+
+    fn is_zero(&self, pa: u64) -> bool {
+        let z = self.zero.as_u64();
+        if pa >= z && pa < z + self.page() {
+            return true;
+        }
+        match self.huge_zero {
+            Some(h) => pa >= h.as_u64() && pa < h.as_u64() + self.pmd(),
+            None => false,
+        }
+    }
+
+    fn leaf_at(&self, va: u64) -> Option<Leaf> {
+        self.mapper
+            .lookup(self.mmu.memory(), VirtAddr::new(va))
+            .ok()
+            .flatten()
+    }
+
+    /// Returns the first leaf overlapping `[from, end)`.
+    fn next_leaf(&self, from: u64, end: u64) -> Option<Leaf> {
+        let mut found = None;
+        let _ =
+            self.mapper
+                .for_each_leaf(self.mmu.memory(), VirtAddr::new(from), end - from, |l| {
+                    found = Some(*l);
+                    false
+                });
+        found
+    }
+
+    /// Performs one user (EL0) access of `kind` at `va`, taking page faults as the kernel
+    /// does: `find_vma(addr)` returns the VMA containing `addr`, if any.
+    pub fn access(
+        &mut self,
+        va: VirtAddr,
+        kind: AccessKind,
+        find_vma: &dyn Fn(u64) -> Option<VmaView>,
+    ) -> Touch {
+        let access = Access::new(kind, El::El0);
+        // A fault is retried after the handler fixed it; three rounds cover the longest
+        // chain (huge zero page split, then copy-on-write).
+        for _ in 0..4 {
+            let fault = match self.mmu.translate(va, access) {
+                Ok(pa) => return Touch::Done(pa),
+                Err(f) => f,
+            };
+            self.stats.faults += 1;
+            // arm64 reports untagged addresses (TBI).
+            let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
+            let segv = |code| {
+                Touch::Segv(Segv {
+                    code,
+                    addr: VirtAddr::new(addr),
+                    fault,
+                })
+            };
+            let vma = match find_vma(addr) {
+                Some(v) if addr >= v.start && addr < v.end => v,
+                _ => {
+                    self.stats.segv += 1;
+                    return segv(SegvCode::MapErr);
+                }
+            };
+            let f = vma.flags;
+            let allowed = match kind {
+                AccessKind::Fetch => f.contains(VmFlags::VM_EXEC),
+                AccessKind::Write => f.contains(VmFlags::VM_WRITE),
+                AccessKind::Read => {
+                    f.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC)
+                }
+            };
+            if !allowed {
+                self.stats.segv += 1;
+                return segv(SegvCode::AccErr);
+            }
+            let r = match fault.kind {
+                FaultKind::Translation => self.fault_missing(addr, kind, &vma),
+                FaultKind::Permission if kind == AccessKind::Write => {
+                    self.fault_write_protect(addr, &vma)
+                }
+                _ => {
+                    self.stats.segv += 1;
+                    return segv(SegvCode::AccErr);
+                }
+            };
+            if let Err(t) = r {
+                return t;
+            }
+        }
+        Touch::OutOfMemory { addr: va }
+    }
+
+    fn alloc(&mut self, order: u32) -> Option<PhysAddr> {
+        let mem = self.mmu.memory_mut();
+        self.frames
+            .alloc_run_zeroed(order, |pa, len| {
+                let _ = mem.zero(pa, len);
+            })
+            .ok()
+    }
+
+    fn map(&mut self, va: u64, pa: PhysAddr, len: u64, attrs: Attributes) -> Result<(), MapError> {
+        let mem = self.mmu.memory_mut();
+        let flush = self
+            .mapper
+            .map(mem, &mut self.frames, VirtAddr::new(va), pa, len, attrs)?;
+        self.mmu.flush(flush);
+        Ok(())
+    }
+
+    fn unmap(&mut self, va: u64, len: u64) -> Result<(), MapError> {
+        let mem = self.mmu.memory_mut();
+        let flush = self
+            .mapper
+            .unmap(mem, &mut self.frames, VirtAddr::new(va), len)?;
+        self.mmu.flush(flush);
+        Ok(())
+    }
+
+    /// Handles a fault on an address with no mapping: zero page, a new page, or a THP.
+    fn fault_missing(&mut self, addr: u64, kind: AccessKind, vma: &VmaView) -> Result<(), Touch> {
+        let oom = Touch::OutOfMemory {
+            addr: VirtAddr::new(addr),
+        };
+        let page = self.page();
+        let pmd = self.pmd();
+        let block = addr & !(pmd - 1);
+        let shared = vma.flags.contains(VmFlags::VM_SHARED);
+        let write = kind == AccessKind::Write;
+        let writable = vma.flags.contains(VmFlags::VM_WRITE);
+        // No page table for the block yet: the level-2 entry is invalid, or the path stops
+        // above it.
+        let no_table =
+            match self
+                .mapper
+                .descriptor_at(self.mmu.memory(), VirtAddr::new(block), Level::L2)
+            {
+                Ok(Some(d)) => !d.is_valid(),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+        if vma.thp && !shared && block >= vma.start && block + pmd <= vma.end && no_table {
+            if !write {
+                if let Some(hz) = self.huge_zero {
+                    self.map(block, hz, pmd, page_attrs(vma.flags, false))
+                        .map_err(|_| oom)?;
+                    self.stats.huge_zero_maps += 1;
+                    return Ok(());
+                }
+            } else if let Some(pa) = self.alloc(self.config.granule.level_shift(Level::L2) - 12) {
+                if self
+                    .map(block, pa, pmd, page_attrs(vma.flags, writable))
+                    .is_ok()
+                {
+                    self.stats.thp += 1;
+                    return Ok(());
+                }
+                let _ = self
+                    .frames
+                    .free_run(pa, self.config.granule.level_shift(Level::L2) - 12);
+            }
+            // Allocation failure falls back to base pages.
+        }
+        let va = addr & !(page - 1);
+        if !write && !shared {
+            self.map(va, self.zero, page, page_attrs(vma.flags, false))
+                .map_err(|_| oom)?;
+            self.stats.zero_page_maps += 1;
+            return Ok(());
+        }
+        let order = self.config.granule.page_shift() - 12;
+        let pa = self.alloc(order).ok_or(oom)?;
+        // A shared mapping's page starts clean; hardware DBM marks it dirty on write.
+        let attrs = page_attrs(vma.flags, writable);
+        let attrs = if write {
+            attrs
+        } else {
+            attrs | Attributes::AP_RO
+        };
+        if self.map(va, pa, page, attrs).is_err() {
+            let _ = self.frames.free_run(pa, order);
+            return Err(oom);
+        }
+        self.stats.anon_pages += 1;
+        Ok(())
+    }
+
+    /// Handles a write to a present read-only page of a writable VMA: copy-on-write off the
+    /// zero page (or the huge zero page), or making an exclusive page writable again.
+    fn fault_write_protect(&mut self, addr: u64, vma: &VmaView) -> Result<(), Touch> {
+        let oom = Touch::OutOfMemory {
+            addr: VirtAddr::new(addr),
+        };
+        let page = self.page();
+        let leaf = match self.leaf_at(addr) {
+            Some(l) => l,
+            None => return Ok(()),
+        };
+        let pa = leaf.pa.as_u64();
+        let size = 1u64 << leaf.size_log2;
+        if self.is_zero(pa) {
+            if size > page {
+                // The huge zero page.
+                if self.config.huge_zero_write == HugeZeroWrite::AllocateThp {
+                    let order = self.config.granule.level_shift(Level::L2) - 12;
+                    if let Some(thp) = self.alloc(order) {
+                        let start = leaf.va.as_u64();
+                        if self.unmap(start, size).is_ok()
+                            && self
+                                .map(start, thp, size, page_attrs(vma.flags, true))
+                                .is_ok()
+                        {
+                            self.stats.thp += 1;
+                            self.stats.cow += 1;
+                            return Ok(());
+                        }
+                        let _ = self.frames.free_run(thp, order);
+                    }
+                }
+                // Split: every base page maps the zero page; then copy one page.
+                let start = leaf.va.as_u64();
+                self.unmap(start, size).map_err(|_| oom)?;
+                let attrs = page_attrs(vma.flags, false);
+                let mut off = 0;
+                while off < size {
+                    self.map(start + off, self.zero, page, attrs)
+                        .map_err(|_| oom)?;
+                    off += page;
+                }
+            }
+            let va = addr & !(page - 1);
+            let order = self.config.granule.page_shift() - 12;
+            let new = self.alloc(order).ok_or(oom)?;
+            self.unmap(va, page).map_err(|_| oom)?;
+            if self
+                .map(va, new, page, page_attrs(vma.flags, true))
+                .is_err()
+            {
+                let _ = self.frames.free_run(new, order);
+                return Err(oom);
+            }
+            self.stats.anon_pages += 1;
+            self.stats.cow += 1;
+            return Ok(());
+        }
+        // An exclusive anonymous page: reuse it, writable and dirty.
+        let start = leaf.va.as_u64();
+        let mem = self.mmu.memory_mut();
+        let flush = self
+            .mapper
+            .protect(
+                mem,
+                &mut self.frames,
+                VirtAddr::new(start),
+                size,
+                Attributes::DBM,
+                Attributes::AP_RO,
+            )
+            .map_err(|_| oom)?;
+        self.mmu.flush(flush);
+        Ok(())
+    }
+
+    /// Frees every page mapped in `[start, end)` and removes the mappings (munmap,
+    /// MADV_DONTNEED, MAP_FIXED over); a THP partly inside is split first.
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be changed (then nothing was freed).
+    pub fn zap(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        if end <= start {
+            return Ok(());
+        }
+        // Leaf by leaf: unmap (which fails only before changing anything), then free the
+        // frames that part of the leaf held.
+        let mut cursor = start;
+        let page = self.page();
+        while cursor < end {
+            let leaf = match self.next_leaf(cursor, end) {
+                Some(l) => l,
+                None => break,
+            };
+            let l_start = leaf.va.as_u64();
+            let l_end = l_start + (1u64 << leaf.size_log2);
+            let s = l_start.max(start);
+            let e = l_end.min(end);
+            let pa = leaf.pa.as_u64() + (s - l_start);
+            self.unmap(s, e - s)?;
+            if !self.is_zero(leaf.pa.as_u64()) {
+                let mut a = pa;
+                while a < pa + (e - s) {
+                    let _ = self
+                        .frames
+                        .free_run(PhysAddr::new(a), self.config.granule.page_shift() - 12);
+                    a += page;
+                }
+            }
+            cursor = e;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the attributes of the pages present in `[start, end)` for new VMA flags
+    /// (mprotect): zero-page mappings stay read-only, private pages become writable with
+    /// `VM_WRITE`; PROT_NONE keeps pages resident but inaccessible.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails.
+    pub fn change_protection(
+        &mut self,
+        start: u64,
+        end: u64,
+        flags: VmFlags,
+    ) -> Result<(), MapError> {
+        let mut cursor = start;
+        while cursor < end {
+            let leaf = match self.next_leaf(cursor, end) {
+                Some(l) => l,
+                None => break,
+            };
+            let l_start = leaf.va.as_u64();
+            let l_end = l_start + (1u64 << leaf.size_log2);
+            let s = l_start.max(start);
+            let e = l_end.min(end);
+            let writable = flags.contains(VmFlags::VM_WRITE) && !self.is_zero(leaf.pa.as_u64());
+            let dirty = leaf.descriptor.bits() & Attributes::AP_RO.bits() == 0;
+            let mut want = page_attrs(flags, writable && dirty);
+            if writable && !dirty {
+                // Clean but writable: DBM set, AP[2] set until hardware marks it dirty.
+                want |= Attributes::DBM | Attributes::AP_RO;
+            }
+            if !flags.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC) {
+                want.remove(Attributes::AP_EL0 | Attributes::DBM);
+                want |= Attributes::AP_RO | Attributes::UXN;
+            }
+            let owned = Attributes::AP_EL0
+                | Attributes::AP_RO
+                | Attributes::DBM
+                | Attributes::UXN
+                | Attributes::PXN;
+            let set = want & owned;
+            let clear = owned - set;
+            let mem = self.mmu.memory_mut();
+            let flush =
+                self.mapper
+                    .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
+            self.mmu.flush(flush);
+            cursor = e;
+        }
+        Ok(())
+    }
+
+    /// Marks the private pages of `[start, end)` clean (MADV_FREE): they stay resident but
+    /// move from Private_Dirty to Private_Clean until written again.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails.
+    pub fn mark_clean(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        let mut cursor = start;
+        while cursor < end {
+            let leaf = match self.next_leaf(cursor, end) {
+                Some(l) => l,
+                None => break,
+            };
+            let l_start = leaf.va.as_u64();
+            let l_end = l_start + (1u64 << leaf.size_log2);
+            let s = l_start.max(start);
+            let e = l_end.min(end);
+            if !self.is_zero(leaf.pa.as_u64()) && leaf.descriptor.dbm() {
+                let mem = self.mmu.memory_mut();
+                let flush = self.mapper.protect(
+                    mem,
+                    &mut self.frames,
+                    VirtAddr::new(s),
+                    e - s,
+                    Attributes::AP_RO,
+                    Attributes::empty(),
+                )?;
+                self.mmu.flush(flush);
+            }
+            cursor = e;
+        }
+        Ok(())
+    }
+
+    /// Returns what smaps counts as resident in `[start, end)`.
+    pub fn residency(&self, start: u64, end: u64) -> Residency {
+        let mut r = Residency::default();
+        if end <= start {
+            return r;
+        }
+        let page = self.page();
+        let _ =
+            self.mapper
+                .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), end - start, |l| {
+                    let l_start = l.va.as_u64();
+                    let size = 1u64 << l.size_log2;
+                    let s = l_start.max(start);
+                    let e = (l_start + size).min(end);
+                    r.present_pages += (e - s) / page;
+                    if !self.is_zero(l.pa.as_u64()) {
+                        r.rss += e - s;
+                        if l.descriptor.bits() & Attributes::AP_RO.bits() == 0 {
+                            r.private_dirty += e - s;
+                        } else {
+                            r.private_clean += e - s;
+                        }
+                        if size > page && s == l_start && e == l_start + size {
+                            r.anon_huge += size;
+                        }
+                    }
+                    true
+                });
+        r
+    }
+
+    /// Writes one byte per page of `[start, start + len)` into `out`: 1 where a page is
+    /// mapped (zero pages included), 0 elsewhere. Returns how many bytes were written.
+    pub fn mincore(&self, start: u64, len: u64, out: &mut [u8]) -> usize {
+        let page = self.page();
+        let pages = (len.div_ceil(page) as usize).min(out.len());
+        for b in out[..pages].iter_mut() {
+            *b = 0;
+        }
+        let _ = self
+            .mapper
+            .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), len, |l| {
+                let l_start = l.va.as_u64();
+                let s = l_start.max(start);
+                let e = (l_start + (1u64 << l.size_log2)).min(start + len);
+                let mut a = s;
+                while a < e {
+                    let i = ((a - start) / page) as usize;
+                    if i < pages {
+                        out[i] = 1;
+                    }
+                    a += page;
+                }
+                true
+            });
+        pages
+    }
+
+    /// Returns the leaf descriptor mapping `va`, if any (for showing translations).
+    pub fn descriptor(&self, va: VirtAddr) -> Option<Descriptor> {
+        self.leaf_at(va.as_u64()).map(|l| l.descriptor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machinery::SliceMemory;
+    use std::vec;
+    use std::vec::Vec;
+
+    const BASE: u64 = 0x4000_0000;
+    const RAM: usize = 32 << 20;
+
+    fn with_paging<R>(
+        cfg: PagingConfig,
+        f: impl FnOnce(&mut Paging<'_, SliceMemory<'_>, 64>) -> R,
+    ) -> R {
+        let mut ram = vec![0u8; RAM];
+        let frames = RAM / 4096;
+        let mut storage = vec![0u64; FrameAllocator::storage_words(frames)];
+        let alloc =
+            FrameAllocator::new(PhysAddr::new(BASE), RAM as u64, &mut storage, true).unwrap();
+        let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
+        let mut p = Paging::new(cfg, mem, alloc).unwrap();
+        f(&mut p)
+    }
+
+    const RW: VmFlags = VmFlags::VM_READ
+        .union(VmFlags::VM_WRITE)
+        .union(VmFlags::VM_MAYREAD)
+        .union(VmFlags::VM_MAYWRITE);
+
+    fn vma(start: u64, end: u64, flags: VmFlags, thp: bool) -> impl Fn(u64) -> Option<VmaView> {
+        move |a| {
+            (a >= start && a < end).then_some(VmaView {
+                start,
+                end,
+                flags,
+                thp,
+            })
+        }
+    }
+
+    #[test]
+    fn read_maps_zero_page_write_allocates_and_cow() {
+        with_paging(PagingConfig::default(), |p| {
+            let v = vma(0x1000_0000, 0x1001_0000, RW, false);
+            let free0 = p.frames().free_frames();
+            let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Read, &v);
+            assert_eq!(r, Touch::Done(PhysAddr::new(p.zero_page().as_u64() + 0x10)));
+            assert_eq!(
+                p.residency(0x1000_0000, 0x1001_0000),
+                Residency {
+                    present_pages: 1,
+                    ..Default::default()
+                }
+            );
+            // Write after read: copy-on-write off the zero page.
+            let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Write, &v);
+            assert!(matches!(r, Touch::Done(pa) if pa.as_u64() != p.zero_page().as_u64() + 0x10));
+            assert_eq!(p.stats().cow, 1);
+            let res = p.residency(0x1000_0000, 0x1001_0000);
+            assert_eq!(
+                (res.rss, res.private_dirty, res.present_pages),
+                (4096, 4096, 1)
+            );
+            // Frames: one data page plus the L1/L2/L3 tables of the new mapping.
+            assert_eq!(
+                free0 - p.frames().free_frames(),
+                1 + p.mapper().table_count() as usize - 1
+            );
+            // A second write hits the TLB: no new fault.
+            let faults = p.stats().faults;
+            let _ = p.access(VirtAddr::new(0x1000_0018), AccessKind::Write, &v);
+            assert_eq!(p.stats().faults, faults);
+            p.zap(0x1000_0000, 0x1001_0000).unwrap();
+            assert_eq!(p.frames().free_frames(), free0);
+            assert_eq!(p.residency(0x1000_0000, 0x1001_0000), Residency::default());
+        });
+    }
+
+    #[test]
+    fn segv_codes() {
+        with_paging(PagingConfig::default(), |p| {
+            let v = vma(0x1000_0000, 0x1001_0000, VmFlags::VM_READ, false);
+            match p.access(VirtAddr::new(0), AccessKind::Write, &v) {
+                Touch::Segv(s) => {
+                    assert_eq!(s.code, SegvCode::MapErr);
+                    assert_eq!(s.fault.kind, FaultKind::Translation);
+                    assert_eq!(s.fault.esr() >> 26, 0x24);
+                }
+                t => panic!("{t:?}"),
+            }
+            assert!(matches!(
+                p.access(VirtAddr::new(0x1000_0000), AccessKind::Read, &v),
+                Touch::Done(_)
+            ));
+            match p.access(VirtAddr::new(0x1000_0000), AccessKind::Write, &v) {
+                Touch::Segv(s) => {
+                    assert_eq!(s.code, SegvCode::AccErr);
+                    assert_eq!(s.fault.kind, FaultKind::Permission);
+                }
+                t => panic!("{t:?}"),
+            }
+            // A tagged pointer reports the untagged address.
+            match p.access(VirtAddr::new(0x5a00_0000_0000_0000), AccessKind::Read, &v) {
+                Touch::Segv(s) => assert_eq!((s.code, s.addr.as_u64()), (SegvCode::MapErr, 0)),
+                t => panic!("{t:?}"),
+            }
+        });
+    }
+
+    #[test]
+    fn thp_write_and_huge_zero_read() {
+        for (hzw, after_write_huge) in [
+            (HugeZeroWrite::AllocateThp, 2 << 20),
+            (HugeZeroWrite::SplitAndCopy, 0),
+        ] {
+            let cfg = PagingConfig {
+                huge_zero_write: hzw,
+                ..PagingConfig::default()
+            };
+            with_paging(cfg, |p| {
+                let v = vma(0x4000_0000, 0x4060_0000, RW, true);
+                // Write fault in an eligible block: a THP.
+                assert!(matches!(
+                    p.access(VirtAddr::new(0x4000_1000), AccessKind::Write, &v),
+                    Touch::Done(_)
+                ));
+                let r = p.residency(0x4000_0000, 0x4020_0000);
+                assert_eq!((r.rss, r.anon_huge), (2 << 20, 2 << 20));
+                // Read fault in the next block: the huge zero page.
+                assert!(matches!(
+                    p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &v),
+                    Touch::Done(_)
+                ));
+                let r = p.residency(0x4020_0000, 0x4040_0000);
+                assert_eq!((r.rss, r.present_pages), (0, 512));
+                // Write to it: 6.18 allocates a THP, 6.1/6.12 split and copy one page.
+                assert!(matches!(
+                    p.access(VirtAddr::new(0x4020_0000), AccessKind::Write, &v),
+                    Touch::Done(_)
+                ));
+                let r = p.residency(0x4020_0000, 0x4040_0000);
+                assert_eq!(r.anon_huge, after_write_huge);
+                assert_eq!(r.rss, if after_write_huge > 0 { 2 << 20 } else { 4096 });
+                // MADV_DONTNEED of 4 KiB of the THP splits it.
+                p.zap(0x4000_0000, 0x4000_1000).unwrap();
+                let r = p.residency(0x4000_0000, 0x4020_0000);
+                assert_eq!((r.rss, r.anon_huge), ((2 << 20) - 4096, 0));
+                let mut mc = vec![0u8; 512];
+                assert_eq!(p.mincore(0x4000_0000, 2 << 20, &mut mc), 512);
+                assert_eq!(mc.iter().filter(|&&b| b == 1).count(), 511);
+            });
+        }
+    }
+
+    #[test]
+    fn out_of_frames_is_reported_and_state_is_intact() {
+        let mut ram = vec![0u8; 1 << 20];
+        let mut storage = vec![0u64; FrameAllocator::storage_words(256)];
+        let alloc = FrameAllocator::new(PhysAddr::new(BASE), 1 << 20, &mut storage, true).unwrap();
+        let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
+        let cfg = PagingConfig {
+            huge_zero_page: false,
+            ..PagingConfig::default()
+        };
+        let mut p: Paging<'_, _, 16> = Paging::new(cfg, mem, alloc).unwrap();
+        let v = vma(0x1000_0000, 0x2000_0000, RW, false);
+        let mut done = Vec::new();
+        let mut oom = None;
+        for i in 0..400u64 {
+            match p.access(VirtAddr::new(0x1000_0000 + i * 4096), AccessKind::Write, &v) {
+                Touch::Done(_) => done.push(i),
+                Touch::OutOfMemory { addr } => {
+                    oom = Some(addr);
+                    break;
+                }
+                t => panic!("{t:?}"),
+            }
+        }
+        assert!(oom.is_some());
+        assert_eq!(p.frames().free_frames(), 0);
+        // Everything mapped before is still there.
+        let r = p.residency(0x1000_0000, 0x2000_0000);
+        assert_eq!(r.rss, done.len() as u64 * 4096);
+        for &i in &done {
+            assert!(matches!(
+                p.access(VirtAddr::new(0x1000_0000 + i * 4096), AccessKind::Read, &v),
+                Touch::Done(_)
+            ));
+        }
+    }
+}
