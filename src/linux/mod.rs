@@ -6,6 +6,7 @@
 //! * [`maps_text`]: byte-exact `/proc/PID/maps` and `/proc/PID/smaps` text, both ways.
 
 pub mod maps_text;
+pub mod paging;
 pub mod vma;
 pub mod vma_tree;
 pub mod vmflags;
