@@ -764,6 +764,23 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         pages
     }
 
+    /// Walks the tables for an EL0 access of `kind` at `va` without the TLB and without
+    /// taking faults, recording the descriptor read at each level (for showing a
+    /// translation level by level).
+    pub fn trace(
+        &mut self,
+        va: VirtAddr,
+        kind: AccessKind,
+    ) -> (
+        Result<crate::arch::Translation, Fault>,
+        arrayvec::ArrayVec<(PhysAddr, u64), 5>,
+    ) {
+        let regime = *self.mmu.regime();
+        let mut t = crate::machinery::TracingMemory::new(self.mmu.memory_mut());
+        let r = crate::arch::walk(&regime, &mut t, va, Access::new(kind, El::El0));
+        (r, t.reads())
+    }
+
     /// Returns the leaf descriptor mapping `va`, if any (for showing translations).
     pub fn descriptor(&self, va: VirtAddr) -> Option<Descriptor> {
         self.leaf_at(va.as_u64()).map(|l| l.descriptor)

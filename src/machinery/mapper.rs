@@ -900,6 +900,37 @@ impl Mapper {
         }
     }
 
+    /// Counts the tables of each level (index `level + 1`, so index 0 is level -1).
+    ///
+    /// # Errors
+    /// [`MapError::Memory`] if a table cannot be read.
+    pub fn tables_per_level<M: PhysMemory + ?Sized>(&self, mem: &M) -> Result<[u64; 5], MapError> {
+        let mut counts = [0u64; 5];
+        let start = self.format.start_level().get();
+        self.count_rec(mem, self.root.as_u64(), start, &mut counts)?;
+        Ok(counts)
+    }
+
+    fn count_rec<M: PhysMemory + ?Sized>(
+        &self,
+        mem: &M,
+        table: u64,
+        level: i8,
+        counts: &mut [u64; 5],
+    ) -> Result<(), MapError> {
+        counts[(level + 1) as usize] += 1;
+        if level == 3 {
+            return Ok(());
+        }
+        for i in 0..=self.format.index_mask(level) {
+            let d = Self::read(mem, table, i)?;
+            if d & 3 == 3 {
+                self.count_rec(mem, self.next_table(d), level + 1, counts)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the raw descriptor at `level` on the path to `va`, or `None` when the path
     /// stops (at an invalid entry or a block) above that level.
     ///

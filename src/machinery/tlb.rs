@@ -303,15 +303,19 @@ impl AccessCheck {
     }
 }
 
-/// A direct-mapped TLB of `N` entries (a power of two), indexed by VA\[..:12\].
+/// How many entries the block array of a [`Tlb`] has (leaves larger than 4 KiB).
+pub const BLOCK_ENTRIES: usize = 64;
+
+/// A direct-mapped TLB of `N` entries (a power of two) for 4 KiB pages, indexed by
+/// VA\[..:12\], plus [`BLOCK_ENTRIES`] entries for larger leaves (blocks, 16/64 KiB pages)
+/// indexed by VA\[..:21\], so that one entry serves a whole 2 MiB block.
 ///
 /// It never drops an entry on its own except by replacement on fill: changes to
 /// descriptors in memory are not seen until invalidated, as on hardware (spec §5.5).
 #[derive(Clone, Debug)]
 pub struct Tlb<const N: usize> {
     entries: [TlbEntry; N],
-    /// How many valid entries came from leaves larger than 4 KiB.
-    large_entries: u32,
+    blocks: [TlbEntry; BLOCK_ENTRIES],
     stats: Stats,
 }
 
@@ -332,7 +336,7 @@ impl<const N: usize> Tlb<N> {
         let _ = Self::MASK;
         Tlb {
             entries: [TlbEntry::EMPTY; N],
-            large_entries: 0,
+            blocks: [TlbEntry::EMPTY; BLOCK_ENTRIES],
             stats: Stats {
                 hits: 0,
                 misses: 0,
@@ -359,12 +363,21 @@ impl<const N: usize> Tlb<N> {
 
     /// Returns the number of valid entries.
     pub fn len(&self) -> usize {
-        self.entries.iter().filter(|e| e.is_valid()).count()
+        self.entries
+            .iter()
+            .chain(self.blocks.iter())
+            .filter(|e| e.is_valid())
+            .count()
     }
 
     /// Returns whether no entry is valid.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    #[inline]
+    const fn block_index(tag: u64) -> usize {
+        ((tag >> 9) as usize) & (BLOCK_ENTRIES - 1)
     }
 
     /// Looks up `tag` (the normalised VA >> 12) under `asid` for an access needing
@@ -386,6 +399,28 @@ impl<const N: usize> Tlb<N> {
             self.stats.hits += 1;
             return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
         }
+        self.lookup_block(tag, page_offset, asid, check)
+    }
+
+    #[inline(never)]
+    fn lookup_block(
+        &mut self,
+        tag: u64,
+        page_offset: u64,
+        asid: u16,
+        check: AccessCheck,
+    ) -> Option<PhysAddr> {
+        let e = &self.blocks[Self::block_index(tag)];
+        if e.is_valid()
+            && (tag ^ e.tag) >> (e.size_log2 - 12) == 0
+            && (e.asid ^ asid) & e.asid_mask == 0
+            && e.perms & (check.need | check.deny) == check.need
+        {
+            self.stats.hits += 1;
+            return Some(PhysAddr::from_bits_52(
+                e.pa_page + ((tag - e.tag) << 12) + page_offset,
+            ));
+        }
         self.stats.misses += 1;
         None
     }
@@ -401,21 +436,21 @@ impl<const N: usize> Tlb<N> {
         if t.attr & 0xf0 == 0 {
             bits |= DEVICE;
         }
-        let slot = &mut self.entries[(tag & Self::MASK) as usize];
-        if slot.is_valid() && slot.size_log2 > 12 {
-            self.large_entries -= 1;
-        }
-        *slot = TlbEntry {
-            tag,
-            pa_page: t.pa.as_u64() & !0xfff,
+        let size_log2 = t.size_log2.max(12);
+        let pages_mask = (1u64 << (size_log2 - 12)) - 1;
+        let entry = TlbEntry {
+            tag: tag & !pages_mask,
+            pa_page: (t.pa.as_u64() & !0xfff) - ((tag & pages_mask) << 12),
             asid: t.asid,
             asid_mask: if t.global() { 0 } else { 0xffff },
             perms: bits,
             attr: t.attr,
-            size_log2: t.size_log2.max(12),
+            size_log2,
         };
-        if slot.size_log2 > 12 {
-            self.large_entries += 1;
+        if size_log2 > 12 {
+            self.blocks[Self::block_index(tag)] = entry;
+        } else {
+            self.entries[(tag & Self::MASK) as usize] = entry;
         }
         self.stats.fills += 1;
     }
@@ -423,42 +458,45 @@ impl<const N: usize> Tlb<N> {
     /// Returns the entry that would serve `tag`, if valid (for inspection and tests).
     pub fn entry(&self, tag: u64) -> Option<&TlbEntry> {
         let e = &self.entries[(tag & Self::MASK) as usize];
-        (e.tag == tag).then_some(e)
+        if e.tag == tag {
+            return Some(e);
+        }
+        let b = &self.blocks[Self::block_index(tag)];
+        (b.is_valid() && (tag ^ b.tag) >> (b.size_log2 - 12) == 0).then_some(b)
     }
 
     fn remove_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
         let mut removed = 0;
-        let mut large = 0;
-        for e in self.entries.iter_mut() {
+        for e in self.entries.iter_mut().chain(self.blocks.iter_mut()) {
             if e.is_valid() && pred(e) {
-                if e.size_log2 > 12 {
-                    large += 1;
-                }
                 *e = TlbEntry::EMPTY;
                 removed += 1;
             }
         }
-        self.large_entries -= large;
         self.stats.entries_invalidated += removed;
     }
 
-    /// Invalidates the entries covering `va` (any entry of a larger leaf that contains it)
-    /// that `keep_asid` selects.
+    fn remove_blocks_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
+        for e in self.blocks.iter_mut() {
+            if e.is_valid() && pred(e) {
+                *e = TlbEntry::EMPTY;
+                self.stats.entries_invalidated += 1;
+            }
+        }
+    }
+
+    /// Invalidates the entries covering `va` (a block entry containing it goes whole),
+    /// global or of `asid` (every ASID when `None`).
     fn invalidate_va(&mut self, va: u64, asid: Option<u16>) {
         let tag = normalise_tlbi_va(va) >> 12;
         let matches = |e: &TlbEntry| asid.is_none_or(|a| e.asid_matches(a));
         let slot = &mut self.entries[(tag & Self::MASK) as usize];
         if slot.tag == tag && matches(slot) {
-            if slot.size_log2 > 12 {
-                self.large_entries -= 1;
-            }
             *slot = TlbEntry::EMPTY;
             self.stats.entries_invalidated += 1;
         }
-        if self.large_entries > 0 {
-            let v = tag << 12;
-            self.remove_where(|e| e.size_log2 > 12 && e.covers(v) && matches(e));
-        }
+        let v = tag << 12;
+        self.remove_blocks_where(|e| e.covers(v) && matches(e));
     }
 
     fn invalidate_range(&mut self, va: u64, len: u64, asid: Option<u16>) {
@@ -469,16 +507,23 @@ impl<const N: usize> Tlb<N> {
         let end = start.saturating_add(len - 1);
         let pages = (end >> 12) - (start >> 12) + 1;
         let matches = |e: &TlbEntry| asid.is_none_or(|a| e.asid_matches(a));
-        if pages <= 16 && self.large_entries == 0 {
+        let overlaps = |e: &TlbEntry| {
+            let s = e.leaf_start();
+            let last = s + ((1u64 << e.size_log2) - 1);
+            s <= end && last >= start && matches(e)
+        };
+        if pages <= 16 {
             for p in 0..pages {
-                self.invalidate_va(start + (p << 12), asid);
+                let tag = (start >> 12) + p;
+                let slot = &mut self.entries[(tag & Self::MASK) as usize];
+                if slot.tag == tag && matches(slot) {
+                    *slot = TlbEntry::EMPTY;
+                    self.stats.entries_invalidated += 1;
+                }
             }
+            self.remove_blocks_where(overlaps);
         } else {
-            self.remove_where(|e| {
-                let s = e.leaf_start();
-                let last = s + ((1u64 << e.size_log2) - 1);
-                s <= end && last >= start && matches(e)
-            });
+            self.remove_where(overlaps);
         }
     }
 
