@@ -46,8 +46,202 @@ enum Command {
         #[arg(long, value_enum, default_value = "arch")]
         compat: CompatArg,
     },
-    /// Walk through the address translation of the spec's fixture, level by level.
+    /// Replay the seed notes' two programs on a simulated arm64 process (the default).
+    #[command(long_about = "Replays the two programs of the seed notes on a simulated arm64 process whose \
+starting map is the notes' \"before\" listing, under Linux 6.1 rules: the NULL-pointer write (the MMU's \
+translation fault with its ESR and FAR, then the kernel's SIGSEGV), and the 100 MiB anonymous mmap with \
+/proc/PID/maps before and after, in the kernel's exact format. Then it touches every page of the 100 MiB \
+and reports what demand paging did (faults, pages and huge pages, frames, page-table frames per level, \
+Rss, TLB hit rate), and shows one translation level by level.")]
     Demo,
+    /// Run a script of mmap/munmap/mprotect/madvise/brk calls and memory touches on a
+    /// simulated Linux process, printing results like strace and maps/smaps like the kernel.
+    #[command(long_about = RUN_HELP)]
+    Run(RunArgs),
+}
+
+const RUN_HELP: &str = "Runs SCRIPT (a file, or - for stdin) on a simulated Linux process whose memory lives in \
+AArch64 page tables. One call per line, # comments; numbers decimal or 0x-hex with optional K/M/G suffix:
+
+  [NAME =] mmap ADDR LEN PROT FLAGS    PROT: r,w,x letters or none (rw, r-x); FLAGS: comma list of
+                                       private,shared,anonymous,fixed,fixed_noreplace,noreserve,
+                                       populate,stack,growsdown
+  munmap ADDR LEN | mprotect ADDR LEN PROT | madvise ADDR LEN ADVICE | brk ADDR
+  read ADDR [LEN] | write ADDR [LEN] | exec ADDR [LEN]   touch one byte per page; stop at a fault
+  maps | smaps
+
+ADDR is a number, NULL, a NAME bound by an earlier mmap, or NAME+OFF / NAME-OFF.
+
+Example:
+  printf 'buf = mmap NULL 100M rw private,anonymous\\nwrite buf 1M\\nmaps\\n' | pagesim run -";
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Start from a captured /proc/PID/smaps (VmFlags and Anonymous decide merges).
+    #[arg(long, value_name = "FILE", conflicts_with = "maps_in")]
+    smaps_in: Option<std::path::PathBuf>,
+    /// Start from a captured /proc/PID/maps.
+    #[arg(long, value_name = "FILE")]
+    maps_in: Option<std::path::PathBuf>,
+    /// Architecture layout.
+    #[arg(long, value_enum, default_value = "arm64")]
+    arch: ArchArg,
+    /// Kernel behaviour version.
+    #[arg(long, value_enum, default_value = "6.12")]
+    kernel: KernelArg,
+    /// Base page size (16k: arm64 16K-page kernels).
+    #[arg(long, value_enum, default_value = "4k")]
+    page_size: PageSizeArg,
+    /// RLIMIT_STACK in bytes (decides mmap_base).
+    #[arg(long, value_parser = num)]
+    stack_rlimit: Option<u64>,
+    /// mmap_base (default: computed, or inferred from an imported map).
+    #[arg(long, value_parser = num)]
+    mmap_base: Option<u64>,
+    /// Effective mmap_min_addr.
+    #[arg(long, value_parser = num)]
+    mmap_min_addr: Option<u64>,
+    /// start_brk (with --brk).
+    #[arg(long, value_parser = num, requires = "brk")]
+    start_brk: Option<u64>,
+    /// The current break (with --start-brk).
+    #[arg(long, value_parser = num, requires = "start_brk")]
+    brk: Option<u64>,
+    /// Transparent huge page mode.
+    #[arg(long, value_enum)]
+    thp: Option<ThpArg>,
+    /// vm.max_map_count.
+    #[arg(long, value_parser = num)]
+    max_map_count: Option<u64>,
+    /// Simulated physical memory (default 1G).
+    #[arg(long, value_parser = num, default_value = "1G")]
+    phys_mem: u64,
+    /// Print only maps/smaps text and SIGSEGV lines.
+    #[arg(long)]
+    quiet: bool,
+    /// The script file, or - for stdin.
+    script: String,
+}
+
+fn num(s: &str) -> Result<u64, String> {
+    pagesim::cli::script::parse_number(s)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    /// arm64, 48-bit VA (52-bit on 6.12 with 4K pages).
+    Arm64,
+    /// x86_64, 47-bit VA with the [vsyscall] gate.
+    #[value(name = "x86_64")]
+    X86_64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelArg {
+    /// Linux 6.1.
+    #[value(name = "6.1")]
+    V6_1,
+    /// Linux 6.12.
+    #[value(name = "6.12")]
+    V6_12,
+    /// Linux 6.18.
+    #[value(name = "6.18")]
+    V6_18,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PageSizeArg {
+    /// 4 KiB.
+    #[value(name = "4k")]
+    K4,
+    /// 16 KiB.
+    #[value(name = "16k")]
+    K16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ThpArg {
+    /// never.
+    Never,
+    /// madvise.
+    Madvise,
+    /// always.
+    Always,
+}
+
+fn run_script(a: RunArgs) -> Result<(), String> {
+    use pagesim::cli::sim::{Start, Storage};
+    use pagesim::linux::mm::{ImportHints, KernelVersion, LayoutParams, ThpMode};
+    let version = match a.kernel {
+        KernelArg::V6_1 => KernelVersion::V6_1,
+        KernelArg::V6_12 => KernelVersion::V6_12,
+        KernelArg::V6_18 => KernelVersion::V6_18,
+    };
+    let shift = match a.page_size {
+        PageSizeArg::K4 => 12,
+        PageSizeArg::K16 => 14,
+    };
+    let mut params = match a.arch {
+        ArchArg::Arm64 => LayoutParams::arm64(version, shift, version == KernelVersion::V6_12),
+        ArchArg::X86_64 => {
+            if shift != 12 {
+                return Err("x86_64 has 4 KiB pages only".into());
+            }
+            let mut p = LayoutParams::x86_64_6_18();
+            p.version = version;
+            p
+        }
+    };
+    if let Some(v) = a.stack_rlimit {
+        params.rlimit_stack = v;
+    }
+    if let Some(v) = a.mmap_min_addr {
+        params.mmap_min_addr = v;
+    }
+    if let Some(v) = a.max_map_count {
+        params.max_map_count = v.min(1 << 20) as usize;
+    }
+    if let Some(t) = a.thp {
+        params.thp = match t {
+            ThpArg::Never => ThpMode::Never,
+            ThpArg::Madvise => ThpMode::Madvise,
+            ThpArg::Always => ThpMode::Always,
+        };
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let start_text = match (&a.smaps_in, &a.maps_in) {
+        (Some(p), _) => Some((true, read(p)?)),
+        (None, Some(p)) => Some((false, read(p)?)),
+        _ => None,
+    };
+    let script = if a.script == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        s
+    } else {
+        read(std::path::Path::new(&a.script))?
+    };
+    let calls = pagesim::cli::script::parse(&script).map_err(|e| format!("{}: {e}", a.script))?;
+    let hints = ImportHints {
+        start_brk: a.start_brk,
+        brk: a.brk,
+        start_stack: None,
+        mmap_base: a.mmap_base,
+    };
+    let mut storage = Storage::new(&params, a.phys_mem);
+    let start = match &start_text {
+        Some((true, t)) => Start::Smaps(t),
+        Some((false, t)) => Start::Maps(t),
+        None => Start::Fresh,
+    };
+    let mut process = storage.build(params, start, hints)?;
+    let mut out = String::new();
+    let r = pagesim::cli::run::run(&mut process, &calls, a.quiet, &mut out);
+    print!("{out}");
+    r.map_err(|(line, m)| format!("{}: line {line}: {m}", a.script))
 }
 
 fn main() -> ExitCode {
@@ -63,6 +257,13 @@ fn main() -> ExitCode {
             pagesim::cli::at::run(stdin, stdout, Cpu::MAX.with_compat(compat))
         }
         Command::Demo => pagesim::cli::demo::run(&mut io::stdout().lock()),
+        Command::Run(a) => match run_script(a) {
+            Ok(()) => Ok(()),
+            Err(m) => {
+                eprintln!("pagesim run: {m}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,3 +3,6 @@
 pub mod at;
 pub mod demo;
 pub mod json;
+pub mod run;
+pub mod script;
+pub mod sim;

@@ -6,7 +6,10 @@
 //! * [`maps_text`]: byte-exact `/proc/PID/maps` and `/proc/PID/smaps` text, both ways.
 
 pub mod maps_text;
+pub mod mm;
 pub mod paging;
+#[cfg(feature = "std")]
+pub mod process;
 pub mod vma;
 pub mod vma_tree;
 pub mod vmflags;

@@ -1,0 +1,400 @@
+//! The `pagesim run` script language: one call per line.
+//!
+//! ```text
+//! [NAME =] mmap ADDR LEN PROT FLAGS
+//! munmap ADDR LEN | mprotect ADDR LEN PROT | madvise ADDR LEN ADVICE | brk ADDR
+//! read ADDR [LEN] | write ADDR [LEN] | exec ADDR [LEN]
+//! maps | smaps
+//! ```
+//! Numbers are decimal or `0x` hex with an optional `K`, `M` or `G` suffix; ADDR may also be
+//! `NULL`, a NAME bound by an earlier mmap, or `NAME+OFF` / `NAME-OFF`. PROT is `none` or
+//! letters from `rwx` (`-` allowed, e.g. `r-x`); FLAGS is a comma list of `private`,
+//! `shared`, `anonymous`, `fixed`, `fixed_noreplace`, `noreserve`, `populate`, `stack`,
+//! `growsdown`; `#` starts a comment.
+
+use std::collections::HashMap;
+use std::string::String;
+
+use crate::linux::mm::mman;
+
+/// An address operand, resolved when the call runs (names bind to mmap results).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    /// A number.
+    Num(u64),
+    /// A name plus a signed offset.
+    Name(String, i64),
+}
+
+/// One parsed call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `mmap`, optionally binding its result to a name.
+    Mmap {
+        /// The name to bind.
+        bind: Option<String>,
+        /// The hint or fixed address.
+        addr: Addr,
+        /// Length.
+        len: u64,
+        /// PROT_* bits.
+        prot: u32,
+        /// MAP_* bits.
+        flags: u32,
+    },
+    /// `munmap`.
+    Munmap {
+        /// Start.
+        addr: Addr,
+        /// Length.
+        len: u64,
+    },
+    /// `mprotect`.
+    Mprotect {
+        /// Start.
+        addr: Addr,
+        /// Length.
+        len: u64,
+        /// PROT_* bits.
+        prot: u32,
+    },
+    /// `madvise`.
+    Madvise {
+        /// Start.
+        addr: Addr,
+        /// Length.
+        len: u64,
+        /// MADV_* value.
+        advice: mman::Advice,
+    },
+    /// `brk`.
+    Brk {
+        /// The new break (0 queries).
+        addr: Addr,
+    },
+    /// Touch one byte per page of a range (read, write or exec), stopping at a fault.
+    Touch {
+        /// Access kind.
+        kind: crate::arch::AccessKind,
+        /// Start.
+        addr: Addr,
+        /// Length (one byte when absent).
+        len: u64,
+    },
+    /// Print /proc/PID/maps.
+    Maps,
+    /// Print /proc/PID/smaps.
+    Smaps,
+}
+
+/// A script error: the 1-based line number and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptError {
+    /// 1-based line number.
+    pub line: usize,
+    /// The message.
+    pub message: String,
+}
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+/// Parses a number: decimal or `0x` hex, with an optional K/M/G suffix.
+///
+/// # Errors
+/// A message for anything else, or an overflow.
+pub fn parse_number(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (body, mult) = match t.chars().last() {
+        Some('K') | Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') | Some('m') => (&t[..t.len() - 1], 1u64 << 20),
+        Some('G') | Some('g') => (&t[..t.len() - 1], 1u64 << 30),
+        _ => (t, 1),
+    };
+    let v = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        u64::from_str_radix(&h.replace('_', ""), 16)
+    } else {
+        body.replace('_', "").parse::<u64>()
+    }
+    .map_err(|_| format!("`{s}` is not a number"))?;
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` overflows 64 bits"))
+}
+
+fn parse_addr(s: &str) -> Result<Addr, String> {
+    if s.eq_ignore_ascii_case("null") {
+        return Ok(Addr::Num(0));
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        return parse_number(s).map(Addr::Num);
+    }
+    let (name, off) = match s.find(['+', '-']) {
+        Some(i) => {
+            let n = parse_number(&s[i + 1..])?;
+            let n = i64::try_from(n).map_err(|_| format!("offset in `{s}` is too large"))?;
+            (&s[..i], if &s[i..i + 1] == "-" { -n } else { n })
+        }
+        None => (s, 0),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{s}` is not an address or a name"));
+    }
+    Ok(Addr::Name(name.to_string(), off))
+}
+
+/// Parses PROT: `none`, or letters from `rwx` with `-` placeholders.
+///
+/// # Errors
+/// A message for other letters.
+pub fn parse_prot(s: &str) -> Result<u32, String> {
+    if s.eq_ignore_ascii_case("none") || s == "---" {
+        return Ok(mman::PROT_NONE);
+    }
+    let mut p = 0;
+    for c in s.chars() {
+        p |= match c {
+            'r' | 'R' => mman::PROT_READ,
+            'w' | 'W' => mman::PROT_WRITE,
+            'x' | 'X' => mman::PROT_EXEC,
+            '-' => 0,
+            _ => return Err(format!("`{s}` is not a protection (use none or r, w, x)")),
+        };
+    }
+    Ok(p)
+}
+
+fn parse_flags(s: &str) -> Result<u32, String> {
+    let mut f = 0;
+    for w in s.split([',', '|']) {
+        f |= match w.trim().to_ascii_lowercase().trim_start_matches("map_") {
+            "private" => mman::MAP_PRIVATE,
+            "shared" => mman::MAP_SHARED,
+            "anonymous" | "anon" => mman::MAP_ANONYMOUS,
+            "fixed" => mman::MAP_FIXED,
+            "fixed_noreplace" => mman::MAP_FIXED_NOREPLACE,
+            "noreserve" => mman::MAP_NORESERVE,
+            "populate" => mman::MAP_POPULATE,
+            "stack" => mman::MAP_STACK,
+            "growsdown" => mman::MAP_GROWSDOWN,
+            other => return Err(format!("unknown mmap flag `{other}`")),
+        };
+    }
+    Ok(f)
+}
+
+fn parse_advice(s: &str) -> Result<mman::Advice, String> {
+    let n = s.to_ascii_lowercase();
+    let n = n.trim_start_matches("madv_");
+    Ok(match n {
+        "normal" => mman::MADV_NORMAL,
+        "random" => mman::MADV_RANDOM,
+        "sequential" => mman::MADV_SEQUENTIAL,
+        "willneed" => mman::MADV_WILLNEED,
+        "dontneed" => mman::MADV_DONTNEED,
+        "free" => mman::MADV_FREE,
+        "hugepage" => mman::MADV_HUGEPAGE,
+        "nohugepage" => mman::MADV_NOHUGEPAGE,
+        "dontfork" => mman::MADV_DONTFORK,
+        "dofork" => mman::MADV_DOFORK,
+        "dontdump" => mman::MADV_DONTDUMP,
+        "dodump" => mman::MADV_DODUMP,
+        "wipeonfork" => mman::MADV_WIPEONFORK,
+        "keeponfork" => mman::MADV_KEEPONFORK,
+        "cold" => mman::MADV_COLD,
+        "pageout" => mman::MADV_PAGEOUT,
+        "populate_read" => mman::MADV_POPULATE_READ,
+        "populate_write" => mman::MADV_POPULATE_WRITE,
+        "collapse" => mman::MADV_COLLAPSE,
+        _ => {
+            return parse_number(s)
+                .map(|v| v as mman::Advice)
+                .map_err(|_| format!("unknown advice `{s}`"))
+        }
+    })
+}
+
+/// Parses a whole script.
+///
+/// # Errors
+/// The first bad line, with its number.
+pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
+    let mut out = std::vec::Vec::new();
+    let mut names: HashMap<String, ()> = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let err = |message: String| ScriptError {
+            line: i + 1,
+            message,
+        };
+        let (bind, rest) = match line.split_once('=') {
+            Some((n, r)) => {
+                let n = n.trim();
+                if n.is_empty()
+                    || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || n.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    return Err(err(format!("`{n}` is not a name")));
+                }
+                (Some(n.to_string()), r.trim())
+            }
+            None => (None, line),
+        };
+        let w: std::vec::Vec<&str> = rest.split_whitespace().collect();
+        let argc = |n: usize| -> Result<(), ScriptError> {
+            if w.len() != n + 1 {
+                Err(err(format!(
+                    "`{}` takes {} arguments, got {}",
+                    w[0],
+                    n,
+                    w.len() - 1
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let addr = |s: &str| -> Result<Addr, ScriptError> {
+            let a = parse_addr(s).map_err(&err)?;
+            if let Addr::Name(n, _) = &a {
+                if !names.contains_key(n) {
+                    return Err(err(format!("`{n}` is not bound by an earlier mmap")));
+                }
+            }
+            Ok(a)
+        };
+        let num = |s: &str| parse_number(s).map_err(&err);
+        let call = match w[0] {
+            "mmap" => {
+                argc(4)?;
+                Call::Mmap {
+                    bind: bind.clone(),
+                    addr: addr(w[1])?,
+                    len: num(w[2])?,
+                    prot: parse_prot(w[3]).map_err(&err)?,
+                    flags: parse_flags(w[4]).map_err(&err)?,
+                }
+            }
+            "munmap" => {
+                argc(2)?;
+                Call::Munmap {
+                    addr: addr(w[1])?,
+                    len: num(w[2])?,
+                }
+            }
+            "mprotect" => {
+                argc(3)?;
+                Call::Mprotect {
+                    addr: addr(w[1])?,
+                    len: num(w[2])?,
+                    prot: parse_prot(w[3]).map_err(&err)?,
+                }
+            }
+            "madvise" => {
+                argc(3)?;
+                Call::Madvise {
+                    addr: addr(w[1])?,
+                    len: num(w[2])?,
+                    advice: parse_advice(w[3]).map_err(&err)?,
+                }
+            }
+            "brk" => {
+                argc(1)?;
+                Call::Brk { addr: addr(w[1])? }
+            }
+            "read" | "write" | "exec" => {
+                if w.len() != 2 && w.len() != 3 {
+                    return Err(err(format!("`{}` takes ADDR [LEN]", w[0])));
+                }
+                let kind = match w[0] {
+                    "read" => crate::arch::AccessKind::Read,
+                    "write" => crate::arch::AccessKind::Write,
+                    _ => crate::arch::AccessKind::Fetch,
+                };
+                Call::Touch {
+                    kind,
+                    addr: addr(w[1])?,
+                    len: if w.len() == 3 { num(w[2])? } else { 1 },
+                }
+            }
+            "maps" => {
+                argc(0)?;
+                Call::Maps
+            }
+            "smaps" => {
+                argc(0)?;
+                Call::Smaps
+            }
+            other => return Err(err(format!("unknown call `{other}`"))),
+        };
+        if bind.is_some() && !matches!(call, Call::Mmap { .. }) {
+            return Err(err("only mmap results can be named".into()));
+        }
+        if let Some(n) = &bind {
+            names.insert(n.clone(), ());
+        }
+        out.push((i + 1, call));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let s = "# the seed program\nbuf = mmap NULL 100M rw private,anonymous\nwrite buf 100M\nmprotect buf+4K 4K r-x\nmunmap buf 0x6400000\nmaps\n";
+        let calls = parse(s).unwrap();
+        assert_eq!(calls.len(), 5);
+        assert_eq!(
+            calls[0],
+            (
+                2,
+                Call::Mmap {
+                    bind: Some("buf".into()),
+                    addr: Addr::Num(0),
+                    len: 100 << 20,
+                    prot: 3,
+                    flags: 0x22
+                }
+            )
+        );
+        assert_eq!(
+            calls[2].1,
+            Call::Mprotect {
+                addr: Addr::Name("buf".into(), 4096),
+                len: 4096,
+                prot: 5
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        for (s, line) in [
+            ("maps\nfrobnicate 1\n", 2),
+            ("mmap 0 4K rq private,anonymous\n", 1),
+            ("\n\nmunmap x 4K\n", 3),
+            ("a = munmap 0 4K\n", 1),
+            ("mmap 0 99999999999999999999 rw private\n", 1),
+            ("read\n", 1),
+        ] {
+            assert_eq!(parse(s).unwrap_err().line, line, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("0x10K"), Ok(0x4000));
+        assert_eq!(parse_number("3G"), Ok(3 << 30));
+        assert!(parse_number("0x").is_err());
+        assert!(parse_number("20000000000G").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! Building a simulated process for the command-line tools: storage, parameters, start
+//! state (fresh, or imported from maps/smaps text) and paging.
+
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use crate::addr::PhysAddr;
+use crate::arch::Granule;
+use crate::linux::mm::{AddressSpace, ImportHints, KernelVersion, LayoutParams};
+use crate::linux::paging::{HugeZeroWrite, Paging, PagingConfig};
+use crate::linux::process::Process;
+use crate::linux::vma_tree::VmaSlot;
+use crate::machinery::{FrameAllocator, SliceMemory};
+
+/// Entries in the simulated TLB.
+pub const TLB_ENTRIES: usize = 1024;
+/// Where simulated RAM starts.
+pub const RAM_BASE: u64 = 0x4000_0000;
+
+/// The simulated process type the tools use.
+pub type SimProcess<'s> = Process<'s, 's, SliceMemory<'s>, TLB_ENTRIES>;
+
+/// The memory a simulated process lives in: VMA slots, RAM and frame-allocator metadata.
+pub struct Storage {
+    slots: Vec<VmaSlot>,
+    ram: Vec<u8>,
+    frame_words: Vec<u64>,
+}
+
+/// How the process starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'t> {
+    /// A freshly exec'd program.
+    Fresh,
+    /// A captured /proc/PID/maps.
+    Maps(&'t str),
+    /// A captured /proc/PID/smaps.
+    Smaps(&'t str),
+}
+
+impl Storage {
+    /// Allocates storage for `params` and `phys_mem` bytes of RAM (a multiple of 2 MiB).
+    pub fn new(params: &LayoutParams, phys_mem: u64) -> Self {
+        let phys_mem = phys_mem.max(8 << 20) & !((2 << 20) - 1);
+        let frames = (phys_mem >> 12) as usize;
+        Storage {
+            slots: vec![VmaSlot::EMPTY; params.slots_needed().min(70_000)],
+            ram: vec![0u8; phys_mem as usize],
+            frame_words: vec![0u64; FrameAllocator::storage_words(frames)],
+        }
+    }
+
+    /// Builds the process.
+    ///
+    /// # Errors
+    /// A message for malformed start text or an impossible configuration.
+    pub fn build(
+        &mut self,
+        params: LayoutParams,
+        start: Start<'_>,
+        hints: ImportHints,
+    ) -> Result<SimProcess<'_>, String> {
+        let Storage {
+            slots,
+            ram,
+            frame_words,
+        } = self;
+        let space = match start {
+            Start::Fresh => {
+                let mut s = AddressSpace::fresh_process(slots, params, "/usr/bin/prog")
+                    .map_err(|e| e.to_string())?;
+                if let Some(b) = hints.mmap_base {
+                    s.set_mmap_base(b);
+                }
+                if let (Some(sb), Some(b)) = (hints.start_brk, hints.brk) {
+                    s.set_brk_area(sb, b);
+                }
+                if let Some(st) = hints.start_stack {
+                    s.set_start_stack(st);
+                }
+                s
+            }
+            Start::Maps(t) => {
+                AddressSpace::from_maps(slots, params, t, hints).map_err(|e| e.to_string())?
+            }
+            Start::Smaps(t) => {
+                AddressSpace::from_smaps(slots, params, t, hints).map_err(|e| e.to_string())?
+            }
+        };
+        let size = ram.len() as u64;
+        let frames = FrameAllocator::new(PhysAddr::new(RAM_BASE), size, frame_words, true)
+            .map_err(|e| e.to_string())?;
+        let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), ram);
+        let cfg = paging_config(&params);
+        let paging = Paging::new(cfg, mem, frames).map_err(|e| e.to_string())?;
+        Ok(Process::new(space, paging))
+    }
+}
+
+/// Returns the paging configuration matching a layout.
+pub fn paging_config(params: &LayoutParams) -> PagingConfig {
+    let va_bits = 64 - (params.task_size - 1).leading_zeros();
+    PagingConfig {
+        granule: if params.page_shift == 14 {
+            Granule::K16
+        } else {
+            Granule::K4
+        },
+        va_bits: va_bits.clamp(36, 52),
+        huge_zero_page: true,
+        huge_zero_write: if params.version >= KernelVersion::V6_18 {
+            HugeZeroWrite::AllocateThp
+        } else {
+            HugeZeroWrite::SplitAndCopy
+        },
+        asid: 1,
+    }
+}

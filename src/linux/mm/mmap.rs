@@ -1,0 +1,483 @@
+//! `mmap` of anonymous memory (§1, §2): argument checks in the kernel's order
+//! (`ksys_mmap_pgoff`, `do_mmap`), address selection (`__get_unmapped_area`,
+//! `generic_get_unmapped_area_topdown`, the x86 variants, `__thp_get_unmapped_area`) and
+//! `mmap_region` (replacement, merge, insertion).
+
+use crate::linux::vma::{vma_name, MergeSource, Vma, VmaKind};
+use crate::linux::vma_tree::VmUnmappedAreaInfo;
+use crate::linux::vmflags::VmFlags;
+
+use super::errno::Errno;
+use super::mman::*;
+use super::ops::{NoPageOps, PageOps};
+use super::params::Arch;
+use super::space::{tree_errno, AddressSpace};
+
+impl AddressSpace<'_> {
+    /// `mmap(addr, len, prot, flags, -1, 0)` of anonymous memory; returns the address.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno, in its precedence (§2.1): `EBADF` without `MAP_ANONYMOUS`,
+    /// `EINVAL` for `len == 0`, an unaligned fixed address or a bad mapping type,
+    /// `ENOMEM` for length overflow, `len > TASK_SIZE`, no free area or
+    /// `map_count > max_map_count`, `EPERM` below `mmap_min_addr`, `EEXIST` for an
+    /// occupied `MAP_FIXED_NOREPLACE` range.
+    pub fn mmap(&mut self, addr: u64, len: u64, prot: Prot, flags: MapFlags) -> Result<u64, Errno> {
+        self.mmap_with(addr, len, prot, flags, 0, &mut NoPageOps)
+    }
+
+    /// [`AddressSpace::mmap`] with a file offset (ignored for anonymous memory once page
+    /// aligned) and a [`PageOps`] receiver for replaced and populated ranges.
+    ///
+    /// # Errors
+    ///
+    /// As [`AddressSpace::mmap`]; an unaligned `offset` gives `EINVAL` first.
+    pub fn mmap_with(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        flags: MapFlags,
+        offset: u64,
+        ops: &mut dyn PageOps,
+    ) -> Result<u64, Errno> {
+        // sys_mmap: offset_in_page(off) -> EINVAL (arm64 and x86_64).
+        if !self.params.is_page_aligned(offset) {
+            return Err(Errno::EINVAL);
+        }
+        // ksys_mmap_pgoff: without MAP_ANONYMOUS the fd (-1) is looked up first.
+        if flags & MAP_ANONYMOUS == 0 {
+            return Err(Errno::EBADF);
+        }
+        if flags & MAP_HUGETLB != 0 {
+            // hugetlbfs is not modelled: no pool, the reservation fails.
+            return Err(Errno::ENOMEM);
+        }
+        self.do_mmap(addr, len, prot, flags, ops)
+    }
+
+    fn do_mmap(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        mut flags: MapFlags,
+        ops: &mut dyn PageOps,
+    ) -> Result<u64, Errno> {
+        let p = self.params;
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 {
+            flags |= MAP_FIXED;
+        }
+        let fixed = flags & MAP_FIXED != 0;
+        let addr = if fixed {
+            addr
+        } else {
+            self.round_hint_to_min(addr)
+        };
+        let len = p.page_align(len).ok_or(Errno::ENOMEM)?;
+        if self.tree.len() > p.max_map_count {
+            return Err(Errno::ENOMEM);
+        }
+        let mut vm_flags = self.calc_vm_prot_bits(prot)
+            | self.calc_vm_flag_bits(flags)
+            | VmFlags::VM_MAYREAD
+            | VmFlags::VM_MAYWRITE
+            | VmFlags::VM_MAYEXEC;
+        let shared = flags & MAP_TYPE == MAP_SHARED;
+        let addr = self.get_unmapped_area(addr, len, flags, shared)?;
+        let end = addr + len;
+        if flags & MAP_FIXED_NOREPLACE != 0 && self.tree.find_vma_intersection(addr, end).is_some()
+        {
+            return Err(Errno::EEXIST);
+        }
+        // MAP_LOCKED: the process may mlock (root); mlock limits are not modelled.
+        match flags & MAP_TYPE {
+            MAP_SHARED => {
+                if vm_flags.intersects(VmFlags::VM_GROWSDOWN) {
+                    return Err(Errno::EINVAL);
+                }
+                vm_flags |= VmFlags::VM_SHARED | VmFlags::VM_MAYSHARE;
+            }
+            MAP_DROPPABLE if p.has_map_droppable() => {
+                if flags & MAP_LOCKED != 0 || vm_flags.intersects(VmFlags::VM_GROWSDOWN) {
+                    return Err(Errno::EINVAL);
+                }
+                vm_flags |= VmFlags::VM_DROPPABLE
+                    | VmFlags::VM_WIPEONFORK
+                    | VmFlags::VM_DONTDUMP
+                    | VmFlags::VM_NORESERVE;
+            }
+            MAP_PRIVATE => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        if flags & MAP_NORESERVE != 0 && !p.overcommit_never {
+            vm_flags |= VmFlags::VM_NORESERVE;
+        }
+        self.mmap_region(addr, len, vm_flags, shared, fixed, ops)?;
+        let populate = vm_flags.contains(VmFlags::VM_LOCKED)
+            || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
+        if populate {
+            self.mm_populate(addr, end, ops);
+        }
+        Ok(addr)
+    }
+
+    /// `round_hint_to_min`: round the hint down to a page; a non-zero result below
+    /// `mmap_min_addr` becomes `PAGE_ALIGN(mmap_min_addr)`.
+    fn round_hint_to_min(&self, hint: u64) -> u64 {
+        let p = &self.params;
+        let h = hint & !(p.page_size() - 1);
+        if h != 0 && h < p.mmap_min_addr {
+            return p.page_align(p.mmap_min_addr).unwrap_or(h);
+        }
+        h
+    }
+
+    /// `calc_vm_prot_bits` with arm64's `arch_calc_vm_prot_bits`.
+    pub(super) fn calc_vm_prot_bits(&self, prot: Prot) -> VmFlags {
+        let mut f = VmFlags::empty();
+        if prot & PROT_READ != 0 {
+            f |= VmFlags::VM_READ;
+        }
+        if prot & PROT_WRITE != 0 {
+            f |= VmFlags::VM_WRITE;
+        }
+        if prot & PROT_EXEC != 0 {
+            f |= VmFlags::VM_EXEC;
+        }
+        if self.params.arch == Arch::Arm64 {
+            if self.params.cpu_bti && prot & PROT_BTI != 0 {
+                f |= VmFlags::VM_ARM64_BTI;
+            }
+            if self.params.cpu_mte && prot & PROT_MTE != 0 {
+                f |= VmFlags::VM_MTE;
+            }
+        }
+        f
+    }
+
+    /// `calc_vm_flag_bits` (anonymous): `gd`, `lo`, `nh` for `MAP_STACK` (6.7+), and
+    /// arm64's `VM_MTE_ALLOWED` on MTE CPUs.
+    fn calc_vm_flag_bits(&self, flags: MapFlags) -> VmFlags {
+        let mut f = VmFlags::empty();
+        if flags & MAP_GROWSDOWN != 0 {
+            f |= VmFlags::VM_GROWSDOWN;
+        }
+        if flags & MAP_LOCKED != 0 {
+            f |= VmFlags::VM_LOCKED;
+        }
+        if flags & MAP_STACK != 0 && self.params.map_stack_sets_nohugepage() {
+            f |= VmFlags::VM_NOHUGEPAGE;
+        }
+        if self.params.arch == Arch::Arm64 && self.params.cpu_mte {
+            f |= VmFlags::VM_MTE_ALLOWED;
+        }
+        f
+    }
+
+    /// `__get_unmapped_area` for anonymous memory, including the post-checks of §1.2/7.
+    fn get_unmapped_area(
+        &self,
+        addr: u64,
+        len: u64,
+        flags: MapFlags,
+        shared: bool,
+    ) -> Result<u64, Errno> {
+        let p = &self.params;
+        if len > p.task_size {
+            return Err(Errno::ENOMEM);
+        }
+        let pmd = p.pmd_size;
+        let a = if !shared
+            && addr == 0
+            && p.thp_aligned_placement()
+            && pmd.is_power_of_two()
+            && len.is_multiple_of(pmd)
+        {
+            self.thp_get_unmapped_area(len, flags)?
+        } else {
+            self.arch_get_unmapped_area(addr, len, flags)?
+        };
+        if a > p.task_size - len {
+            return Err(Errno::ENOMEM);
+        }
+        if !p.is_page_aligned(a) {
+            return Err(Errno::EINVAL);
+        }
+        if a < p.dac_mmap_min_addr && !p.cap_sys_rawio {
+            return Err(Errno::EPERM);
+        }
+        Ok(a)
+    }
+
+    /// `thp_get_unmapped_area_vmflags` → `__thp_get_unmapped_area` (§1.6).
+    fn thp_get_unmapped_area(&self, len: u64, flags: MapFlags) -> Result<u64, Errno> {
+        let pmd = self.params.pmd_size;
+        if let Some(len_pad) = len.checked_add(pmd) {
+            if let Ok(ret) = self.arch_get_unmapped_area(0, len_pad, flags) {
+                let off_sub = ret.wrapping_neg() & (pmd - 1);
+                if self.topdown() && off_sub == 0 {
+                    return Ok(ret + pmd);
+                }
+                return Ok(ret + off_sub);
+            }
+        }
+        self.arch_get_unmapped_area(0, len, flags)
+    }
+
+    /// The architecture's `get_unmapped_area` (top-down or bottom-up, with the hint).
+    fn arch_get_unmapped_area(&self, addr: u64, len: u64, flags: MapFlags) -> Result<u64, Errno> {
+        match self.params.arch {
+            Arch::Arm64 => self.generic_get_unmapped_area(addr, len, flags),
+            Arch::X86_64 => self.x86_get_unmapped_area(addr, len, flags),
+        }
+    }
+
+    /// `generic_get_unmapped_area_topdown` / `generic_get_unmapped_area` with arm64's
+    /// `arch_get_mmap_end`/`arch_get_mmap_base` (the 52-bit window rule, §18.3 item 3).
+    fn generic_get_unmapped_area(
+        &self,
+        addr: u64,
+        len: u64,
+        flags: MapFlags,
+    ) -> Result<u64, Errno> {
+        let p = &self.params;
+        let window = p.default_map_window;
+        let above = addr > window;
+        let mmap_end = if above { p.task_size } else { window };
+        if len > mmap_end.saturating_sub(p.mmap_min_addr) {
+            return Err(Errno::ENOMEM);
+        }
+        if flags & MAP_FIXED != 0 {
+            return Ok(addr);
+        }
+        if addr != 0 {
+            let a = p.page_align(addr).ok_or(Errno::ENOMEM)?;
+            if mmap_end - len >= a && a >= p.mmap_min_addr && self.hint_fits(a, len) {
+                return Ok(a);
+            }
+        }
+        let gp = p.gap_params();
+        if self.topdown() {
+            let base = if above {
+                self.mmap_base.saturating_add(p.task_size - window)
+            } else {
+                self.mmap_base
+            };
+            let info = VmUnmappedAreaInfo {
+                length: len,
+                low_limit: p.page_size(),
+                high_limit: base,
+                ..Default::default()
+            };
+            if let Ok(a) = self.tree.unmapped_area_topdown(&info, &gp) {
+                return Ok(a);
+            }
+            let info = VmUnmappedAreaInfo {
+                length: len,
+                low_limit: p.task_unmapped_base(),
+                high_limit: mmap_end,
+                ..Default::default()
+            };
+            self.tree.unmapped_area(&info, &gp).map_err(tree_errno)
+        } else {
+            let info = VmUnmappedAreaInfo {
+                length: len,
+                low_limit: self.mmap_base,
+                high_limit: mmap_end,
+                ..Default::default()
+            };
+            self.tree.unmapped_area(&info, &gp).map_err(tree_errno)
+        }
+    }
+
+    /// x86_64's `arch_get_unmapped_area_topdown` / `arch_get_unmapped_area` (no LA57
+    /// window switching beyond `TASK_SIZE`, no `MAP_32BIT`/`MAP_ABOVE4G`).
+    fn x86_get_unmapped_area(&self, addr: u64, len: u64, flags: MapFlags) -> Result<u64, Errno> {
+        let p = &self.params;
+        let window = p.default_map_window;
+        if len > p.task_size {
+            return Err(Errno::ENOMEM);
+        }
+        if flags & MAP_FIXED != 0 {
+            return Ok(addr);
+        }
+        let gp = p.gap_params();
+        let hint_ok = |a: u64| {
+            // mmap_address_hint_valid
+            p.task_size - len >= a && (a > window) == (a + len > window)
+        };
+        if addr != 0 {
+            let a = addr & !(p.page_size() - 1);
+            if hint_ok(a) && self.hint_fits(a, len) {
+                return Ok(a);
+            }
+        }
+        if self.topdown() {
+            let mut high = self.mmap_base;
+            if addr > window {
+                high = high.saturating_add(p.task_size - window);
+            }
+            let info = VmUnmappedAreaInfo {
+                length: len,
+                low_limit: p.page_size(),
+                high_limit: high,
+                ..Default::default()
+            };
+            if let Ok(a) = self.tree.unmapped_area_topdown(&info, &gp) {
+                return Ok(a);
+            }
+        }
+        let info = VmUnmappedAreaInfo {
+            length: len,
+            low_limit: if self.topdown() {
+                p.task_unmapped_base()
+            } else {
+                self.mmap_base
+            },
+            high_limit: window,
+            ..Default::default()
+        };
+        self.tree.unmapped_area(&info, &gp).map_err(tree_errno)
+    }
+
+    /// The hint test against the next VMA: `addr + len <= vm_start_gap(next)`.
+    fn hint_fits(&self, a: u64, len: u64) -> bool {
+        let Some(end) = a.checked_add(len) else {
+            return false;
+        };
+        match self.tree.find_vma(a) {
+            None => true,
+            Some(next) => {
+                end <= next.vm_start_gap(self.params.stack_guard_gap, self.params.page_size())
+            }
+        }
+    }
+
+    /// `__mmap_region`: unmap what `[addr, addr+len)` overlaps (§2.3 step 1), then merge
+    /// with the neighbours or insert a new VMA.
+    fn mmap_region(
+        &mut self,
+        addr: u64,
+        len: u64,
+        mut vm_flags: VmFlags,
+        shared: bool,
+        fixed: bool,
+        ops: &mut dyn PageOps,
+    ) -> Result<(), Errno> {
+        let end = addr + len;
+        // The simulator's storage must hold a hole punch plus the new VMA; check before
+        // changing anything.
+        if self.free_slots() < 2 {
+            return Err(Errno::ENOMEM);
+        }
+        // Only a fixed address can overlap: the search returns free ranges.
+        if fixed && self.tree.find_vma_intersection(addr, end).is_some() {
+            self.do_munmap_range(addr, end, ops)?;
+        }
+        // accountable_mapping: private writable without MAP_NORESERVE.
+        if (vm_flags & (VmFlags::VM_NORESERVE | VmFlags::VM_SHARED | VmFlags::VM_WRITE))
+            == VmFlags::VM_WRITE
+        {
+            vm_flags |= VmFlags::VM_ACCOUNT;
+        }
+        let ps = self.params.page_shift;
+        let new = if shared {
+            let ino = self.next_shmem_ino;
+            self.next_shmem_ino = ino.wrapping_add(1);
+            Vma {
+                vm_start: addr,
+                vm_end: end,
+                vm_flags,
+                vm_pgoff: 0,
+                anon_vma: None,
+                anon_vma_fork_child: false,
+                kind: VmaKind::File {
+                    dev: crate::linux::vma::DevId { major: 0, minor: 1 },
+                    ino,
+                    path: vma_name("/dev/zero (deleted)").map_err(|_| Errno::ENOMEM)?,
+                },
+            }
+        } else {
+            Vma {
+                vm_start: addr,
+                vm_end: end,
+                vm_flags,
+                vm_pgoff: addr >> ps,
+                anon_vma: None,
+                anon_vma_fork_child: false,
+                kind: VmaKind::Anonymous,
+            }
+        };
+        self.merge_new_range(new)
+    }
+
+    /// `vma_merge_new_range` or a new VMA (§4.4, new range).
+    pub(super) fn merge_new_range(&mut self, new: Vma) -> Result<(), Errno> {
+        let mp = self.params.merge_params();
+        // One lookup gives both neighbours: the range is free, so the first VMA ending
+        // above its start begins at or after its end.
+        let (nxt, prv) = self.tree.find_vma_prev(new.vm_start);
+        let prev = prv.copied().filter(|p| p.vm_end == new.vm_start);
+        let next = nxt.copied().filter(|n| n.vm_start == new.vm_end);
+        let ml = prev.is_some_and(|p| Vma::can_merge(&p, &new, MergeSource::Right, &mp));
+        let mr = next.is_some_and(|n| Vma::can_merge(&new, &n, MergeSource::Left, &mp));
+        let t = |r: Result<(), crate::linux::vma_tree::VmaTreeError>| r.map_err(tree_errno);
+        match (prev, next) {
+            (Some(p), Some(n)) if ml && mr && Vma::can_merge_both(&p, &new, &n, &mp) => {
+                let flags = p.merged_flags(&n).union(new.vm_flags & VmFlags::VM_STICKY);
+                let anon = p.anon_vma.or(n.anon_vma);
+                t(self.tree.remove(n.vm_start).map(|_| ()))?;
+                t(self.tree.update(p.vm_start, |x| {
+                    x.vm_end = n.vm_end;
+                    x.vm_flags = flags;
+                    x.anon_vma = anon;
+                }))
+            }
+            (Some(p), _) if ml => {
+                let flags = p.merged_flags(&new);
+                t(self.tree.update(p.vm_start, |x| {
+                    x.vm_end = new.vm_end;
+                    x.vm_flags = flags;
+                }))
+            }
+            (_, Some(n)) if mr => {
+                let flags = n.merged_flags(&new);
+                t(self.tree.update(n.vm_start, |x| {
+                    x.vm_start = new.vm_start;
+                    x.vm_pgoff = new.vm_pgoff;
+                    x.vm_flags = flags;
+                }))
+            }
+            _ => t(self.tree.insert(new)),
+        }
+    }
+
+    /// `mm_populate`: fault in every accessible VMA part of `[start, end)`; writable
+    /// private VMAs are write-faulted and get an `anon_vma`.
+    pub(super) fn mm_populate(&mut self, start: u64, end: u64, ops: &mut dyn PageOps) {
+        let mut cur = start;
+        while cur < end {
+            let Some(v) = self.tree.find_vma_intersection(cur, end).copied() else {
+                break;
+            };
+            let s = v.vm_start.max(cur);
+            let e = v.vm_end.min(end);
+            let f = v.vm_flags;
+            if f.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC)
+                && !f.intersects(VmFlags::VM_IO | VmFlags::VM_PFNMAP)
+            {
+                let write = f & (VmFlags::VM_WRITE | VmFlags::VM_SHARED) == VmFlags::VM_WRITE;
+                if write && v.kind.is_anonymous() {
+                    let _ = self.anon_vma_prepare(s);
+                }
+                ops.populate(s, e, write);
+            }
+            cur = e;
+        }
+    }
+}

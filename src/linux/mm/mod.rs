@@ -1,0 +1,46 @@
+//! The VMA-level model of a Linux process address space (spec `linux-anon-mmap.md`
+//! §0–§9): `mmap`, `munmap`, `mprotect`, `madvise` and `brk` on anonymous memory, with the
+//! kernel's placement, merge/split, `max_map_count` and errno rules, for the arm64 6.1,
+//! 6.12 (4 KiB and 16 KiB pages, 48- and 52-bit VA) and x86_64 6.18 kernels.
+//!
+//! * [`errno`]: [`Errno`] numbers and `strerror` texts.
+//! * [`mman`]: `PROT_*`, `MAP_*`, `MADV_*` values.
+//! * [`params`]: [`LayoutParams`] presets (page size, kernel version, `TASK_SIZE`,
+//!   `mmap_base`, THP mode, ...).
+//! * [`space`]: [`AddressSpace`], naming (`[heap]`, `[stack]`) and maps/smaps rendering.
+//! * [`layout`]: a freshly exec'd process and the import of captured maps/smaps text.
+//! * [`ops`]: [`PageOps`], through which the page layer learns which ranges changed.
+//! * `mmap`, `munmap`, `mprotect`, `madvise`, `brk`: the calls, as methods of
+//!   [`AddressSpace`].
+//!
+//! ```
+//! use pagesim::linux::mm::{mman::*, AddressSpace, LayoutParams};
+//! use pagesim::linux::vma_tree::VmaSlot;
+//!
+//! let mut slots = [VmaSlot::EMPTY; 32];
+//! let mut mm = AddressSpace::fresh_process(&mut slots, LayoutParams::arm64_6_12(), "/init")?;
+//! let a = mm.mmap(0, 0x3000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)?;
+//! assert_eq!(a, 0xfffff7ff9000);
+//! mm.mprotect(a + 0x1000, 0x1000, PROT_READ)?;
+//! assert_eq!(mm.map_count(), 11);
+//! # Ok::<(), pagesim::linux::mm::Errno>(())
+//! ```
+
+pub mod errno;
+pub mod layout;
+pub mod mman;
+pub mod ops;
+pub mod params;
+pub mod space;
+
+mod brk;
+mod madvise;
+mod mmap;
+mod mprotect;
+mod munmap;
+
+pub use errno::Errno;
+pub use layout::ImportHints;
+pub use ops::{NoPageOps, PageOps};
+pub use params::{Arch, KernelVersion, LayoutParams, ThpMode};
+pub use space::AddressSpace;

@@ -1,0 +1,143 @@
+//! The executor: a fresh process (exec'd with address randomisation off and a fixed stack
+//! rlimit) that performs raw memory syscalls on request and reports /proc/self/maps and
+//! smaps, allocating nothing after its start (spec §14).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::FromRawFd;
+
+/// Operation codes of the fixed 64-byte request records.
+pub mod op {
+    /// mmap(a0, a1, a2, a3, -1, 0).
+    pub const MMAP: u32 = 1;
+    /// munmap(a0, a1).
+    pub const MUNMAP: u32 = 2;
+    /// mprotect(a0, a1, a2).
+    pub const MPROTECT: u32 = 3;
+    /// madvise(a0, a1, a2).
+    pub const MADVISE: u32 = 4;
+    /// brk(a0) (the raw syscall: returns the new break).
+    pub const BRK: u32 = 5;
+    /// mincore(a0, a1) → payload of one byte per page.
+    pub const MINCORE: u32 = 6;
+    /// Snapshot of /proc/self/maps → payload.
+    pub const MAPS: u32 = 7;
+    /// Snapshot of /proc/self/smaps → payload.
+    pub const SMAPS: u32 = 8;
+    /// Stop.
+    pub const EXIT: u32 = 9;
+}
+
+/// A request: op, and up to six arguments.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request {
+    pub op: u32,
+    pub args: [u64; 6],
+}
+
+impl Request {
+    pub fn encode(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0..4].copy_from_slice(&self.op.to_le_bytes());
+        for (i, a) in self.args.iter().enumerate() {
+            b[8 + i * 8..16 + i * 8].copy_from_slice(&a.to_le_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8; 64]) -> Request {
+        let mut args = [0u64; 6];
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = u64::from_le_bytes(b[8 + i * 8..16 + i * 8].try_into().unwrap());
+        }
+        Request {
+            op: u32::from_le_bytes(b[0..4].try_into().unwrap()),
+            args,
+        }
+    }
+}
+
+const SNAP_CAP: usize = 4 << 20;
+
+/// Runs the executor loop on fds 0 (requests) and 1 (responses). Never returns.
+pub fn run() -> ! {
+    // Pre-touch stack so that the [stack] VMA does not grow during the sequence.
+    let pad = std::hint::black_box([0u8; 256 * 1024]);
+    std::hint::black_box(&pad);
+    // SAFETY: fds 0 and 1 are the pipes the driver set up; they stay open for the process.
+    let mut input = unsafe { File::from_raw_fd(0) };
+    let mut output = unsafe { File::from_raw_fd(1) };
+    let mut maps = File::open("/proc/self/maps").expect("open maps");
+    let mut smaps = File::open("/proc/self/smaps").expect("open smaps");
+    let mut buf = vec![0u8; SNAP_CAP];
+    // Make every page of the buffer resident now, so later snapshots change no residency.
+    for i in (0..SNAP_CAP).step_by(4096) {
+        buf[i] = 1;
+    }
+    std::hint::black_box(&buf);
+    let mut req = [0u8; 64];
+    loop {
+        if input.read_exact(&mut req).is_err() {
+            std::process::exit(0);
+        }
+        let r = Request::decode(&req);
+        let a = r.args;
+        let (ret, errno, payload): (i64, i32, usize) = match r.op {
+            op::MMAP => sys(|| unsafe { libc::mmap(a[0] as *mut _, a[1] as usize, a[2] as i32, a[3] as i32, -1, 0) as i64 }, 0),
+            op::MUNMAP => sys(|| unsafe { libc::munmap(a[0] as *mut _, a[1] as usize) as i64 }, 0),
+            op::MPROTECT => sys(|| unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, a[2] as i32) as i64 }, 0),
+            op::MADVISE => sys(|| unsafe { libc::madvise(a[0] as *mut _, a[1] as usize, a[2] as i32) as i64 }, 0),
+            op::BRK => sys(|| unsafe { libc::syscall(libc::SYS_brk, a[0]) }, 0),
+            op::MINCORE => {
+                let pages = (a[1] as usize).div_ceil(4096).min(SNAP_CAP);
+                let (ret, errno, _) = sys(|| unsafe { libc::mincore(a[0] as *mut _, a[1] as usize, buf.as_mut_ptr()) as i64 }, 0);
+                (ret, errno, if ret == 0 { pages } else { 0 })
+            }
+            op::MAPS | op::SMAPS => {
+                let f = if r.op == op::MAPS { &mut maps } else { &mut smaps };
+                let n = read_all(f, &mut buf);
+                (n as i64, 0, n)
+            }
+            _ => std::process::exit(0),
+        };
+        let mut head = [0u8; 16];
+        head[0..8].copy_from_slice(&ret.to_le_bytes());
+        head[8..12].copy_from_slice(&errno.to_le_bytes());
+        head[12..16].copy_from_slice(&(payload as u32).to_le_bytes());
+        if output.write_all(&head).is_err() || output.write_all(&buf[..payload]).is_err() {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Calls `f` and returns its result with errno (read immediately) when it signals failure
+/// by -1 (or MAP_FAILED).
+fn sys(f: impl FnOnce() -> i64, _: u8) -> (i64, i32, usize) {
+    let r = f();
+    if r == -1 {
+        (-1, std::io::Error::last_os_error().raw_os_error().unwrap_or(0), 0)
+    } else {
+        (r, 0, 0)
+    }
+}
+
+fn read_all(f: &mut File, buf: &mut [u8]) -> usize {
+    if f.seek(SeekFrom::Start(0)).is_err() {
+        return 0;
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if std::env::var_os("PAGESIM_HARNESS_DUMP").is_some() {
+                    eprintln!("executor: read error after {n} bytes: {e}");
+                }
+                break;
+            }
+            Ok(k) => n += k,
+        }
+    }
+    n
+}

@@ -1,0 +1,508 @@
+//! The real-kernel cross-check (spec §14): the same call sequences run on the kernel of the
+//! machine the tests run on (in a fresh exec'd executor process, ASLR off, fixed stack
+//! rlimit) and on pagesim's simulated process imported from the executor's own smaps; after
+//! every call the return value or errno and the complete /proc/PID/maps text must be equal
+//! byte for byte, and after touches also mincore and the smaps residency of each anonymous
+//! VMA. Sequences: the seed notes' 100 MiB mmap, hand-written vectors in the style of the
+//! spec's §15, and random sequences; a failure prints a minimal `pagesim run` script.
+//!
+//! Runs as its own binary (harness = false): the executor is this binary re-exec'd.
+
+#[path = "kernel/driver.rs"]
+mod driver;
+#[path = "kernel/executor.rs"]
+mod executor;
+
+use driver::Kernel;
+use executor::op;
+use pagesim::arch::AccessKind;
+use pagesim::cli::sim::{Start, Storage};
+use pagesim::linux::mm::{mman, Errno, ImportHints, KernelVersion, LayoutParams, ThpMode};
+use pagesim::linux::paging::Touch;
+use pagesim::VirtAddr;
+
+/// One call of a sequence; addresses are absolute or relative to earlier mmap results.
+#[derive(Clone, Debug)]
+enum Op {
+    /// mmap(base(slot)+off or 0, len, prot, flags); the result goes to a new slot.
+    Mmap { hint: Option<(usize, i64)>, len: u64, prot: u32, flags: u32 },
+    Munmap { at: (usize, i64), len: u64 },
+    Mprotect { at: (usize, i64), len: u64, prot: u32 },
+    Madvise { at: (usize, i64), len: u64, advice: i32 },
+    /// brk(initial brk + delta).
+    Brk { delta: i64 },
+    Touch { at: (usize, i64), len: u64, write: bool },
+}
+
+struct Ctx {
+    /// The (address, length) of every successful mmap, in order.
+    slots: Vec<(u64, u64)>,
+    brk0: u64,
+}
+
+impl Ctx {
+    /// Resolves a slot-relative address: the offset wraps within the slot's original
+    /// extent (page aligned unless the offset itself is unaligned on purpose), so that
+    /// calls stay inside memory the sequence mapped and never reach the executor's own.
+    fn addr(&self, (slot, off): (usize, i64)) -> u64 {
+        if self.slots.is_empty() {
+            return off as u64;
+        }
+        let (base, len) = self.slots[slot % self.slots.len()];
+        let off = off as u64;
+        if off < len {
+            base + off
+        } else {
+            base + ((off % len.max(1)) & !0xfff)
+        }
+    }
+
+    /// Clamps a length so that `[addr, addr + len)` stays inside the slot.
+    fn len(&self, (slot, off): (usize, i64), len: u64) -> u64 {
+        if self.slots.is_empty() {
+            return len;
+        }
+        let (base, slen) = self.slots[slot % self.slots.len()];
+        let a = self.addr((slot, off));
+        len.min(base + slen - a).max(1)
+    }
+}
+
+fn script_line(op: &Op, c: &Ctx) -> String {
+    let prot = |p: u32| {
+        if p == 0 {
+            "none".to_string()
+        } else {
+            format!(
+                "{}{}{}",
+                if p & 1 != 0 { "r" } else { "-" },
+                if p & 2 != 0 { "w" } else { "-" },
+                if p & 4 != 0 { "x" } else { "-" }
+            )
+        }
+    };
+    let flags = |f: u32| {
+        let mut v = vec![];
+        for (b, n) in [
+            (mman::MAP_PRIVATE, "private"),
+            (mman::MAP_SHARED, "shared"),
+            (mman::MAP_ANONYMOUS, "anonymous"),
+            (mman::MAP_FIXED, "fixed"),
+            (mman::MAP_FIXED_NOREPLACE, "fixed_noreplace"),
+            (mman::MAP_NORESERVE, "noreserve"),
+            (mman::MAP_POPULATE, "populate"),
+            (mman::MAP_STACK, "stack"),
+            (mman::MAP_GROWSDOWN, "growsdown"),
+        ] {
+            if f & b == b {
+                v.push(n);
+            }
+        }
+        v.join(",")
+    };
+    match op {
+        Op::Mmap { hint, len, prot: p, flags: f } => {
+            let fixed = f & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0 && hint.is_some();
+            let len = if fixed { c.len(hint.unwrap_or((0, 0)), *len) } else { *len };
+            format!("mmap {:#x} {len:#x} {} {}", hint.map_or(0, |h| c.addr(h)), prot(*p), flags(*f))
+        }
+        Op::Munmap { at, len } => format!("munmap {:#x} {:#x}", c.addr(*at), c.len(*at, *len)),
+        Op::Mprotect { at, len, prot: p } => format!("mprotect {:#x} {:#x} {}", c.addr(*at), c.len(*at, *len), prot(*p)),
+        Op::Madvise { at, len, advice } => format!("madvise {:#x} {:#x} {advice}", c.addr(*at), c.len(*at, *len)),
+        Op::Brk { delta } => format!("brk {:#x}", c.brk0.wrapping_add(*delta as u64)),
+        Op::Touch { at, len, write } => format!("{} {:#x} {:#x}", if *write { "write" } else { "read" }, c.addr(*at), c.len(*at, *len)),
+    }
+}
+
+/// Host layout parameters, read from the machine.
+fn host_params() -> Option<LayoutParams> {
+    let mut p = match std::env::consts::ARCH {
+        "x86_64" => LayoutParams::x86_64_6_18(),
+        "aarch64" => LayoutParams::arm64(KernelVersion::V6_12, 12, false),
+        _ => return None,
+    };
+    let read = |f: &str| std::fs::read_to_string(f).ok();
+    if let Some(v) = read("/proc/sys/vm/max_map_count").and_then(|s| s.trim().parse().ok()) {
+        p.max_map_count = v;
+    }
+    if let Some(v) = read("/proc/sys/vm/mmap_min_addr").and_then(|s| s.trim().parse::<u64>().ok()) {
+        p.mmap_min_addr = v.max(p.dac_mmap_min_addr);
+    }
+    if let Some(t) = read("/sys/kernel/mm/transparent_hugepage/enabled") {
+        p.thp = if t.contains("[always]") {
+            ThpMode::Always
+        } else if t.contains("[madvise]") {
+            ThpMode::Madvise
+        } else {
+            ThpMode::Never
+        };
+    }
+    p.rlimit_stack = driver::STACK_RLIMIT;
+    Some(p)
+}
+
+/// Runs `ops` on a fresh executor and on pagesim; returns the first difference.
+fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
+    let mut k = Kernel::spawn().map_err(|e| format!("spawn: {e}"))?;
+    let smaps = k.smaps().map_err(|e| format!("smaps: {e}"))?;
+    let (start_brk, _, start_stack) = k.stat_fields().map_err(|e| format!("stat: {e}"))?;
+    let brk0 = k.call(op::BRK, &[0]).map_err(|e| e.to_string())?.ret as u64;
+    let maps0 = k.maps().map_err(|e| e.to_string())?;
+    let hints = ImportHints {
+        start_brk: Some(start_brk),
+        brk: Some(brk0),
+        start_stack: Some(start_stack),
+        mmap_base: None,
+    };
+    let mut params = params;
+    // PKU-capable CPUs print a ProtectionKey: line in smaps.
+    params.maps.smaps_protection_key = smaps.contains("\nProtectionKey:");
+    let mut storage = Storage::new(&params, 512 << 20);
+    let mut p = storage.build(params, Start::Smaps(&smaps), hints)?;
+    if p.maps_string() != maps0 {
+        return Err(format!("import differs\n--- kernel ---\n{maps0}\n--- pagesim ---\n{}", p.maps_string()));
+    }
+    import_residency(&k, &mut p, &maps0)?;
+    let mut c = Ctx { slots: vec![], brk0 };
+    let mut script = String::new();
+    for o in ops {
+        let line = script_line(o, &c);
+        script.push_str(&line);
+        script.push('\n');
+        let fail = |what: String, script: &str| Err(format!("{what}\nreproduce with `pagesim run` on the executor's smaps:\n{script}"));
+        let errno_of = |r: &Result<(), Errno>| r.as_ref().err().map_or(0, |e| e.number());
+        match o {
+            Op::Mmap { hint, len, prot, flags } => {
+                let a = hint.map_or(0, |h| c.addr(h));
+                let len = &if flags & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0 && hint.is_some() {
+                    c.len(hint.unwrap_or((0, 0)), *len)
+                } else {
+                    *len
+                };
+                let kr = k.call(op::MMAP, &[a, *len, *prot as u64, *flags as u64]).map_err(|e| e.to_string())?;
+                let sr = p.mmap(a, *len, *prot, *flags);
+                let s = match sr {
+                    Ok(v) => (v as i64, 0),
+                    Err(e) => (-1, e.number()),
+                };
+                if (kr.ret, kr.errno) != s {
+                    return fail(format!("{line}: kernel {} errno {}, pagesim {:?}", kr.ret, kr.errno, sr), &script);
+                }
+                if kr.ret != -1 {
+                    c.slots.push((kr.ret as u64, *len));
+                }
+            }
+            Op::Munmap { at, len } => {
+                let (a, len) = (c.addr(*at), &c.len(*at, *len));
+                let kr = k.call(op::MUNMAP, &[a, *len]).map_err(|e| e.to_string())?;
+                let sr = p.munmap(a, *len);
+                if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
+                    return fail(format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno), &script);
+                }
+            }
+            Op::Mprotect { at, len, prot } => {
+                let (a, len) = (c.addr(*at), &c.len(*at, *len));
+                let kr = k.call(op::MPROTECT, &[a, *len, *prot as u64]).map_err(|e| e.to_string())?;
+                let sr = p.mprotect(a, *len, *prot);
+                if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
+                    return fail(format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno), &script);
+                }
+            }
+            Op::Madvise { at, len, advice } => {
+                let (a, len) = (c.addr(*at), &c.len(*at, *len));
+                let kr = k.call(op::MADVISE, &[a, *len, *advice as u64]).map_err(|e| e.to_string())?;
+                let sr = p.madvise(a, *len, *advice);
+                if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
+                    return fail(format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno), &script);
+                }
+            }
+            Op::Brk { delta } => {
+                let a = brk0.wrapping_add(*delta as u64);
+                let kr = k.call(op::BRK, &[a]).map_err(|e| e.to_string())?;
+                let sr = p.brk(a);
+                if kr.ret as u64 != sr {
+                    return fail(format!("{line}: kernel {:#x}, pagesim {sr:#x}", kr.ret), &script);
+                }
+            }
+            Op::Touch { at, len, write } => {
+                let (a, len) = (c.addr(*at), &c.len(*at, *len));
+                let (kdone, kfault) = k.touch(a, *len, *write);
+                let kind = if *write { AccessKind::Write } else { AccessKind::Read };
+                let pages = len.div_ceil(4096);
+                let mut sdone = pages;
+                let mut sfault = false;
+                for i in 0..pages {
+                    match p.access(VirtAddr::new(a + i * 4096), kind) {
+                        Touch::Done(_) => {}
+                        _ => {
+                            sdone = i;
+                            sfault = true;
+                            break;
+                        }
+                    }
+                }
+                if (kdone, kfault) != (sdone, sfault) {
+                    return fail(format!("{line}: kernel touched {kdone} pages (fault {kfault}), pagesim {sdone} (fault {sfault})"), &script);
+                }
+                compare_residency(&mut k, &p, &script)?;
+            }
+        }
+        let km = k.maps().map_err(|e| e.to_string())?;
+        let sm = p.maps_string();
+        if km != sm {
+            return fail(format!("maps differ after `{line}`\n{}", diff(&km, &sm)), &script);
+        }
+    }
+    compare_residency(&mut k, &p, &script)
+}
+
+/// Gives pagesim's imported anonymous VMAs the executor's resident pages: exclusively mapped
+/// pages become private pages (write faults), shared-zero-page mappings read faults
+/// (/proc/PID/pagemap bits 63 and 56).
+fn import_residency(k: &Kernel, p: &mut pagesim::cli::sim::SimProcess<'_>, maps: &str) -> Result<(), String> {
+    for l in maps.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let anon = f.len() == 5 || (f.len() == 6 && (f[5] == "[heap]" || f[5] == "[stack]"));
+        if !anon || f[3] != "00:00" || !f[1].starts_with("rw") {
+            continue;
+        }
+        let (s, e) = f[0].split_once('-').unwrap();
+        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let pm = k.pagemap(s, e).map_err(|e| format!("pagemap: {e}"))?;
+        for (i, entry) in pm.iter().enumerate() {
+            if entry >> 63 & 1 == 1 {
+                let kind = if entry >> 56 & 1 == 1 { AccessKind::Write } else { AccessKind::Read };
+                let _ = p.access(VirtAddr::new(s + i as u64 * 4096), kind);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares Rss, Anonymous, AnonHugePages and VmFlags of every anonymous VMA, and mincore.
+fn compare_residency(k: &mut Kernel, p: &pagesim::cli::sim::SimProcess<'_>, script: &str) -> Result<(), String> {
+    let ks = k.smaps().map_err(|e| e.to_string())?;
+    let ss = p.smaps_string();
+    let pick = |t: &str| -> Vec<String> {
+        let mut out = vec![];
+        let mut anon = false;
+        for l in t.lines() {
+            if l.split_whitespace().next().is_some_and(|f| f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')) {
+                anon = l.split_whitespace().count() == 5;
+                if anon {
+                    out.push(l.to_string());
+                }
+            } else if anon && (l.starts_with("Rss:") || l.starts_with("Anonymous:") || l.starts_with("AnonHugePages:") || l.starts_with("VmFlags:")) {
+                out.push(l.to_string());
+            }
+        }
+        out
+    };
+    let (kp, sp) = (pick(&ks), pick(&ss));
+    if kp != sp && std::env::var_os("PAGESIM_HARNESS_DUMP").is_some() {
+        let _ = std::fs::write("/tmp/harness_kernel_smaps", &ks);
+        let _ = std::fs::write("/tmp/harness_pagesim_smaps", &ss);
+    }
+    if kp != sp {
+        return Err(format!("smaps residency differs\n{}\nscript:\n{script}", diff(&kp.join("\n"), &sp.join("\n"))));
+    }
+    // mincore over every anonymous VMA.
+    for l in kp.iter().filter(|l| !l.contains(':') || l.split_whitespace().next().is_some_and(|f| f.contains('-'))) {
+        let (s, e) = l.split_whitespace().next().unwrap().split_once('-').unwrap();
+        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let kr = k.call(op::MINCORE, &[s, e - s]).map_err(|e| e.to_string())?;
+        let mut sv = vec![0u8; ((e - s) / 4096) as usize];
+        p.paging().mincore(s, e - s, &mut sv);
+        let kv: Vec<u8> = kr.payload.iter().map(|b| b & 1).collect();
+        if kv != sv {
+            return Err(format!("mincore differs on {l}\nscript:\n{script}"));
+        }
+    }
+    Ok(())
+}
+
+fn diff(a: &str, b: &str) -> String {
+    let mut out = String::new();
+    let (al, bl): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    for i in 0..al.len().max(bl.len()) {
+        let (x, y) = (al.get(i).copied().unwrap_or("<none>"), bl.get(i).copied().unwrap_or("<none>"));
+        if x != y {
+            out.push_str(&format!("  kernel : {x:?}\n  pagesim: {y:?}\n"));
+        }
+    }
+    out
+}
+
+const RW: u32 = mman::PROT_READ | mman::PROT_WRITE;
+const PA: u32 = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS;
+
+fn vectors() -> Vec<(&'static str, Vec<Op>)> {
+    let at = |s: usize, off: i64| (s, off);
+    vec![
+        (
+            "seed notes: 100 MiB anonymous mmap, touched and unmapped",
+            vec![
+                Op::Mmap { hint: None, len: 100 << 20, prot: RW, flags: PA },
+                Op::Touch { at: at(0, 0), len: 1 << 20, write: true },
+                Op::Touch { at: at(0, 1 << 20), len: 64 << 10, write: false },
+                Op::Munmap { at: at(0, 0), len: 100 << 20 },
+            ],
+        ),
+        (
+            "neighbouring mmaps merge; mprotect splits and re-merges",
+            vec![
+                Op::Mmap { hint: None, len: 0x4000, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 0x4000, prot: RW, flags: PA },
+                Op::Mprotect { at: at(1, 0x1000), len: 0x1000, prot: mman::PROT_READ },
+                Op::Mprotect { at: at(1, 0x1000), len: 0x1000, prot: RW },
+                Op::Munmap { at: at(1, 0x2000), len: 0x1000 },
+            ],
+        ),
+        (
+            "errno precedence",
+            vec![
+                Op::Mmap { hint: None, len: 0, prot: RW, flags: PA },
+                Op::Mmap { hint: Some(at(0, 0x123)), len: 0x1000, prot: RW, flags: PA | mman::MAP_FIXED },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: mman::MAP_ANONYMOUS },
+                Op::Munmap { at: at(0, 0x1001), len: 0x1000 },
+                Op::Mprotect { at: at(0, 0x10), len: 0x1000, prot: RW },
+                Op::Madvise { at: at(0, 0x10), len: 0x1000, advice: mman::MADV_DONTNEED },
+            ],
+        ),
+        (
+            "MAP_FIXED over, MAP_FIXED_NOREPLACE, populate, DONTNEED",
+            vec![
+                Op::Mmap { hint: None, len: 0x10000, prot: RW, flags: PA },
+                Op::Touch { at: at(0, 0), len: 0x10000, write: true },
+                Op::Mmap { hint: Some(at(0, 0x4000)), len: 0x2000, prot: mman::PROT_READ, flags: PA | mman::MAP_FIXED },
+                Op::Mmap { hint: Some(at(0, 0x8000)), len: 0x2000, prot: RW, flags: PA | mman::MAP_FIXED_NOREPLACE },
+                Op::Mmap { hint: None, len: 0x8000, prot: RW, flags: PA | mman::MAP_POPULATE },
+                Op::Madvise { at: at(0, 0xa000), len: 0x2000, advice: mman::MADV_DONTNEED },
+                Op::Touch { at: at(0, 0x4000), len: 0x1000, write: true },
+            ],
+        ),
+        (
+            "THP: madvise(MADV_HUGEPAGE) on an aligned 4 MiB region, then write",
+            vec![
+                Op::Mmap { hint: None, len: 8 << 20, prot: RW, flags: PA },
+                Op::Madvise { at: at(0, 0), len: 8 << 20, advice: mman::MADV_HUGEPAGE },
+                Op::Touch { at: at(0, 2 << 20), len: 4 << 20, write: true },
+                Op::Madvise { at: at(0, 2 << 20), len: 0x1000, advice: mman::MADV_DONTNEED },
+            ],
+        ),
+        (
+            "brk grows and shrinks",
+            vec![
+                Op::Brk { delta: 0x21000 },
+                Op::Touch { at: at(0, 0), len: 0, write: false },
+                Op::Brk { delta: 0x1000 },
+                Op::Brk { delta: 0 },
+            ],
+        ),
+    ]
+}
+
+/// A small deterministic generator of call sequences (seeded; no clock).
+fn random_ops(seed: u64, n: usize) -> Vec<Op> {
+    let mut x = seed | 1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m.max(1)
+    };
+    // An arena first: the top-down allocator puts every later mapping below it, and calls
+    // aimed at slot-relative addresses stay inside it or below, never reaching the
+    // executor's own memory above.
+    let mut ops = vec![
+        Op::Mmap { hint: None, len: 64 << 20, prot: 0, flags: PA | mman::MAP_NORESERVE },
+        Op::Mmap { hint: None, len: 0x40000, prot: RW, flags: PA },
+    ];
+    let prots = [0, mman::PROT_READ, RW, RW | mman::PROT_EXEC, mman::PROT_READ | mman::PROT_EXEC];
+    let advices = [mman::MADV_DONTNEED, mman::MADV_HUGEPAGE, mman::MADV_NOHUGEPAGE, mman::MADV_NORMAL, mman::MADV_WILLNEED, mman::MADV_FREE, mman::MADV_POPULATE_WRITE];
+    for _ in 2..n {
+        let slot = next(8) as usize;
+        let off = next(64 << 8) as i64 * 0x1000;
+        let len = (1 + next(24)) * 0x1000;
+        let op = match next(10) {
+            0 => Op::Mmap { hint: None, len, prot: prots[next(5) as usize], flags: PA },
+            1 => Op::Mmap { hint: Some((slot, off)), len, prot: prots[next(5) as usize], flags: PA },
+            2 => Op::Mmap { hint: Some((slot, off)), len, prot: prots[next(5) as usize], flags: PA | if next(2) == 0 { mman::MAP_FIXED } else { mman::MAP_FIXED_NOREPLACE } },
+            3 => Op::Munmap { at: (slot, off), len },
+            4 | 5 => Op::Mprotect { at: (slot, off), len, prot: prots[next(5) as usize] },
+            6 => Op::Madvise { at: (slot, off), len, advice: advices[next(7) as usize] },
+            7 => Op::Brk { delta: (next(40) as i64) * 0x1000 },
+            _ => Op::Touch { at: (slot, off.max(0)), len, write: next(2) == 0 },
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// Shrinks a failing sequence by dropping calls (never the arena) while it still fails.
+fn shrink(params: LayoutParams, mut ops: Vec<Op>) -> Vec<Op> {
+    let mut i = 1;
+    while i < ops.len() {
+        let mut t = ops.clone();
+        t.remove(i);
+        if check(params, &t).is_err() {
+            ops = t;
+        } else {
+            i += 1;
+        }
+    }
+    ops
+}
+
+fn main() {
+    if std::env::var_os("PAGESIM_EXECUTOR").is_some() {
+        executor::run();
+    }
+    if !cfg!(target_os = "linux") || !std::path::Path::new("/proc/self/maps").exists() {
+        println!("kernel cross-check skipped: needs Linux with /proc (this host has neither)");
+        println!("test result: ok. 0 passed; 0 failed; 1 skipped");
+        return;
+    }
+    let params = match host_params() {
+        Some(p) => p,
+        None => {
+            println!("kernel cross-check skipped: no pagesim layout for host architecture {}", std::env::consts::ARCH);
+            println!("test result: ok. 0 passed; 0 failed; 1 skipped");
+            return;
+        }
+    };
+    let sequences: usize = std::env::var("PAGESIM_KERNEL_SEQUENCES").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let mut passed = 0;
+    let mut failed = 0;
+    for (name, ops) in vectors() {
+        match check(params, &ops) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                failed += 1;
+                println!("FAILED vector `{name}`: {e}");
+            }
+        }
+    }
+    for s in 0..sequences as u64 {
+        let ops = random_ops(0x9e37_79b9_7f4a_7c15 ^ (s * 0x1000_0001), 30);
+        match check(params, &ops) {
+            Ok(()) => passed += 1,
+            Err(_) => {
+                failed += 1;
+                let small = shrink(params, ops);
+                let e = check(params, &small).err().unwrap_or_default();
+                println!("FAILED random sequence {s} (shrunk to {} calls): {e}", small.len());
+            }
+        }
+    }
+    println!(
+        "kernel cross-check on {} {}: {} vectors + {sequences} random sequences of 30 calls",
+        std::env::consts::ARCH,
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        vectors().len()
+    );
+    println!("test result: {}. {passed} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" });
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
