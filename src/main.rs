@@ -47,12 +47,14 @@ enum Command {
         compat: CompatArg,
     },
     /// Replay the seed notes' two programs on a simulated arm64 process (the default).
-    #[command(long_about = "Replays the two programs of the seed notes on a simulated arm64 process whose \
+    #[command(
+        long_about = "Replays the two programs of the seed notes on a simulated arm64 process whose \
 starting map is the notes' \"before\" listing, under Linux 6.1 rules: the NULL-pointer write (the MMU's \
 translation fault with its ESR and FAR, then the kernel's SIGSEGV), and the 100 MiB anonymous mmap with \
 /proc/PID/maps before and after, in the kernel's exact format. Then it touches every page of the 100 MiB \
 and reports what demand paging did (faults, pages and huge pages, frames, page-table frames per level, \
-Rss, TLB hit rate), and shows one translation level by level.")]
+Rss, TLB hit rate), and shows one translation level by level."
+    )]
     Demo,
     /// Run a script of mmap/munmap/mprotect/madvise/brk calls and memory touches on a
     /// simulated Linux process, printing results like strace and maps/smaps like the kernel.

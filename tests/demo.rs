@@ -7,7 +7,10 @@ use pagesim::cli::demo;
 fn notes() -> String {
     // The notes live beside the project (../shared/seed); the repo keeps a copy of the part
     // the demo starts from, so the test can tell when the notes are missing.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/seed/000_177aca69400f7876.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/seed/000_177aca69400f7876.txt"
+    );
     match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => panic!("the seed notes are needed for this test ({path}): {e}"),
@@ -15,7 +18,10 @@ fn notes() -> String {
 }
 
 fn fold(line: &str) -> String {
-    demo::normalise_notes(line).split_whitespace().collect::<Vec<_>>().join(" ")
+    demo::normalise_notes(line)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The terminal output of each `$ ./main` run in the notes.
@@ -50,18 +56,36 @@ fn demo_output_holds_the_notes_line_by_line() {
     // The program's own output: no blank lines, no simulator commentary.
     let shown: Vec<String> = text
         .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("  ") && !l.starts_with("===") && !l.starts_with("pagesim") && !l.starts_with('('))
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("  ")
+                && !l.starts_with("===")
+                && !l.starts_with("pagesim")
+                && !l.starts_with('(')
+        })
         .map(fold)
         .collect();
     let runs = runs(&notes());
     assert_eq!(runs.len(), 2, "the notes have two program runs");
-    assert_eq!(runs[0], ["$ ./main", "before invalid access", "Segmentation fault (core dumped)"]);
+    assert_eq!(
+        runs[0],
+        [
+            "$ ./main",
+            "before invalid access",
+            "Segmentation fault (core dumped)"
+        ]
+    );
     assert_eq!(runs[1].len(), 1 + 1 + 16 + 1 + 1 + 17);
     let mut at = 0;
     for run in &runs {
         let pos = (at..shown.len())
             .find(|&i| shown[i..].starts_with(run))
-            .unwrap_or_else(|| panic!("the demo does not show the run starting {:?}\n--- demo ---\n{text}", run[..2].to_vec()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "the demo does not show the run starting {:?}\n--- demo ---\n{text}",
+                    run[..2].to_vec()
+                )
+            });
         at = pos + run.len();
     }
 }
@@ -73,7 +97,9 @@ fn demo_maps_are_in_the_kernels_exact_format() {
     let text = String::from_utf8(buf).unwrap();
     // The new mapping's line, padded exactly as show_map_vma pads an unnamed VMA.
     assert!(text.contains("\nffff89ad0000-ffff8fed0000 rw-p 00000000 00:00 0 \n"));
-    assert!(text.contains("\nffffd9144000-ffffd9165000 rw-p 00000000 00:00 0                          [stack]\n"));
+    assert!(text.contains(
+        "\nffffd9144000-ffffd9165000 rw-p 00000000 00:00 0                          [stack]\n"
+    ));
     // The NULL write faulted in the MMU at level 0 with the EL0 data abort syndrome.
     assert!(text.contains("ESR_EL1 0x92000044, FAR_EL1 0x0"));
     assert!(text.contains("SIGSEGV {si_code=SEGV_MAPERR, si_addr=0x0}"));
@@ -85,12 +111,28 @@ fn demo_touch_statistics_add_up() {
     demo::run(&mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     let value = |label: &str| -> u64 {
-        let line = text.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label}"));
-        line[line.find(label).unwrap() + label.len()..].split_whitespace().next().unwrap().parse().unwrap()
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label}"));
+        line[line.find(label).unwrap() + label.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let small = value("4 KiB pages allocated");
     let huge = value("2 MiB huge pages (THP, L2 blocks)");
-    assert_eq!(small * 4096 + huge * (2 << 20), 100 << 20, "every byte of the 100 MiB is backed once");
-    assert_eq!(value("page faults taken"), small + huge + 1, "one fault per page or block, plus the NULL write");
+    assert_eq!(
+        small * 4096 + huge * (2 << 20),
+        100 << 20,
+        "every byte of the 100 MiB is backed once"
+    );
+    assert_eq!(
+        value("page faults taken"),
+        small + huge + 1,
+        "one fault per page or block, plus the NULL write"
+    );
     assert_eq!(value("Rss of the mapping"), 100 * 1024);
 }

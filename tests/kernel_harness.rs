@@ -25,13 +25,35 @@ use pagesim::VirtAddr;
 #[derive(Clone, Debug)]
 enum Op {
     /// mmap(base(slot)+off or 0, len, prot, flags); the result goes to a new slot.
-    Mmap { hint: Option<(usize, i64)>, len: u64, prot: u32, flags: u32 },
-    Munmap { at: (usize, i64), len: u64 },
-    Mprotect { at: (usize, i64), len: u64, prot: u32 },
-    Madvise { at: (usize, i64), len: u64, advice: i32 },
+    Mmap {
+        hint: Option<(usize, i64)>,
+        len: u64,
+        prot: u32,
+        flags: u32,
+    },
+    Munmap {
+        at: (usize, i64),
+        len: u64,
+    },
+    Mprotect {
+        at: (usize, i64),
+        len: u64,
+        prot: u32,
+    },
+    Madvise {
+        at: (usize, i64),
+        len: u64,
+        advice: i32,
+    },
     /// brk(initial brk + delta).
-    Brk { delta: i64 },
-    Touch { at: (usize, i64), len: u64, write: bool },
+    Brk {
+        delta: i64,
+    },
+    Touch {
+        at: (usize, i64),
+        len: u64,
+        write: bool,
+    },
 }
 
 struct Ctx {
@@ -101,16 +123,44 @@ fn script_line(op: &Op, c: &Ctx) -> String {
         v.join(",")
     };
     match op {
-        Op::Mmap { hint, len, prot: p, flags: f } => {
+        Op::Mmap {
+            hint,
+            len,
+            prot: p,
+            flags: f,
+        } => {
             let fixed = f & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0 && hint.is_some();
-            let len = if fixed { c.len(hint.unwrap_or((0, 0)), *len) } else { *len };
-            format!("mmap {:#x} {len:#x} {} {}", hint.map_or(0, |h| c.addr(h)), prot(*p), flags(*f))
+            let len = if fixed {
+                c.len(hint.unwrap_or((0, 0)), *len)
+            } else {
+                *len
+            };
+            format!(
+                "mmap {:#x} {len:#x} {} {}",
+                hint.map_or(0, |h| c.addr(h)),
+                prot(*p),
+                flags(*f)
+            )
         }
         Op::Munmap { at, len } => format!("munmap {:#x} {:#x}", c.addr(*at), c.len(*at, *len)),
-        Op::Mprotect { at, len, prot: p } => format!("mprotect {:#x} {:#x} {}", c.addr(*at), c.len(*at, *len), prot(*p)),
-        Op::Madvise { at, len, advice } => format!("madvise {:#x} {:#x} {advice}", c.addr(*at), c.len(*at, *len)),
+        Op::Mprotect { at, len, prot: p } => format!(
+            "mprotect {:#x} {:#x} {}",
+            c.addr(*at),
+            c.len(*at, *len),
+            prot(*p)
+        ),
+        Op::Madvise { at, len, advice } => format!(
+            "madvise {:#x} {:#x} {advice}",
+            c.addr(*at),
+            c.len(*at, *len)
+        ),
         Op::Brk { delta } => format!("brk {:#x}", c.brk0.wrapping_add(*delta as u64)),
-        Op::Touch { at, len, write } => format!("{} {:#x} {:#x}", if *write { "write" } else { "read" }, c.addr(*at), c.len(*at, *len)),
+        Op::Touch { at, len, write } => format!(
+            "{} {:#x} {:#x}",
+            if *write { "write" } else { "read" },
+            c.addr(*at),
+            c.len(*at, *len)
+        ),
     }
 }
 
@@ -160,33 +210,58 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
     let mut storage = Storage::new(&params, 512 << 20);
     let mut p = storage.build(params, Start::Smaps(&smaps), hints)?;
     if p.maps_string() != maps0 {
-        return Err(format!("import differs\n--- kernel ---\n{maps0}\n--- pagesim ---\n{}", p.maps_string()));
+        return Err(format!(
+            "import differs\n--- kernel ---\n{maps0}\n--- pagesim ---\n{}",
+            p.maps_string()
+        ));
     }
     import_residency(&k, &mut p, &maps0)?;
-    let mut c = Ctx { slots: vec![], brk0 };
+    let mut c = Ctx {
+        slots: vec![],
+        brk0,
+    };
     let mut script = String::new();
     for o in ops {
         let line = script_line(o, &c);
         script.push_str(&line);
         script.push('\n');
-        let fail = |what: String, script: &str| Err(format!("{what}\nreproduce with `pagesim run` on the executor's smaps:\n{script}"));
+        let fail = |what: String, script: &str| {
+            Err(format!(
+                "{what}\nreproduce with `pagesim run` on the executor's smaps:\n{script}"
+            ))
+        };
         let errno_of = |r: &Result<(), Errno>| r.as_ref().err().map_or(0, |e| e.number());
         match o {
-            Op::Mmap { hint, len, prot, flags } => {
+            Op::Mmap {
+                hint,
+                len,
+                prot,
+                flags,
+            } => {
                 let a = hint.map_or(0, |h| c.addr(h));
-                let len = &if flags & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0 && hint.is_some() {
+                let len = &if flags & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0
+                    && hint.is_some()
+                {
                     c.len(hint.unwrap_or((0, 0)), *len)
                 } else {
                     *len
                 };
-                let kr = k.call(op::MMAP, &[a, *len, *prot as u64, *flags as u64]).map_err(|e| e.to_string())?;
+                let kr = k
+                    .call(op::MMAP, &[a, *len, *prot as u64, *flags as u64])
+                    .map_err(|e| e.to_string())?;
                 let sr = p.mmap(a, *len, *prot, *flags);
                 let s = match sr {
                     Ok(v) => (v as i64, 0),
                     Err(e) => (-1, e.number()),
                 };
                 if (kr.ret, kr.errno) != s {
-                    return fail(format!("{line}: kernel {} errno {}, pagesim {:?}", kr.ret, kr.errno, sr), &script);
+                    return fail(
+                        format!(
+                            "{line}: kernel {} errno {}, pagesim {:?}",
+                            kr.ret, kr.errno, sr
+                        ),
+                        &script,
+                    );
                 }
                 if kr.ret != -1 {
                     c.slots.push((kr.ret as u64, *len));
@@ -197,23 +272,36 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
                 let kr = k.call(op::MUNMAP, &[a, *len]).map_err(|e| e.to_string())?;
                 let sr = p.munmap(a, *len);
                 if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
-                    return fail(format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno), &script);
+                    return fail(
+                        format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno),
+                        &script,
+                    );
                 }
             }
             Op::Mprotect { at, len, prot } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
-                let kr = k.call(op::MPROTECT, &[a, *len, *prot as u64]).map_err(|e| e.to_string())?;
+                let kr = k
+                    .call(op::MPROTECT, &[a, *len, *prot as u64])
+                    .map_err(|e| e.to_string())?;
                 let sr = p.mprotect(a, *len, *prot);
                 if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
-                    return fail(format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno), &script);
+                    return fail(
+                        format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno),
+                        &script,
+                    );
                 }
             }
             Op::Madvise { at, len, advice } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
-                let kr = k.call(op::MADVISE, &[a, *len, *advice as u64]).map_err(|e| e.to_string())?;
+                let kr = k
+                    .call(op::MADVISE, &[a, *len, *advice as u64])
+                    .map_err(|e| e.to_string())?;
                 let sr = p.madvise(a, *len, *advice);
                 if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
-                    return fail(format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno), &script);
+                    return fail(
+                        format!("{line}: kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno),
+                        &script,
+                    );
                 }
             }
             Op::Brk { delta } => {
@@ -221,13 +309,20 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
                 let kr = k.call(op::BRK, &[a]).map_err(|e| e.to_string())?;
                 let sr = p.brk(a);
                 if kr.ret as u64 != sr {
-                    return fail(format!("{line}: kernel {:#x}, pagesim {sr:#x}", kr.ret), &script);
+                    return fail(
+                        format!("{line}: kernel {:#x}, pagesim {sr:#x}", kr.ret),
+                        &script,
+                    );
                 }
             }
             Op::Touch { at, len, write } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
                 let (kdone, kfault) = k.touch(a, *len, *write);
-                let kind = if *write { AccessKind::Write } else { AccessKind::Read };
+                let kind = if *write {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                };
                 let pages = len.div_ceil(4096);
                 let mut sdone = pages;
                 let mut sfault = false;
@@ -250,7 +345,10 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
         let km = k.maps().map_err(|e| e.to_string())?;
         let sm = p.maps_string();
         if km != sm {
-            return fail(format!("maps differ after `{line}`\n{}", diff(&km, &sm)), &script);
+            return fail(
+                format!("maps differ after `{line}`\n{}", diff(&km, &sm)),
+                &script,
+            );
         }
     }
     compare_residency(&mut k, &p, &script)
@@ -259,7 +357,11 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
 /// Gives pagesim's imported anonymous VMAs the executor's resident pages: exclusively mapped
 /// pages become private pages (write faults), shared-zero-page mappings read faults
 /// (/proc/PID/pagemap bits 63 and 56).
-fn import_residency(k: &Kernel, p: &mut pagesim::cli::sim::SimProcess<'_>, maps: &str) -> Result<(), String> {
+fn import_residency(
+    k: &Kernel,
+    p: &mut pagesim::cli::sim::SimProcess<'_>,
+    maps: &str,
+) -> Result<(), String> {
     for l in maps.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         let anon = f.len() == 5 || (f.len() == 6 && (f[5] == "[heap]" || f[5] == "[stack]"));
@@ -267,11 +369,18 @@ fn import_residency(k: &Kernel, p: &mut pagesim::cli::sim::SimProcess<'_>, maps:
             continue;
         }
         let (s, e) = f[0].split_once('-').unwrap();
-        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let (s, e) = (
+            u64::from_str_radix(s, 16).unwrap(),
+            u64::from_str_radix(e, 16).unwrap(),
+        );
         let pm = k.pagemap(s, e).map_err(|e| format!("pagemap: {e}"))?;
         for (i, entry) in pm.iter().enumerate() {
             if entry >> 63 & 1 == 1 {
-                let kind = if entry >> 56 & 1 == 1 { AccessKind::Write } else { AccessKind::Read };
+                let kind = if entry >> 56 & 1 == 1 {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                };
                 let _ = p.access(VirtAddr::new(s + i as u64 * 4096), kind);
             }
         }
@@ -280,19 +389,30 @@ fn import_residency(k: &Kernel, p: &mut pagesim::cli::sim::SimProcess<'_>, maps:
 }
 
 /// Compares Rss, Anonymous, AnonHugePages and VmFlags of every anonymous VMA, and mincore.
-fn compare_residency(k: &mut Kernel, p: &pagesim::cli::sim::SimProcess<'_>, script: &str) -> Result<(), String> {
+fn compare_residency(
+    k: &mut Kernel,
+    p: &pagesim::cli::sim::SimProcess<'_>,
+    script: &str,
+) -> Result<(), String> {
     let ks = k.smaps().map_err(|e| e.to_string())?;
     let ss = p.smaps_string();
     let pick = |t: &str| -> Vec<String> {
         let mut out = vec![];
         let mut anon = false;
         for l in t.lines() {
-            if l.split_whitespace().next().is_some_and(|f| f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')) {
+            if l.split_whitespace().next().is_some_and(|f| {
+                f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            }) {
                 anon = l.split_whitespace().count() == 5;
                 if anon {
                     out.push(l.to_string());
                 }
-            } else if anon && (l.starts_with("Rss:") || l.starts_with("Anonymous:") || l.starts_with("AnonHugePages:") || l.starts_with("VmFlags:")) {
+            } else if anon
+                && (l.starts_with("Rss:")
+                    || l.starts_with("Anonymous:")
+                    || l.starts_with("AnonHugePages:")
+                    || l.starts_with("VmFlags:"))
+            {
                 out.push(l.to_string());
             }
         }
@@ -304,13 +424,28 @@ fn compare_residency(k: &mut Kernel, p: &pagesim::cli::sim::SimProcess<'_>, scri
         let _ = std::fs::write("/tmp/harness_pagesim_smaps", &ss);
     }
     if kp != sp {
-        return Err(format!("smaps residency differs\n{}\nscript:\n{script}", diff(&kp.join("\n"), &sp.join("\n"))));
+        return Err(format!(
+            "smaps residency differs\n{}\nscript:\n{script}",
+            diff(&kp.join("\n"), &sp.join("\n"))
+        ));
     }
     // mincore over every anonymous VMA.
-    for l in kp.iter().filter(|l| !l.contains(':') || l.split_whitespace().next().is_some_and(|f| f.contains('-'))) {
-        let (s, e) = l.split_whitespace().next().unwrap().split_once('-').unwrap();
-        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
-        let kr = k.call(op::MINCORE, &[s, e - s]).map_err(|e| e.to_string())?;
+    for l in kp.iter().filter(|l| {
+        !l.contains(':') || l.split_whitespace().next().is_some_and(|f| f.contains('-'))
+    }) {
+        let (s, e) = l
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .split_once('-')
+            .unwrap();
+        let (s, e) = (
+            u64::from_str_radix(s, 16).unwrap(),
+            u64::from_str_radix(e, 16).unwrap(),
+        );
+        let kr = k
+            .call(op::MINCORE, &[s, e - s])
+            .map_err(|e| e.to_string())?;
         let mut sv = vec![0u8; ((e - s) / 4096) as usize];
         p.paging().mincore(s, e - s, &mut sv);
         let kv: Vec<u8> = kr.payload.iter().map(|b| b & 1).collect();
@@ -325,7 +460,10 @@ fn diff(a: &str, b: &str) -> String {
     let mut out = String::new();
     let (al, bl): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
     for i in 0..al.len().max(bl.len()) {
-        let (x, y) = (al.get(i).copied().unwrap_or("<none>"), bl.get(i).copied().unwrap_or("<none>"));
+        let (x, y) = (
+            al.get(i).copied().unwrap_or("<none>"),
+            bl.get(i).copied().unwrap_or("<none>"),
+        );
         if x != y {
             out.push_str(&format!("  kernel : {x:?}\n  pagesim: {y:?}\n"));
         }
@@ -342,59 +480,175 @@ fn vectors() -> Vec<(&'static str, Vec<Op>)> {
         (
             "seed notes: 100 MiB anonymous mmap, touched and unmapped",
             vec![
-                Op::Mmap { hint: None, len: 100 << 20, prot: RW, flags: PA },
-                Op::Touch { at: at(0, 0), len: 1 << 20, write: true },
-                Op::Touch { at: at(0, 1 << 20), len: 64 << 10, write: false },
-                Op::Munmap { at: at(0, 0), len: 100 << 20 },
+                Op::Mmap {
+                    hint: None,
+                    len: 100 << 20,
+                    prot: RW,
+                    flags: PA,
+                },
+                Op::Touch {
+                    at: at(0, 0),
+                    len: 1 << 20,
+                    write: true,
+                },
+                Op::Touch {
+                    at: at(0, 1 << 20),
+                    len: 64 << 10,
+                    write: false,
+                },
+                Op::Munmap {
+                    at: at(0, 0),
+                    len: 100 << 20,
+                },
             ],
         ),
         (
             "neighbouring mmaps merge; mprotect splits and re-merges",
             vec![
-                Op::Mmap { hint: None, len: 0x4000, prot: RW, flags: PA },
-                Op::Mmap { hint: None, len: 0x4000, prot: RW, flags: PA },
-                Op::Mprotect { at: at(1, 0x1000), len: 0x1000, prot: mman::PROT_READ },
-                Op::Mprotect { at: at(1, 0x1000), len: 0x1000, prot: RW },
-                Op::Munmap { at: at(1, 0x2000), len: 0x1000 },
+                Op::Mmap {
+                    hint: None,
+                    len: 0x4000,
+                    prot: RW,
+                    flags: PA,
+                },
+                Op::Mmap {
+                    hint: None,
+                    len: 0x4000,
+                    prot: RW,
+                    flags: PA,
+                },
+                Op::Mprotect {
+                    at: at(1, 0x1000),
+                    len: 0x1000,
+                    prot: mman::PROT_READ,
+                },
+                Op::Mprotect {
+                    at: at(1, 0x1000),
+                    len: 0x1000,
+                    prot: RW,
+                },
+                Op::Munmap {
+                    at: at(1, 0x2000),
+                    len: 0x1000,
+                },
             ],
         ),
         (
             "errno precedence",
             vec![
-                Op::Mmap { hint: None, len: 0, prot: RW, flags: PA },
-                Op::Mmap { hint: Some(at(0, 0x123)), len: 0x1000, prot: RW, flags: PA | mman::MAP_FIXED },
-                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: mman::MAP_ANONYMOUS },
-                Op::Munmap { at: at(0, 0x1001), len: 0x1000 },
-                Op::Mprotect { at: at(0, 0x10), len: 0x1000, prot: RW },
-                Op::Madvise { at: at(0, 0x10), len: 0x1000, advice: mman::MADV_DONTNEED },
+                Op::Mmap {
+                    hint: None,
+                    len: 0,
+                    prot: RW,
+                    flags: PA,
+                },
+                Op::Mmap {
+                    hint: Some(at(0, 0x123)),
+                    len: 0x1000,
+                    prot: RW,
+                    flags: PA | mman::MAP_FIXED,
+                },
+                Op::Mmap {
+                    hint: None,
+                    len: 0x1000,
+                    prot: RW,
+                    flags: mman::MAP_ANONYMOUS,
+                },
+                Op::Munmap {
+                    at: at(0, 0x1001),
+                    len: 0x1000,
+                },
+                Op::Mprotect {
+                    at: at(0, 0x10),
+                    len: 0x1000,
+                    prot: RW,
+                },
+                Op::Madvise {
+                    at: at(0, 0x10),
+                    len: 0x1000,
+                    advice: mman::MADV_DONTNEED,
+                },
             ],
         ),
         (
             "MAP_FIXED over, MAP_FIXED_NOREPLACE, populate, DONTNEED",
             vec![
-                Op::Mmap { hint: None, len: 0x10000, prot: RW, flags: PA },
-                Op::Touch { at: at(0, 0), len: 0x10000, write: true },
-                Op::Mmap { hint: Some(at(0, 0x4000)), len: 0x2000, prot: mman::PROT_READ, flags: PA | mman::MAP_FIXED },
-                Op::Mmap { hint: Some(at(0, 0x8000)), len: 0x2000, prot: RW, flags: PA | mman::MAP_FIXED_NOREPLACE },
-                Op::Mmap { hint: None, len: 0x8000, prot: RW, flags: PA | mman::MAP_POPULATE },
-                Op::Madvise { at: at(0, 0xa000), len: 0x2000, advice: mman::MADV_DONTNEED },
-                Op::Touch { at: at(0, 0x4000), len: 0x1000, write: true },
+                Op::Mmap {
+                    hint: None,
+                    len: 0x10000,
+                    prot: RW,
+                    flags: PA,
+                },
+                Op::Touch {
+                    at: at(0, 0),
+                    len: 0x10000,
+                    write: true,
+                },
+                Op::Mmap {
+                    hint: Some(at(0, 0x4000)),
+                    len: 0x2000,
+                    prot: mman::PROT_READ,
+                    flags: PA | mman::MAP_FIXED,
+                },
+                Op::Mmap {
+                    hint: Some(at(0, 0x8000)),
+                    len: 0x2000,
+                    prot: RW,
+                    flags: PA | mman::MAP_FIXED_NOREPLACE,
+                },
+                Op::Mmap {
+                    hint: None,
+                    len: 0x8000,
+                    prot: RW,
+                    flags: PA | mman::MAP_POPULATE,
+                },
+                Op::Madvise {
+                    at: at(0, 0xa000),
+                    len: 0x2000,
+                    advice: mman::MADV_DONTNEED,
+                },
+                Op::Touch {
+                    at: at(0, 0x4000),
+                    len: 0x1000,
+                    write: true,
+                },
             ],
         ),
         (
             "THP: madvise(MADV_HUGEPAGE) on an aligned 4 MiB region, then write",
             vec![
-                Op::Mmap { hint: None, len: 8 << 20, prot: RW, flags: PA },
-                Op::Madvise { at: at(0, 0), len: 8 << 20, advice: mman::MADV_HUGEPAGE },
-                Op::Touch { at: at(0, 2 << 20), len: 4 << 20, write: true },
-                Op::Madvise { at: at(0, 2 << 20), len: 0x1000, advice: mman::MADV_DONTNEED },
+                Op::Mmap {
+                    hint: None,
+                    len: 8 << 20,
+                    prot: RW,
+                    flags: PA,
+                },
+                Op::Madvise {
+                    at: at(0, 0),
+                    len: 8 << 20,
+                    advice: mman::MADV_HUGEPAGE,
+                },
+                Op::Touch {
+                    at: at(0, 2 << 20),
+                    len: 4 << 20,
+                    write: true,
+                },
+                Op::Madvise {
+                    at: at(0, 2 << 20),
+                    len: 0x1000,
+                    advice: mman::MADV_DONTNEED,
+                },
             ],
         ),
         (
             "brk grows and shrinks",
             vec![
                 Op::Brk { delta: 0x21000 },
-                Op::Touch { at: at(0, 0), len: 0, write: false },
+                Op::Touch {
+                    at: at(0, 0),
+                    len: 0,
+                    write: false,
+                },
                 Op::Brk { delta: 0x1000 },
                 Op::Brk { delta: 0 },
             ],
@@ -415,24 +669,85 @@ fn random_ops(seed: u64, n: usize) -> Vec<Op> {
     // aimed at slot-relative addresses stay inside it or below, never reaching the
     // executor's own memory above.
     let mut ops = vec![
-        Op::Mmap { hint: None, len: 64 << 20, prot: 0, flags: PA | mman::MAP_NORESERVE },
-        Op::Mmap { hint: None, len: 0x40000, prot: RW, flags: PA },
+        Op::Mmap {
+            hint: None,
+            len: 64 << 20,
+            prot: 0,
+            flags: PA | mman::MAP_NORESERVE,
+        },
+        Op::Mmap {
+            hint: None,
+            len: 0x40000,
+            prot: RW,
+            flags: PA,
+        },
     ];
-    let prots = [0, mman::PROT_READ, RW, RW | mman::PROT_EXEC, mman::PROT_READ | mman::PROT_EXEC];
-    let advices = [mman::MADV_DONTNEED, mman::MADV_HUGEPAGE, mman::MADV_NOHUGEPAGE, mman::MADV_NORMAL, mman::MADV_WILLNEED, mman::MADV_FREE, mman::MADV_POPULATE_WRITE];
+    let prots = [
+        0,
+        mman::PROT_READ,
+        RW,
+        RW | mman::PROT_EXEC,
+        mman::PROT_READ | mman::PROT_EXEC,
+    ];
+    let advices = [
+        mman::MADV_DONTNEED,
+        mman::MADV_HUGEPAGE,
+        mman::MADV_NOHUGEPAGE,
+        mman::MADV_NORMAL,
+        mman::MADV_WILLNEED,
+        mman::MADV_FREE,
+        mman::MADV_POPULATE_WRITE,
+    ];
     for _ in 2..n {
         let slot = next(8) as usize;
         let off = next(64 << 8) as i64 * 0x1000;
         let len = (1 + next(24)) * 0x1000;
         let op = match next(10) {
-            0 => Op::Mmap { hint: None, len, prot: prots[next(5) as usize], flags: PA },
-            1 => Op::Mmap { hint: Some((slot, off)), len, prot: prots[next(5) as usize], flags: PA },
-            2 => Op::Mmap { hint: Some((slot, off)), len, prot: prots[next(5) as usize], flags: PA | if next(2) == 0 { mman::MAP_FIXED } else { mman::MAP_FIXED_NOREPLACE } },
-            3 => Op::Munmap { at: (slot, off), len },
-            4 | 5 => Op::Mprotect { at: (slot, off), len, prot: prots[next(5) as usize] },
-            6 => Op::Madvise { at: (slot, off), len, advice: advices[next(7) as usize] },
-            7 => Op::Brk { delta: (next(40) as i64) * 0x1000 },
-            _ => Op::Touch { at: (slot, off.max(0)), len, write: next(2) == 0 },
+            0 => Op::Mmap {
+                hint: None,
+                len,
+                prot: prots[next(5) as usize],
+                flags: PA,
+            },
+            1 => Op::Mmap {
+                hint: Some((slot, off)),
+                len,
+                prot: prots[next(5) as usize],
+                flags: PA,
+            },
+            2 => Op::Mmap {
+                hint: Some((slot, off)),
+                len,
+                prot: prots[next(5) as usize],
+                flags: PA
+                    | if next(2) == 0 {
+                        mman::MAP_FIXED
+                    } else {
+                        mman::MAP_FIXED_NOREPLACE
+                    },
+            },
+            3 => Op::Munmap {
+                at: (slot, off),
+                len,
+            },
+            4 | 5 => Op::Mprotect {
+                at: (slot, off),
+                len,
+                prot: prots[next(5) as usize],
+            },
+            6 => Op::Madvise {
+                at: (slot, off),
+                len,
+                advice: advices[next(7) as usize],
+            },
+            7 => Op::Brk {
+                delta: (next(40) as i64) * 0x1000,
+            },
+            _ => Op::Touch {
+                at: (slot, off.max(0)),
+                len,
+                write: next(2) == 0,
+            },
         };
         ops.push(op);
     }
@@ -466,12 +781,18 @@ fn main() {
     let params = match host_params() {
         Some(p) => p,
         None => {
-            println!("kernel cross-check skipped: no pagesim layout for host architecture {}", std::env::consts::ARCH);
+            println!(
+                "kernel cross-check skipped: no pagesim layout for host architecture {}",
+                std::env::consts::ARCH
+            );
             println!("test result: ok. 0 passed; 0 failed; 1 skipped");
             return;
         }
     };
-    let sequences: usize = std::env::var("PAGESIM_KERNEL_SEQUENCES").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let sequences: usize = std::env::var("PAGESIM_KERNEL_SEQUENCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let mut passed = 0;
     let mut failed = 0;
     for (name, ops) in vectors() {
@@ -491,17 +812,25 @@ fn main() {
                 failed += 1;
                 let small = shrink(params, ops);
                 let e = check(params, &small).err().unwrap_or_default();
-                println!("FAILED random sequence {s} (shrunk to {} calls): {e}", small.len());
+                println!(
+                    "FAILED random sequence {s} (shrunk to {} calls): {e}",
+                    small.len()
+                );
             }
         }
     }
     println!(
         "kernel cross-check on {} {}: {} vectors + {sequences} random sequences of 30 calls",
         std::env::consts::ARCH,
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
         vectors().len()
     );
-    println!("test result: {}. {passed} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" });
+    println!(
+        "test result: {}. {passed} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
     if failed > 0 {
         std::process::exit(1);
     }

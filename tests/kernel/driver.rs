@@ -30,7 +30,10 @@ impl Kernel {
     pub fn spawn() -> std::io::Result<Kernel> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
-        cmd.env("PAGESIM_EXECUTOR", "1").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.env("PAGESIM_EXECUTOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         // SAFETY: only async-signal-safe calls (personality, setrlimit) between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -66,7 +69,11 @@ impl Kernel {
         let n = u32::from_le_bytes(head[12..16].try_into().unwrap()) as usize;
         let mut payload = vec![0u8; n];
         self.rx.read_exact(&mut payload)?;
-        Ok(Reply { ret, errno, payload })
+        Ok(Reply {
+            ret,
+            errno,
+            payload,
+        })
     }
 
     /// Returns /proc/PID/maps.
@@ -118,7 +125,10 @@ impl Kernel {
         let n = ((end - start) >> 12) as usize;
         let mut buf = vec![0u8; n * 8];
         f.read_exact(&mut buf)?;
-        Ok(buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+        Ok(buf
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
     }
 
     /// Reads start_brk, brk and start_stack from /proc/PID/stat (fields 47, 48 and 28).
@@ -127,14 +137,24 @@ impl Kernel {
         let after = &s[s.rfind(')').map_or(0, |i| i + 2)..];
         let f: Vec<&str> = after.split_whitespace().collect();
         // `after` starts at field 3 (state).
-        let get = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let get = |n: usize| {
+            f.get(n - 3)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         Ok((get(47), get(48), get(28)))
     }
 }
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        let _ = self.tx.write_all(&Request { op: op::EXIT, args: [0; 6] }.encode());
+        let _ = self.tx.write_all(
+            &Request {
+                op: op::EXIT,
+                args: [0; 6],
+            }
+            .encode(),
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

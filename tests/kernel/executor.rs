@@ -83,18 +83,48 @@ pub fn run() -> ! {
         let r = Request::decode(&req);
         let a = r.args;
         let (ret, errno, payload): (i64, i32, usize) = match r.op {
-            op::MMAP => sys(|| unsafe { libc::mmap(a[0] as *mut _, a[1] as usize, a[2] as i32, a[3] as i32, -1, 0) as i64 }, 0),
-            op::MUNMAP => sys(|| unsafe { libc::munmap(a[0] as *mut _, a[1] as usize) as i64 }, 0),
-            op::MPROTECT => sys(|| unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, a[2] as i32) as i64 }, 0),
-            op::MADVISE => sys(|| unsafe { libc::madvise(a[0] as *mut _, a[1] as usize, a[2] as i32) as i64 }, 0),
+            op::MMAP => sys(
+                || unsafe {
+                    libc::mmap(
+                        a[0] as *mut _,
+                        a[1] as usize,
+                        a[2] as i32,
+                        a[3] as i32,
+                        -1,
+                        0,
+                    ) as i64
+                },
+                0,
+            ),
+            op::MUNMAP => sys(
+                || unsafe { libc::munmap(a[0] as *mut _, a[1] as usize) as i64 },
+                0,
+            ),
+            op::MPROTECT => sys(
+                || unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, a[2] as i32) as i64 },
+                0,
+            ),
+            op::MADVISE => sys(
+                || unsafe { libc::madvise(a[0] as *mut _, a[1] as usize, a[2] as i32) as i64 },
+                0,
+            ),
             op::BRK => sys(|| unsafe { libc::syscall(libc::SYS_brk, a[0]) }, 0),
             op::MINCORE => {
                 let pages = (a[1] as usize).div_ceil(4096).min(SNAP_CAP);
-                let (ret, errno, _) = sys(|| unsafe { libc::mincore(a[0] as *mut _, a[1] as usize, buf.as_mut_ptr()) as i64 }, 0);
+                let (ret, errno, _) = sys(
+                    || unsafe {
+                        libc::mincore(a[0] as *mut _, a[1] as usize, buf.as_mut_ptr()) as i64
+                    },
+                    0,
+                );
                 (ret, errno, if ret == 0 { pages } else { 0 })
             }
             op::MAPS | op::SMAPS => {
-                let f = if r.op == op::MAPS { &mut maps } else { &mut smaps };
+                let f = if r.op == op::MAPS {
+                    &mut maps
+                } else {
+                    &mut smaps
+                };
                 let n = read_all(f, &mut buf);
                 (n as i64, 0, n)
             }
@@ -115,7 +145,11 @@ pub fn run() -> ! {
 fn sys(f: impl FnOnce() -> i64, _: u8) -> (i64, i32, usize) {
     let r = f();
     if r == -1 {
-        (-1, std::io::Error::last_os_error().raw_os_error().unwrap_or(0), 0)
+        (
+            -1,
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            0,
+        )
     } else {
         (r, 0, 0)
     }
