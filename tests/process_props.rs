@@ -1,0 +1,169 @@
+//! Property tests of a whole simulated process (VMAs + demand-paged tables on the MMU):
+//! every valid leaf lies inside a VMA that allows what the leaf grants, frames in use are
+//! exactly tables + resident pages + the zero pages, and failed calls change nothing.
+
+use pagesim::arch::{AccessKind, Attributes};
+use pagesim::cli::sim::{SimProcess, Start, Storage};
+use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
+use pagesim::linux::paging::Touch;
+use pagesim::linux::vmflags::VmFlags;
+use pagesim::VirtAddr;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Mmap { fixed: bool, slot: usize, off: u64, pages: u64, prot: u32 },
+    Munmap { slot: usize, off: u64, pages: u64 },
+    Mprotect { slot: usize, off: u64, pages: u64, prot: u32 },
+    Madvise { slot: usize, off: u64, pages: u64, advice: i32 },
+    Touch { slot: usize, off: u64, pages: u64, write: bool },
+    Brk { pages: u64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let prot = prop_oneof![Just(0u32), Just(1), Just(3), Just(5), Just(7)];
+    let advice = prop_oneof![
+        Just(mman::MADV_DONTNEED),
+        Just(mman::MADV_FREE),
+        Just(mman::MADV_HUGEPAGE),
+        Just(mman::MADV_NOHUGEPAGE),
+        Just(mman::MADV_POPULATE_WRITE),
+        Just(mman::MADV_POPULATE_READ),
+    ];
+    prop_oneof![
+        3 => (any::<bool>(), 0usize..6, 0u64..1024, 1u64..1100, prot.clone()).prop_map(|(fixed, slot, off, pages, prot)| Op::Mmap { fixed, slot, off, pages, prot }),
+        2 => (0usize..6, 0u64..1024, 1u64..600).prop_map(|(slot, off, pages)| Op::Munmap { slot, off, pages }),
+        2 => (0usize..6, 0u64..1024, 1u64..600, prot).prop_map(|(slot, off, pages, prot)| Op::Mprotect { slot, off, pages, prot }),
+        2 => (0usize..6, 0u64..1024, 1u64..600, advice).prop_map(|(slot, off, pages, advice)| Op::Madvise { slot, off, pages, advice }),
+        4 => (0usize..6, 0u64..1024, 1u64..700, any::<bool>()).prop_map(|(slot, off, pages, write)| Op::Touch { slot, off, pages, write }),
+        1 => (0u64..64).prop_map(|pages| Op::Brk { pages }),
+    ]
+}
+
+const PAGE: u64 = 4096;
+
+/// Mapped ranges with their permissions and names, adjacent equal ones joined.
+fn coverage(maps: &str) -> Vec<(u64, u64, String, String)> {
+    let mut out: Vec<(u64, u64, String, String)> = vec![];
+    for l in maps.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (s, e) = f[0].split_once('-').unwrap();
+        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let name = f.get(5).copied().unwrap_or("").to_string();
+        match out.last_mut() {
+            Some(last) if last.1 == s && last.2 == f[1] && last.3 == name => last.1 = e,
+            _ => out.push((s, e, f[1].to_string(), name)),
+        }
+    }
+    out
+}
+
+fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
+    let paging = p.paging();
+    let mem = paging.mmu().memory();
+    let mut rss = 0u64;
+    let mut bad = None;
+    let _ = paging.mapper().for_each_leaf(mem, VirtAddr::new(0), 1 << 47, |l| {
+        let start = l.va.as_u64();
+        let end = start + (1u64 << l.size_log2);
+        let d = l.descriptor.bits();
+        let vma = p.space().vma_lookup(start).copied();
+        let ok = match vma {
+            Some(v) if v.vm_end >= end => {
+                let f = v.vm_flags;
+                let writable = d & Attributes::AP_RO.bits() == 0 || d & Attributes::DBM.bits() != 0;
+                let el0 = d & Attributes::AP_EL0.bits() != 0;
+                let exec = d & Attributes::UXN.bits() == 0;
+                (!writable || f.contains(VmFlags::VM_WRITE))
+                    && (!el0 || f.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC))
+                    && (!exec || f.contains(VmFlags::VM_EXEC))
+            }
+            _ => false,
+        };
+        if !ok && bad.is_none() {
+            bad = Some((start, d, vma.map(|v| (v.vm_start, v.vm_end, v.vm_flags))));
+        }
+        true
+    });
+    prop_assert!(bad.is_none(), "leaf outside a compatible VMA: {:x?}", bad);
+    for v in p.space().iter() {
+        rss += paging.residency(v.vm_start, v.vm_end).rss;
+    }
+    let frames = paging.frames();
+    let used = (frames.total_frames() - frames.free_frames()) as u64;
+    let tables = paging.mapper().table_count();
+    // The zero page and the 2 MiB huge zero page are allocated once at start.
+    prop_assert_eq!(used, tables + rss / PAGE + 1 + 512, "frames in use = tables + resident pages + zero pages");
+    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut params = LayoutParams::arm64_6_12();
+    params.thp = ThpMode::Madvise;
+    params.task_size = 1 << 48;
+    let mut storage = Storage::new(&params, 64 << 20);
+    let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
+    let mut slots: Vec<u64> = vec![];
+    let brk0 = p.brk(0);
+    let addr = |slots: &Vec<u64>, slot: usize, off: u64| slots.get(slot % slots.len().max(1)).map_or(0x1000_0000, |b| b + off * PAGE);
+    for o in ops {
+        let maps = p.maps_string();
+        let failed = match o {
+            Op::Mmap { fixed, slot, off, pages, prot } => {
+                let hint = if fixed { addr(&slots, slot, off) } else { 0 };
+                let flags = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | if fixed { mman::MAP_FIXED } else { 0 };
+                match p.mmap(hint, pages * PAGE, prot, flags) {
+                    Ok(a) => {
+                        slots.push(a);
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+            Op::Munmap { slot, off, pages } => p.munmap(addr(&slots, slot, off), pages * PAGE).is_err(),
+            Op::Mprotect { slot, off, pages, prot } => {
+                let _ = p.mprotect(addr(&slots, slot, off), pages * PAGE, prot);
+                false // mprotect may fail half-way (ENOMEM), as the kernel's does
+            }
+            Op::Madvise { slot, off, pages, advice } => {
+                let _ = p.madvise(addr(&slots, slot, off), pages * PAGE, advice);
+                false
+            }
+            Op::Touch { slot, off, pages, write } => {
+                let a = addr(&slots, slot, off);
+                for i in 0..pages {
+                    let kind = if write { AccessKind::Write } else { AccessKind::Read };
+                    if !matches!(p.access(VirtAddr::new(a + i * PAGE), kind), Touch::Done(_)) {
+                        break;
+                    }
+                }
+                false
+            }
+            Op::Brk { pages } => {
+                let _ = p.brk(brk0 + pages * PAGE);
+                false
+            }
+        };
+        if failed {
+            // A failed call maps and unmaps nothing. (The kernel may keep a VMA split it
+            // made before failing, as munmap does when the far end needs a split that a
+            // special mapping refuses, so compare what is mapped, not how it is split.)
+            prop_assert_eq!(coverage(&p.maps_string()), coverage(&maps), "a failed call changed what is mapped");
+        }
+        check_invariants(&p)?;
+    }
+    // Unmapping everything returns every private page.
+    for s in slots {
+        let _ = p.munmap(s, 1100 * PAGE);
+    }
+    check_invariants(&p)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn process_invariants_hold(ops in proptest::collection::vec(op(), 1..30)) {
+        run(ops)?;
+    }
+}
