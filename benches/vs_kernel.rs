@@ -35,7 +35,14 @@ fn kernel_touch(write: bool) {
     // SAFETY: an anonymous private mapping of SIZE bytes, touched within bounds and then
     // unmapped; nothing else refers to it.
     unsafe {
-        let p = libc::mmap(std::ptr::null_mut(), SIZE as usize, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            SIZE as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        ) as *mut u8;
         assert!(p as isize != -1);
         let mut off = 0;
         while off < SIZE as usize {
@@ -56,9 +63,14 @@ fn group(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     g.sample_size(20);
     let mut storage = Storage::new(&params(), 256 << 20);
-    let mut p = storage.build(params(), Start::Fresh, ImportHints::default()).unwrap();
+    let mut p = storage
+        .build(params(), Start::Fresh, ImportHints::default())
+        .unwrap();
     g.throughput(Throughput::Elements(SIZE / PAGE));
-    for (name, kind) in [("write_100mib", AccessKind::Write), ("read_100mib", AccessKind::Read)] {
+    for (name, kind) in [
+        ("write_100mib", AccessKind::Write),
+        ("read_100mib", AccessKind::Read),
+    ] {
         g.bench_function(format!("pagesim/{name}"), |b| {
             b.iter(|| {
                 let a = p.mmap(0, SIZE, RW, PA).unwrap();
@@ -66,7 +78,9 @@ fn group(c: &mut Criterion) {
                 p.munmap(a, SIZE).unwrap();
             })
         });
-        g.bench_function(format!("kernel/{name}"), |b| b.iter(|| kernel_touch(kind == AccessKind::Write)));
+        g.bench_function(format!("kernel/{name}"), |b| {
+            b.iter(|| kernel_touch(kind == AccessKind::Write))
+        });
     }
     g.throughput(Throughput::Elements(1));
     g.bench_function("pagesim/mmap_munmap_4k", |b| {
@@ -79,7 +93,14 @@ fn group(c: &mut Criterion) {
         b.iter(|| {
             // SAFETY: maps and unmaps one untouched anonymous page.
             unsafe {
-                let q = libc::mmap(std::ptr::null_mut(), PAGE as usize, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+                let q = libc::mmap(
+                    std::ptr::null_mut(),
+                    PAGE as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
                 libc::munmap(black_box(q), PAGE as usize);
             }
         })

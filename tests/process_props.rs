@@ -12,12 +12,39 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Mmap { fixed: bool, slot: usize, off: u64, pages: u64, prot: u32 },
-    Munmap { slot: usize, off: u64, pages: u64 },
-    Mprotect { slot: usize, off: u64, pages: u64, prot: u32 },
-    Madvise { slot: usize, off: u64, pages: u64, advice: i32 },
-    Touch { slot: usize, off: u64, pages: u64, write: bool },
-    Brk { pages: u64 },
+    Mmap {
+        fixed: bool,
+        slot: usize,
+        off: u64,
+        pages: u64,
+        prot: u32,
+    },
+    Munmap {
+        slot: usize,
+        off: u64,
+        pages: u64,
+    },
+    Mprotect {
+        slot: usize,
+        off: u64,
+        pages: u64,
+        prot: u32,
+    },
+    Madvise {
+        slot: usize,
+        off: u64,
+        pages: u64,
+        advice: i32,
+    },
+    Touch {
+        slot: usize,
+        off: u64,
+        pages: u64,
+        write: bool,
+    },
+    Brk {
+        pages: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -48,7 +75,10 @@ fn coverage(maps: &str) -> Vec<(u64, u64, String, String)> {
     for l in maps.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         let (s, e) = f[0].split_once('-').unwrap();
-        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let (s, e) = (
+            u64::from_str_radix(s, 16).unwrap(),
+            u64::from_str_radix(e, 16).unwrap(),
+        );
         let name = f.get(5).copied().unwrap_or("").to_string();
         match out.last_mut() {
             Some(last) if last.1 == s && last.2 == f[1] && last.3 == name => last.1 = e,
@@ -63,28 +93,34 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
     let mem = paging.mmu().memory();
     let mut rss = 0u64;
     let mut bad = None;
-    let _ = paging.mapper().for_each_leaf(mem, VirtAddr::new(0), 1 << 47, |l| {
-        let start = l.va.as_u64();
-        let end = start + (1u64 << l.size_log2);
-        let d = l.descriptor.bits();
-        let vma = p.space().vma_lookup(start).copied();
-        let ok = match vma {
-            Some(v) if v.vm_end >= end => {
-                let f = v.vm_flags;
-                let writable = d & Attributes::AP_RO.bits() == 0 || d & Attributes::DBM.bits() != 0;
-                let el0 = d & Attributes::AP_EL0.bits() != 0;
-                let exec = d & Attributes::UXN.bits() == 0;
-                (!writable || f.contains(VmFlags::VM_WRITE))
-                    && (!el0 || f.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC))
-                    && (!exec || f.contains(VmFlags::VM_EXEC))
+    let _ = paging
+        .mapper()
+        .for_each_leaf(mem, VirtAddr::new(0), 1 << 47, |l| {
+            let start = l.va.as_u64();
+            let end = start + (1u64 << l.size_log2);
+            let d = l.descriptor.bits();
+            let vma = p.space().vma_lookup(start).copied();
+            let ok = match vma {
+                Some(v) if v.vm_end >= end => {
+                    let f = v.vm_flags;
+                    let writable =
+                        d & Attributes::AP_RO.bits() == 0 || d & Attributes::DBM.bits() != 0;
+                    let el0 = d & Attributes::AP_EL0.bits() != 0;
+                    let exec = d & Attributes::UXN.bits() == 0;
+                    (!writable || f.contains(VmFlags::VM_WRITE))
+                        && (!el0
+                            || f.intersects(
+                                VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC,
+                            ))
+                        && (!exec || f.contains(VmFlags::VM_EXEC))
+                }
+                _ => false,
+            };
+            if !ok && bad.is_none() {
+                bad = Some((start, d, vma.map(|v| (v.vm_start, v.vm_end, v.vm_flags))));
             }
-            _ => false,
-        };
-        if !ok && bad.is_none() {
-            bad = Some((start, d, vma.map(|v| (v.vm_start, v.vm_end, v.vm_flags))));
-        }
-        true
-    });
+            true
+        });
     prop_assert!(bad.is_none(), "leaf outside a compatible VMA: {:x?}", bad);
     for v in p.space().iter() {
         rss += paging.residency(v.vm_start, v.vm_end).rss;
@@ -93,7 +129,11 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
     let used = (frames.total_frames() - frames.free_frames()) as u64;
     let tables = paging.mapper().table_count();
     // The zero page and the 2 MiB huge zero page are allocated once at start.
-    prop_assert_eq!(used, tables + rss / PAGE + 1 + 512, "frames in use = tables + resident pages + zero pages");
+    prop_assert_eq!(
+        used,
+        tables + rss / PAGE + 1 + 512,
+        "frames in use = tables + resident pages + zero pages"
+    );
     Ok(())
 }
 
@@ -102,16 +142,30 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     params.thp = ThpMode::Madvise;
     params.task_size = 1 << 48;
     let mut storage = Storage::new(&params, 64 << 20);
-    let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
+    let mut p = storage
+        .build(params, Start::Fresh, ImportHints::default())
+        .unwrap();
     let mut slots: Vec<u64> = vec![];
     let brk0 = p.brk(0);
-    let addr = |slots: &Vec<u64>, slot: usize, off: u64| slots.get(slot % slots.len().max(1)).map_or(0x1000_0000, |b| b + off * PAGE);
+    let addr = |slots: &Vec<u64>, slot: usize, off: u64| {
+        slots
+            .get(slot % slots.len().max(1))
+            .map_or(0x1000_0000, |b| b + off * PAGE)
+    };
     for o in ops {
         let maps = p.maps_string();
         let failed = match o {
-            Op::Mmap { fixed, slot, off, pages, prot } => {
+            Op::Mmap {
+                fixed,
+                slot,
+                off,
+                pages,
+                prot,
+            } => {
                 let hint = if fixed { addr(&slots, slot, off) } else { 0 };
-                let flags = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | if fixed { mman::MAP_FIXED } else { 0 };
+                let flags = mman::MAP_PRIVATE
+                    | mman::MAP_ANONYMOUS
+                    | if fixed { mman::MAP_FIXED } else { 0 };
                 match p.mmap(hint, pages * PAGE, prot, flags) {
                     Ok(a) => {
                         slots.push(a);
@@ -120,19 +174,40 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(_) => true,
                 }
             }
-            Op::Munmap { slot, off, pages } => p.munmap(addr(&slots, slot, off), pages * PAGE).is_err(),
-            Op::Mprotect { slot, off, pages, prot } => {
+            Op::Munmap { slot, off, pages } => {
+                p.munmap(addr(&slots, slot, off), pages * PAGE).is_err()
+            }
+            Op::Mprotect {
+                slot,
+                off,
+                pages,
+                prot,
+            } => {
                 let _ = p.mprotect(addr(&slots, slot, off), pages * PAGE, prot);
                 false // mprotect may fail half-way (ENOMEM), as the kernel's does
             }
-            Op::Madvise { slot, off, pages, advice } => {
+            Op::Madvise {
+                slot,
+                off,
+                pages,
+                advice,
+            } => {
                 let _ = p.madvise(addr(&slots, slot, off), pages * PAGE, advice);
                 false
             }
-            Op::Touch { slot, off, pages, write } => {
+            Op::Touch {
+                slot,
+                off,
+                pages,
+                write,
+            } => {
                 let a = addr(&slots, slot, off);
                 for i in 0..pages {
-                    let kind = if write { AccessKind::Write } else { AccessKind::Read };
+                    let kind = if write {
+                        AccessKind::Write
+                    } else {
+                        AccessKind::Read
+                    };
                     if !matches!(p.access(VirtAddr::new(a + i * PAGE), kind), Touch::Done(_)) {
                         break;
                     }
@@ -148,7 +223,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             // A failed call maps and unmaps nothing. (The kernel may keep a VMA split it
             // made before failing, as munmap does when the far end needs a split that a
             // special mapping refuses, so compare what is mapped, not how it is split.)
-            prop_assert_eq!(coverage(&p.maps_string()), coverage(&maps), "a failed call changed what is mapped");
+            prop_assert_eq!(
+                coverage(&p.maps_string()),
+                coverage(&maps),
+                "a failed call changed what is mapped"
+            );
         }
         check_invariants(&p)?;
     }

@@ -425,9 +425,13 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
 
     fn map(&mut self, va: u64, pa: PhysAddr, len: u64, attrs: Attributes) -> Result<(), MapError> {
         let mem = self.mmu.memory_mut();
-        let flush = self
-            .mapper
-            .map(mem, &mut self.frames, VirtAddr::new(va), pa, len, attrs)?;
+        let flush = if len == self.config.granule.page_size() {
+            self.mapper
+                .map_page(mem, &mut self.frames, VirtAddr::new(va), pa, attrs)?
+        } else {
+            self.mapper
+                .map(mem, &mut self.frames, VirtAddr::new(va), pa, len, attrs)?
+        };
         self.mmu.flush(flush);
         Ok(())
     }
@@ -594,31 +598,70 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         if end <= start {
             return Ok(());
         }
-        // Leaf by leaf: unmap (which fails only before changing anything), then free the
-        // frames that part of the leaf held.
-        let mut cursor = start;
-        let page = self.page();
-        while cursor < end {
-            let leaf = match self.next_leaf(cursor, end) {
-                Some(l) => l,
-                None => break,
-            };
-            let l_start = leaf.va.as_u64();
-            let l_end = l_start + (1u64 << leaf.size_log2);
-            let s = l_start.max(start);
-            let e = l_end.min(end);
-            let pa = leaf.pa.as_u64() + (s - l_start);
-            self.unmap(s, e - s)?;
-            if !self.is_zero(leaf.pa.as_u64()) {
-                let mut a = pa;
-                while a < pa + (e - s) {
-                    let _ = self
-                        .frames
-                        .free_run(PhysAddr::new(a), self.config.granule.page_shift() - 12);
-                    a += page;
+        // A leaf straddling either end is split by unmapping its inside part on its own:
+        // the only step that needs frames (for the split tables), so the only one that can
+        // fail, and it fails before changing anything.
+        let (mut a, mut b) = (start, end);
+        if let Some(l) = self.leaf_at(a) {
+            let ls = l.va.as_u64();
+            if ls < a {
+                let e = (ls + (1u64 << l.size_log2)).min(b);
+                self.zap_part(&l, a, e)?;
+                a = e;
+            }
+        }
+        if a < b {
+            if let Some(l) = self.leaf_at(b - 1) {
+                let ls = l.va.as_u64();
+                if ls + (1u64 << l.size_log2) > b && ls >= a {
+                    self.zap_part(&l, ls, b)?;
+                    b = ls;
                 }
             }
-            cursor = e;
+        }
+        if a >= b {
+            return Ok(());
+        }
+        // The interior: every leaf lies wholly inside [a, b). Free their frames, then
+        // remove them all in one table change, which needs no split.
+        let page_order = self.config.granule.page_shift() - 12;
+        let zero = self.zero.as_u64();
+        let page = self.page();
+        let huge = self.huge_zero.map(|h| (h.as_u64(), self.pmd()));
+        let is_zero = |pa: u64| {
+            (pa >= zero && pa < zero + page) || huge.is_some_and(|(h, n)| pa >= h && pa < h + n)
+        };
+        let Paging {
+            mapper,
+            mmu,
+            frames,
+            ..
+        } = self;
+        mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
+            if !is_zero(l.pa.as_u64()) {
+                let order = (l.size_log2 - 12).max(page_order);
+                let _ = frames.free_run(l.pa, order);
+            }
+            true
+        })?;
+        let flush = mapper.unmap(mmu.memory_mut(), frames, VirtAddr::new(a), b - a)?;
+        mmu.flush(flush);
+        Ok(())
+    }
+
+    /// Unmaps `[s, e)` of leaf `l` and frees the frames that part held.
+    fn zap_part(&mut self, l: &Leaf, s: u64, e: u64) -> Result<(), MapError> {
+        self.unmap(s, e - s)?;
+        if !self.is_zero(l.pa.as_u64()) {
+            let page = self.page();
+            let pa = l.pa.as_u64() + (s - l.va.as_u64());
+            let mut x = pa;
+            while x < pa + (e - s) {
+                let _ = self
+                    .frames
+                    .free_run(PhysAddr::new(x), self.config.granule.page_shift() - 12);
+                x += page;
+            }
         }
         Ok(())
     }

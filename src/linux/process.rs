@@ -207,9 +207,14 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         let after = self.paging.stats();
         if after.anon_pages != before.anon_pages || after.thp != before.thp {
             // A private page was allocated: the VMA gets its anon_vma (which decides merges).
-            let _ = self
+            let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
+            if self
                 .space
-                .anon_vma_prepare(va.as_u64() & 0x00ff_ffff_ffff_ffff);
+                .vma_lookup(addr)
+                .is_some_and(|v| v.anon_vma.is_none())
+            {
+                let _ = self.space.anon_vma_prepare(addr);
+            }
         }
         t
     }

@@ -201,6 +201,7 @@ impl TableFormat {
         }
     }
 
+    #[inline]
     fn descriptor_format(&self) -> DescriptorFormat {
         DescriptorFormat {
             granule: self.granule,
@@ -209,10 +210,12 @@ impl TableFormat {
         }
     }
 
+    #[inline]
     fn shift(&self, level: i8) -> u32 {
         self.granule.page_shift() + self.granule.stride() * (3 - level as i32) as u32
     }
 
+    #[inline]
     fn index_mask(&self, level: i8) -> u64 {
         let bits = if level == self.start_level().get() {
             self.input_bits - self.shift(level)
@@ -222,12 +225,14 @@ impl TableFormat {
         (1u64 << bits) - 1
     }
 
+    #[inline]
     fn block_ok(&self, level: i8) -> bool {
         let lpa = matches!(self.granule, Granule::K64) && self.oa_bits > 48;
         Level::new(level).is_some_and(|l| self.granule.block_allowed(l, self.ds, lpa))
     }
 
     /// The allocation order of one table frame (a granule).
+    #[inline]
     fn table_order(&self) -> u32 {
         self.granule.page_shift() - 12
     }
@@ -506,6 +511,87 @@ impl Mapper {
             return Err(e);
         }
         Ok(cx.flush)
+    }
+
+    /// Maps one page (`len` = the granule's page size) like [`Mapper::map`], on a short path
+    /// for the page-fault handler: one walk down, new tables taken before anything is
+    /// written.
+    ///
+    /// # Errors
+    /// As [`Mapper::map`].
+    pub fn map_page<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        frames: &mut F,
+        va: VirtAddr,
+        pa: PhysAddr,
+        attrs: Attributes,
+    ) -> Result<Flush, MapError> {
+        let page = self.format.granule.page_size();
+        let v = va.as_u64();
+        self.check_range(v, page)?;
+        let pa = pa.as_u64();
+        if pa & (page - 1) != 0 {
+            return Err(MapError::Unaligned { addr: pa });
+        }
+        if pa >> self.format.oa_bits != 0 {
+            return Err(MapError::OutputOutOfRange { pa });
+        }
+        let bits = attrs.bits();
+        let owned = OWNED_BITS | if self.format.ds { 3 << 8 } else { 0 };
+        if bits & owned != 0 {
+            return Err(MapError::InvalidAttributes { bits: bits & owned });
+        }
+        // Walk down as far as tables exist.
+        let mut table = self.root.as_u64();
+        let mut level = self.format.start_level().get();
+        loop {
+            let idx = (v >> self.format.shift(level)) & self.format.index_mask(level);
+            let d = Self::read(mem, table, idx)?;
+            if d & 1 != 0 && (d & 2 == 0 || level == 3) {
+                return Err(MapError::AlreadyMapped { va });
+            }
+            if level == 3 || d & 1 == 0 {
+                break;
+            }
+            table = self.next_table(d);
+            level += 1;
+        }
+        // Take every missing table first, so that nothing is written unless all exist.
+        let order = self.format.table_order();
+        let mut new: ArrayVec<u64, 4> = ArrayVec::new();
+        for _ in level..3 {
+            match frames.allocate(order) {
+                Some((t, zeroed)) => {
+                    if !zeroed {
+                        if let Err(e) = mem.zero(t, self.format.granule.page_size()) {
+                            frames.release(t, order, false);
+                            for &t in &new {
+                                frames.release(PhysAddr::new(t), order, true);
+                            }
+                            return Err(e.into());
+                        }
+                    }
+                    new.push(t.as_u64());
+                }
+                None => {
+                    for &t in &new {
+                        frames.release(PhysAddr::new(t), order, true);
+                    }
+                    return Err(MapError::OutOfFrames { va });
+                }
+            }
+        }
+        for t in new {
+            let idx = (v >> self.format.shift(level)) & self.format.index_mask(level);
+            mem.write_u64(PhysAddr::new(table + idx * 8), self.table_desc(t))?;
+            self.tables += 1;
+            table = t;
+            level += 1;
+        }
+        let idx = (v >> self.format.shift(3)) & self.format.index_mask(3);
+        mem.write_u64(PhysAddr::new(table + idx * 8), self.leaf_desc(3, pa, bits))?;
+        Ok(Flush::new(self.asid))
     }
 
     #[allow(clippy::too_many_arguments)]
