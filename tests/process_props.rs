@@ -137,10 +137,12 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
     let mut params = LayoutParams::arm64_6_12();
     params.thp = ThpMode::Madvise;
-    params.task_size = 1 << 48;
+    if !va52 {
+        params.task_size = 1 << 48;
+    }
     let mut storage = Storage::new(&params, 64 << 20);
     let mut p = storage
         .build(params, Start::Fresh, ImportHints::default())
@@ -208,8 +210,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     } else {
                         AccessKind::Read
                     };
-                    if !matches!(p.access(VirtAddr::new(a + i * PAGE), kind), Touch::Done(_)) {
-                        break;
+                    match p.access(VirtAddr::new(a + i * PAGE), kind) {
+                        Touch::Done(_) => {}
+                        Touch::Segv(_) => break,
+                        Touch::OutOfMemory { addr } => prop_assert!(
+                            false,
+                            "out of memory at {:#x} with 64 MiB of RAM",
+                            addr.as_u64()
+                        ),
                     }
                 }
                 false
@@ -243,6 +251,11 @@ proptest! {
 
     #[test]
     fn process_invariants_hold(ops in proptest::collection::vec(op(), 1..30)) {
-        run(ops)?;
+        run(ops, false)?;
+    }
+
+    #[test]
+    fn process_invariants_hold_with_52_bit_va_lpa2(ops in proptest::collection::vec(op(), 1..30)) {
+        run(ops, true)?;
     }
 }

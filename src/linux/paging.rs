@@ -424,6 +424,13 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     fn map(&mut self, va: u64, pa: PhysAddr, len: u64, attrs: Attributes) -> Result<(), MapError> {
+        // With FEAT_LPA2 (52-bit VA) descriptor bits [9:8] hold output address bits and
+        // the shareability comes from TCR_EL1.SH0.
+        let attrs = if self.config.va_bits > 48 {
+            attrs - (Attributes::SH0 | Attributes::SH1)
+        } else {
+            attrs
+        };
         let mem = self.mmu.memory_mut();
         let flush = if len == self.config.granule.page_size() {
             self.mapper
