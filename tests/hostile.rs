@@ -230,7 +230,7 @@ fn tlb_and_mmu() {
     }
 }
 
-type Call = dyn Fn(&mut pagesim::cli::sim::SimProcess<'_>) -> Result<(), Errno>;
+type Call<'c> = dyn Fn(&mut pagesim::cli::sim::SimProcess<'_>) -> Result<(), Errno> + 'c;
 
 #[test]
 fn paging_and_process() {
@@ -257,7 +257,7 @@ fn paging_and_process() {
     let pa = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS;
     for a in EDGES {
         for len in [0, 1, u64::MAX, u64::MAX - 0xfff, 1 << 62] {
-            let calls: [&Call; 5] = [
+            let calls: [&Call<'_>; 5] = [
                 &|p| p.mmap(a, len, 0xff, 0xffff_ffff).map(|_| ()),
                 &|p| {
                     p.mmap(a, len, rw, pa | mman::MAP_FIXED_NOREPLACE)
