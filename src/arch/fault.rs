@@ -33,8 +33,8 @@ pub enum FaultKind {
 pub struct Fault {
     /// The kind of fault.
     pub kind: FaultKind,
-    /// The lookup level that faulted (`None` for alignment and unsupported-atomic faults
-    /// that carry no level).
+    /// The lookup level that faulted (`None` for alignment faults, which carry no level;
+    /// an unsupported atomic update reports the leaf's level, though its FSC has none).
     pub level: Option<Level>,
     /// The faulting virtual address as issued (FAR_EL1), tag byte included.
     pub va: VirtAddr,

@@ -289,14 +289,7 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
         table: h.table_base,
         tattrs: 0,
     };
-    let fault = |kind, level: i8| {
-        Err(Fault {
-            kind,
-            level: Level::new(level),
-            va,
-            access,
-        })
-    };
+    let fault = |kind, level: i8| Err(cold_fault(kind, level, va, access));
     let (mut raw, mut desc_pa) = match descend::<M, BE>(p, mem, v, &mut c) {
         Ok(r) => r,
         Err(kind) => return fault(kind, c.level),
@@ -406,6 +399,18 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
             descriptor_pa: desc_pa,
             update,
         });
+    }
+}
+
+/// Builds a fault out of line, so that the success path does not prepare one.
+#[cold]
+#[inline(never)]
+fn cold_fault(kind: FaultKind, level: i8, va: VirtAddr, access: Access) -> Fault {
+    Fault {
+        kind,
+        level: Level::new(level),
+        va,
+        access,
     }
 }
 

@@ -357,6 +357,17 @@ impl Mapper {
         t
     }
 
+    /// Returns the descriptor bits callers may not pass as attributes: valid, type, the
+    /// output address (and SH under DS, where it holds OA bits), and everything that is
+    /// not a leaf attribute.
+    fn owned_attribute_bits(&self) -> u64 {
+        let mut owned = OWNED_BITS | !Attributes::all().bits();
+        if self.format.ds {
+            owned |= 3 << 8;
+        }
+        owned
+    }
+
     fn check_range(&self, va: u64, len: u64) -> Result<u64, MapError> {
         let page = self.format.granule.page_size();
         if va & (page - 1) != 0 {
@@ -470,10 +481,9 @@ impl Mapper {
             return Err(MapError::OutputOutOfRange { pa: pa_last });
         }
         let mut bits = attrs.bits();
-        if bits & OWNED_BITS != 0 || (self.format.ds && bits & (3 << 8) != 0) {
-            return Err(MapError::InvalidAttributes {
-                bits: bits & (OWNED_BITS | if self.format.ds { 3 << 8 } else { 0 }),
-            });
+        let bad = bits & self.owned_attribute_bits();
+        if bad != 0 {
+            return Err(MapError::InvalidAttributes { bits: bad });
         }
         bits &= !OWNED_BITS;
         let start = self.format.start_level().get();
@@ -538,9 +548,9 @@ impl Mapper {
             return Err(MapError::OutputOutOfRange { pa });
         }
         let bits = attrs.bits();
-        let owned = OWNED_BITS | if self.format.ds { 3 << 8 } else { 0 };
-        if bits & owned != 0 {
-            return Err(MapError::InvalidAttributes { bits: bits & owned });
+        let bad = bits & self.owned_attribute_bits();
+        if bad != 0 {
+            return Err(MapError::InvalidAttributes { bits: bad });
         }
         // Walk down as far as tables exist.
         let mut table = self.root.as_u64();
@@ -693,8 +703,7 @@ impl Mapper {
         set: Attributes,
         clear: Attributes,
     ) -> Result<Flush, MapError> {
-        let owned = OWNED_BITS | if self.format.ds { 3 << 8 } else { 0 };
-        let bad = (set.bits() | clear.bits()) & owned;
+        let bad = (set.bits() | clear.bits()) & self.owned_attribute_bits();
         if bad != 0 {
             return Err(MapError::InvalidAttributes { bits: bad });
         }
