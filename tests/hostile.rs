@@ -276,6 +276,21 @@ fn paging_and_process() {
         }
     }
     let before = p.maps_string();
+    let mut vec = vec![0u8; 16];
+    assert_eq!(p.mincore(1, 4096, &mut vec), Err(Errno::EINVAL));
+    assert_eq!(
+        p.mincore(0x7000_0000_0000, 4096, &mut vec),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        p.mincore(u64::MAX & !0xfff, 0x2000, &mut vec),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        p.mincore(0x40_0000, 0x1000_0000, &mut vec),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(p.mincore(0x40_0000, 0x2000, &mut vec), Ok(2));
     assert_eq!(p.mmap(0, 0, rw, pa), Err(Errno::EINVAL));
     assert_eq!(p.mmap(0, u64::MAX, rw, pa), Err(Errno::ENOMEM));
     assert_eq!(p.munmap(1, 0x1000), Err(Errno::EINVAL));

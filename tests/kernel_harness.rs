@@ -54,6 +54,10 @@ enum Op {
         len: u64,
         write: bool,
     },
+    Mincore {
+        at: (usize, i64),
+        len: u64,
+    },
 }
 
 struct Ctx {
@@ -161,6 +165,7 @@ fn script_line(op: &Op, c: &Ctx) -> String {
             c.addr(*at),
             c.len(*at, *len)
         ),
+        Op::Mincore { at, len } => format!("# mincore {:#x} {:#x}", c.addr(*at), c.len(*at, *len)),
     }
 }
 
@@ -311,6 +316,35 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
                 if kr.ret as u64 != sr {
                     return fail(
                         format!("{line}: kernel {:#x}, pagesim {sr:#x}", kr.ret),
+                        &script,
+                    );
+                }
+            }
+            Op::Mincore { at, len } => {
+                // Inside the slot: pagesim has no file-backed pages to report.
+                let (a, len) = (c.addr(*at), &c.len(*at, *len));
+                let kr = k.call(op::MINCORE, &[a, *len]).map_err(|e| e.to_string())?;
+                let mut buf = vec![0u8; (len.div_ceil(4096) as usize).min(1 << 20)];
+                let sr = p.mincore(a, *len, &mut buf);
+                let same = match sr {
+                    Ok(n) => {
+                        kr.ret == 0
+                            && kr
+                                .payload
+                                .iter()
+                                .map(|b| b & 1)
+                                .eq(buf[..n].iter().copied())
+                    }
+                    Err(e) => kr.ret == -1 && kr.errno == e.number(),
+                };
+                if !same {
+                    return fail(
+                        format!(
+                            "{line}: kernel {}/{} {:?}, pagesim {sr:?}",
+                            kr.ret,
+                            kr.errno,
+                            &kr.payload[..kr.payload.len().min(16)]
+                        ),
                         &script,
                     );
                 }
@@ -612,6 +646,18 @@ fn vectors() -> Vec<(&'static str, Vec<Op>)> {
                     len: 0x1000,
                     write: true,
                 },
+                Op::Mincore {
+                    at: at(0, 0),
+                    len: 0x10000,
+                },
+                Op::Mincore {
+                    at: at(0, 0x10),
+                    len: 0x1000,
+                },
+                Op::Mincore {
+                    at: at(0, 0),
+                    len: 0x10_0000_0000,
+                },
             ],
         ),
         (
@@ -739,6 +785,10 @@ fn random_ops(seed: u64, n: usize) -> Vec<Op> {
                 at: (slot, off),
                 len,
                 advice: advices[next(7) as usize],
+            },
+            7 if next(3) == 0 => Op::Mincore {
+                at: (slot, off + (next(2) as i64) * 0x10),
+                len,
             },
             7 => Op::Brk {
                 delta: (next(40) as i64) * 0x1000,

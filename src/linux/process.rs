@@ -191,6 +191,39 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         r
     }
 
+    /// `mincore`: writes one byte per page of `[addr, addr + len)` into `out` (1 where a
+    /// page is mapped, the shared zero page included) and returns how many were written.
+    ///
+    /// # Errors
+    /// `EINVAL` for an unaligned `addr`; `ENOMEM` when the range wraps or any page of it
+    /// (`len` rounded up) lies outside every VMA; `EFAULT` when `out` is too short.
+    pub fn mincore(&self, addr: u64, len: u64, out: &mut [u8]) -> Result<usize, Errno> {
+        let page = self.paging.config().granule.page_size();
+        if addr % page != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let end = addr
+            .checked_add(len)
+            .and_then(|e| e.checked_add(page - 1))
+            .map(|e| e & !(page - 1))
+            .ok_or(Errno::ENOMEM)?;
+        let mut a = addr;
+        while a < end {
+            match self.space.vma_lookup(a) {
+                Some(v) => a = v.vm_end,
+                None => return Err(Errno::ENOMEM),
+            }
+        }
+        let pages = ((end - addr) / page) as usize;
+        if out.len() < pages {
+            return Err(Errno::EFAULT);
+        }
+        Ok(self.paging.mincore(addr, end - addr, out))
+    }
+
     /// Performs one user access through the MMU, taking page faults as the kernel does.
     pub fn access(&mut self, va: VirtAddr, kind: AccessKind) -> Touch {
         let space = &self.space;
