@@ -199,7 +199,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// (`len` rounded up) lies outside every VMA; `EFAULT` when `out` is too short.
     pub fn mincore(&self, addr: u64, len: u64, out: &mut [u8]) -> Result<usize, Errno> {
         let page = self.paging.config().granule.page_size();
-        if addr % page != 0 {
+        if !addr.is_multiple_of(page) {
             return Err(Errno::EINVAL);
         }
         if len == 0 {
