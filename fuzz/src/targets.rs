@@ -1534,7 +1534,15 @@ impl MmuWorld<'_, '_> {
                 }
             }
             _ => {
-                let bad = attrs & owned;
+                // Set and clear bits are both checked; every bit that is not a leaf
+                // attribute is refused.
+                let clear = attrs.rotate_left(7) & !owned;
+                let refused = if CHECK_OA_ATTRIBUTE_BITS {
+                    owned | !Attributes::all().bits()
+                } else {
+                    owned
+                };
+                let bad = (attrs | clear) & refused;
                 if bad != 0 {
                     Some(MapError::InvalidAttributes { bits: bad })
                 } else if len == 0 {
