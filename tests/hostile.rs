@@ -282,10 +282,7 @@ fn paging_and_process() {
         p.mincore(0x7000_0000_0000, 4096, &mut vec),
         Err(Errno::ENOMEM)
     );
-    assert_eq!(
-        p.mincore(!0xfff, 0x2000, &mut vec),
-        Err(Errno::ENOMEM)
-    );
+    assert_eq!(p.mincore(!0xfff, 0x2000, &mut vec), Err(Errno::ENOMEM));
     assert_eq!(
         p.mincore(0x40_0000, 0x1000_0000, &mut vec),
         Err(Errno::ENOMEM)
