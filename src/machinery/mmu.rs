@@ -113,7 +113,7 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
     ///
     /// # Errors
     /// The [`Fault`] the access takes.
-    #[inline]
+    #[inline(always)]
     pub fn translate(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
         let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
@@ -129,9 +129,21 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
             ) {
                 return Ok(pa);
             }
-            if self.regime.mmu_enabled() && v & c.range_mask == c.range_expect {
-                return self.walk_and_fill(va, tag, access).map(|t| t.pa);
-            }
+        }
+        self.translate_miss(va, access)
+    }
+
+    /// The TLB missed (or cannot be used): walk, fill, or fault.
+    #[inline(never)]
+    fn translate_miss(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
+        let v = va.as_u64();
+        let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
+        if c.bypass & (1 | ((access.is_el0() as u8) << 1)) == 0
+            && self.regime.mmu_enabled()
+            && v & c.range_mask == c.range_expect
+        {
+            let tag = ((v & c.norm_and) | c.norm_or) >> 12;
+            return self.walk_and_fill(va, tag, access).map(|t| t.pa);
         }
         self.slow(va, access).map(|t| t.pa)
     }

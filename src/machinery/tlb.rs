@@ -383,7 +383,7 @@ impl<const N: usize> Tlb<N> {
     /// Looks up `tag` (the normalised VA >> 12) under `asid` for an access needing
     /// `check`. A present entry that does not allow the access counts as a miss, so the
     /// access walks again (and takes the architecturally fresh answer).
-    #[inline]
+    #[inline(always)]
     pub fn lookup(
         &mut self,
         tag: u64,
