@@ -226,6 +226,8 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
         brk0,
     };
     let mut script = String::new();
+    // Every call made to the kernel, resolved, to replay in a throwaway executor.
+    let mut log: Vec<Raw> = vec![];
     for o in ops {
         let line = script_line(o, &c);
         script.push_str(&line);
@@ -251,9 +253,13 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
                 } else {
                     *len
                 };
-                let kr = k
-                    .call(op::MMAP, &[a, *len, *prot as u64, *flags as u64])
-                    .map_err(|e| e.to_string())?;
+                let kr = logged(
+                    &mut k,
+                    &mut log,
+                    op::MMAP,
+                    &[a, *len, *prot as u64, *flags as u64],
+                )
+                .map_err(|e| e.to_string())?;
                 let sr = p.mmap(a, *len, *prot, *flags);
                 let s = match sr {
                     Ok(v) => (v as i64, 0),
@@ -274,7 +280,8 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
             }
             Op::Munmap { at, len } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
-                let kr = k.call(op::MUNMAP, &[a, *len]).map_err(|e| e.to_string())?;
+                let kr =
+                    logged(&mut k, &mut log, op::MUNMAP, &[a, *len]).map_err(|e| e.to_string())?;
                 let sr = p.munmap(a, *len);
                 if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
                     return fail(
@@ -285,8 +292,7 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
             }
             Op::Mprotect { at, len, prot } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
-                let kr = k
-                    .call(op::MPROTECT, &[a, *len, *prot as u64])
+                let kr = logged(&mut k, &mut log, op::MPROTECT, &[a, *len, *prot as u64])
                     .map_err(|e| e.to_string())?;
                 let sr = p.mprotect(a, *len, *prot);
                 if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
@@ -298,8 +304,7 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
             }
             Op::Madvise { at, len, advice } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
-                let kr = k
-                    .call(op::MADVISE, &[a, *len, *advice as u64])
+                let kr = logged(&mut k, &mut log, op::MADVISE, &[a, *len, *advice as u64])
                     .map_err(|e| e.to_string())?;
                 let sr = p.madvise(a, *len, *advice);
                 if (kr.ret, kr.errno) != (if sr.is_ok() { 0 } else { -1 }, errno_of(&sr)) {
@@ -311,7 +316,7 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
             }
             Op::Brk { delta } => {
                 let a = brk0.wrapping_add(*delta as u64);
-                let kr = k.call(op::BRK, &[a]).map_err(|e| e.to_string())?;
+                let kr = logged(&mut k, &mut log, op::BRK, &[a]).map_err(|e| e.to_string())?;
                 let sr = p.brk(a);
                 if kr.ret as u64 != sr {
                     return fail(
@@ -352,6 +357,8 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
             Op::Touch { at, len, write } => {
                 let (a, len) = (c.addr(*at), &c.len(*at, *len));
                 let (kdone, kfault) = k.touch(a, *len, *write);
+                let prefix_len = log.len();
+                log.push(Raw::Touch(a, *len, *write));
                 let kind = if *write {
                     AccessKind::Write
                 } else {
@@ -360,18 +367,36 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
                 let pages = len.div_ceil(4096);
                 let mut sdone = pages;
                 let mut sfault = false;
+                let mut segv = None;
                 for i in 0..pages {
                     match p.access(VirtAddr::new(a + i * 4096), kind) {
                         Touch::Done(_) => {}
-                        _ => {
+                        t => {
                             sdone = i;
                             sfault = true;
+                            if let Touch::Segv(s) = t {
+                                segv = Some(s);
+                            }
                             break;
                         }
                     }
                 }
                 if (kdone, kfault) != (sdone, sfault) {
                     return fail(format!("{line}: kernel touched {kdone} pages (fault {kfault}), pagesim {sdone} (fault {sfault})"), &script);
+                }
+                if let (true, Some(s)) = (kfault, segv) {
+                    // The signal the kernel delivers for that access: a throwaway executor
+                    // replays the calls so far, then makes the access itself.
+                    let fa = a + kdone * 4096;
+                    let (code, addr) = signal_of(
+                        &log[..prefix_len],
+                        &log[prefix_len..prefix_len + 1],
+                        fa,
+                        *write,
+                    )?;
+                    if (code, addr) != (s.code as i32, s.addr.as_u64()) {
+                        return fail(format!("{line}: kernel SIGSEGV si_code {code} si_addr {addr:#x}, pagesim {} {:#x}", s.code.name(), s.addr.as_u64()), &script);
+                    }
                 }
                 compare_residency(&mut k, &p, &script)?;
             }
@@ -386,6 +411,64 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
         }
     }
     compare_residency(&mut k, &p, &script)
+}
+
+/// How many SIGSEGVs were compared with the kernel's (si_code and si_addr).
+static SIGNAL_CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One call made to the kernel, with resolved arguments.
+#[derive(Clone, Debug)]
+enum Raw {
+    Call(u32, Vec<u64>),
+    Touch(u64, u64, bool),
+}
+
+/// Makes a call on the executor and records it.
+fn logged(
+    k: &mut Kernel,
+    log: &mut Vec<Raw>,
+    op: u32,
+    args: &[u64],
+) -> std::io::Result<driver::Reply> {
+    log.push(Raw::Call(op, args.to_vec()));
+    k.call(op, args)
+}
+
+/// Replays `prefix` (and the touch `partial`, whose pages before the faulting one were
+/// touched) in a fresh executor, then touches `addr` from inside it with a SIGSEGV handler:
+/// returns `(si_code, si_addr)`.
+fn signal_of(
+    prefix: &[Raw],
+    partial: &[Raw],
+    addr: u64,
+    write: bool,
+) -> Result<(i32, u64), String> {
+    SIGNAL_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut k = Kernel::spawn().map_err(|e| format!("spawn: {e}"))?;
+    let _ = k.smaps().map_err(|e| e.to_string())?;
+    for r in prefix.iter().chain(partial) {
+        match r {
+            Raw::Call(op, args) => {
+                k.call(*op, args).map_err(|e| e.to_string())?;
+            }
+            Raw::Touch(a, len, w) => {
+                let _ = k.touch(*a, *len, *w);
+            }
+        }
+    }
+    let r = k
+        .call(op::TOUCH_SIGNAL, &[addr, write as u64])
+        .map_err(|e| e.to_string())?;
+    if r.ret != -2 || r.payload.len() != 8 {
+        return Err(format!(
+            "the access at {addr:#x} did not fault inside the executor (ret {})",
+            r.ret
+        ));
+    }
+    Ok((
+        r.errno,
+        u64::from_le_bytes(r.payload[..8].try_into().unwrap()),
+    ))
 }
 
 /// Gives pagesim's imported anonymous VMAs the executor's resident pages: exclusively mapped
@@ -870,12 +953,13 @@ fn main() {
         }
     }
     println!(
-        "kernel cross-check on {} {}: {} vectors + {sequences} random sequences of 30 calls",
+        "kernel cross-check on {} {}: {} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
         std::env::consts::ARCH,
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
-        vectors().len()
+        vectors().len(),
+        SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
     );
     println!(
         "test result: {}. {passed} passed; {failed} failed",

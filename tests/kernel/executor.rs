@@ -26,6 +26,27 @@ pub mod op {
     pub const SMAPS: u32 = 8;
     /// Stop.
     pub const EXIT: u32 = 9;
+    /// Touch a0 itself (a1 != 0: write) with a SIGSEGV handler installed: the reply is
+    /// ret 0 when the access completed, or ret -2 with errno = si_code and an 8-byte payload
+    /// si_addr, after which the executor exits (it is a throwaway process).
+    pub const TOUCH_SIGNAL: u32 = 10;
+}
+
+/// The SIGSEGV handler of TOUCH_SIGNAL: reports si_code and si_addr on fd 1 and exits.
+extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers; write(2) and
+    // _exit(2) are async-signal-safe.
+    unsafe {
+        let code = (*info).si_code;
+        let addr = (*info).si_addr() as u64;
+        let mut msg = [0u8; 24];
+        msg[0..8].copy_from_slice(&(-2i64).to_le_bytes());
+        msg[8..12].copy_from_slice(&code.to_le_bytes());
+        msg[12..16].copy_from_slice(&8u32.to_le_bytes());
+        msg[16..24].copy_from_slice(&addr.to_le_bytes());
+        libc::write(1, msg.as_ptr() as *const libc::c_void, 24);
+        libc::_exit(0);
+    }
 }
 
 /// A request: op, and up to six arguments.
@@ -127,6 +148,23 @@ pub fn run() -> ! {
                 };
                 let n = read_all(f, &mut buf);
                 (n as i64, 0, n)
+            }
+            op::TOUCH_SIGNAL => {
+                // SAFETY: installs a SA_SIGINFO handler that only writes and exits; the
+                // access itself may fault, which is the point.
+                unsafe {
+                    let mut sa: libc::sigaction = std::mem::zeroed();
+                    sa.sa_sigaction = on_segv as *const () as usize;
+                    sa.sa_flags = libc::SA_SIGINFO;
+                    libc::sigaction(libc::SIGSEGV, &sa, std::ptr::null_mut());
+                    let p = a[0] as *mut u8;
+                    if a[1] != 0 {
+                        std::ptr::write_volatile(p, std::ptr::read_volatile(p));
+                    } else {
+                        std::hint::black_box(std::ptr::read_volatile(p));
+                    }
+                }
+                (0, 0, 0)
             }
             _ => std::process::exit(0),
         };
