@@ -58,6 +58,12 @@ enum Op {
         at: (usize, i64),
         len: u64,
     },
+    /// One access made by the executor itself (so a fault below a grows-down VMA grows it,
+    /// which process_vm_readv/writev never do).
+    UserTouch {
+        at: (usize, i64),
+        write: bool,
+    },
 }
 
 struct Ctx {
@@ -166,6 +172,11 @@ fn script_line(op: &Op, c: &Ctx) -> String {
             c.len(*at, *len)
         ),
         Op::Mincore { at, len } => format!("# mincore {:#x} {:#x}", c.addr(*at), c.len(*at, *len)),
+        Op::UserTouch { at, write } => format!(
+            "{} {:#x}",
+            if *write { "write" } else { "read" },
+            c.addr(*at)
+        ),
     }
 }
 
@@ -324,6 +335,39 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
                         &script,
                     );
                 }
+            }
+            Op::UserTouch { at, write } => {
+                let a = c.addr(*at);
+                let kind = if *write {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                };
+                match p.access(VirtAddr::new(a), kind) {
+                    Touch::Done(_) => {
+                        let kr = logged(&mut k, &mut log, op::TOUCH_SIGNAL, &[a, *write as u64])
+                            .map_err(|e| e.to_string())?;
+                        if kr.ret != 0 {
+                            return fail(
+                                format!(
+                                    "{line}: the kernel faulted (si_code {}) where pagesim did not",
+                                    kr.errno
+                                ),
+                                &script,
+                            );
+                        }
+                    }
+                    Touch::Segv(s) => {
+                        let (code, addr) = signal_of(&log, &[], a, *write)?;
+                        if (code, addr) != (s.code as i32, s.addr.as_u64()) {
+                            return fail(format!("{line}: kernel SIGSEGV si_code {code} si_addr {addr:#x}, pagesim {} {:#x}", s.code.name(), s.addr.as_u64()), &script);
+                        }
+                    }
+                    Touch::OutOfMemory { .. } => {
+                        return fail(format!("{line}: pagesim ran out of memory"), &script)
+                    }
+                }
+                compare_residency(&mut k, &p, &script)?;
             }
             Op::Mincore { at, len } => {
                 // Inside the slot: pagesim has no file-backed pages to report.
@@ -770,6 +814,20 @@ fn vectors() -> Vec<(&'static str, Vec<Op>)> {
             ],
         ),
         (
+            "a fault below a MAP_GROWSDOWN mapping grows it; an accessible neighbour within the guard gap stops it",
+            vec![
+                Op::Mmap { hint: None, len: 0x400000, prot: 0, flags: PA | mman::MAP_NORESERVE },
+                Op::Munmap { at: at(0, 0x40000), len: 0x380000 },
+                Op::Mmap { hint: Some(at(0, 0x3c0000)), len: 0x10000, prot: RW, flags: PA | mman::MAP_FIXED | mman::MAP_GROWSDOWN },
+                Op::UserTouch { at: at(0, 0x3b0000), write: true },
+                Op::UserTouch { at: at(0, 0x300000), write: false },
+                Op::Mmap { hint: Some(at(0, 0x200000)), len: 0x1000, prot: RW, flags: PA | mman::MAP_FIXED },
+                Op::UserTouch { at: at(0, 0x2ff000), write: true },
+                Op::Mprotect { at: at(0, 0x200000), len: 0x1000, prot: 0 },
+                Op::UserTouch { at: at(0, 0x2ff000), write: true },
+            ],
+        ),
+        (
             "brk grows and shrinks",
             vec![
                 Op::Brk { delta: 0x21000 },
@@ -868,6 +926,10 @@ fn random_ops(seed: u64, n: usize) -> Vec<Op> {
                 at: (slot, off),
                 len,
                 advice: advices[next(7) as usize],
+            },
+            7 if next(3) == 1 => Op::UserTouch {
+                at: (slot, off),
+                write: next(2) == 0,
             },
             7 if next(3) == 0 => Op::Mincore {
                 at: (slot, off + (next(2) as i64) * 0x10),

@@ -226,6 +226,12 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
 
     /// Performs one user access through the MMU, taking page faults as the kernel does.
     pub fn access(&mut self, va: VirtAddr, kind: AccessKind) -> Touch {
+        // A fault below a grows-down VMA grows it first (expand_stack); if that is
+        // refused, the access finds no VMA and gets SEGV_MAPERR.
+        let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
+        if self.space.vma_lookup(addr).is_none() {
+            let _ = self.space.expand_stack(addr);
+        }
         let space = &self.space;
         let before = *self.paging.stats();
         let find = |a: u64| {

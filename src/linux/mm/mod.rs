@@ -32,6 +32,7 @@ pub mod mman;
 pub mod ops;
 pub mod params;
 pub mod space;
+pub mod stack;
 
 mod brk;
 mod madvise;
