@@ -602,7 +602,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if the tables cannot be changed (then nothing was freed).
     pub fn zap(&mut self, start: u64, end: u64) -> Result<(), MapError> {
-        if end <= start {
+        if end <= start || self.next_leaf(start, end).is_none() {
+            // Nothing mapped (an untouched mapping): no table change, no TLBI.
             return Ok(());
         }
         // A leaf straddling either end is split by unmapping its inside part on its own:
