@@ -355,9 +355,234 @@ def maps_seeds():
     write("maps_parse", "too_few_slots", u8(2) + u8(1 << 1) + u8(0) + two.encode())
 
 
+# ----- mm_ops ---------------------------------------------------------------------------
+# cfg: bits 0-1 preset (arm64 6.1, arm64 6.12 52-bit, arm64 6.12 16K, x86_64 6.18),
+# bits 2-3 RAM (16, 24, 32, 64 MiB; +32 MiB with 16K pages), bits 4-5 THP (preset, never,
+# madvise, always), bit 6 48-bit VA on arm64 6.12. knobs: bit 0 small max_map_count (from
+# the third byte), 1 legacy layout, 2 overcommit never, 3 flip CAP_SYS_RAWIO, 4 MTE CPU,
+# bits 5-6 stack rlimit (preset, 128K, unlimited, 1G).
+
+def mm_header(preset, ram=0, thp=0, va48=False, knobs=0, map_count=0):
+    return u8(preset | (ram << 2) | (thp << 4) | (0x40 if va48 else 0)) + u8(knobs) + u8(map_count)
+
+
+def a_slot(i=0, off=0):
+    """An earlier mmap result (0 = latest) plus `off` pages (-128..127)."""
+    return u8(i << 3) + u8(off & 0xff)
+
+
+def a_raw(v):
+    return u8(5) + u64(v)
+
+
+def a_edge(i):
+    return u8(6) + u8(i)
+
+
+def a_unaligned(i, off):
+    return u8((i << 3) | 7) + u16(off)
+
+
+def l_pages(n):
+    assert 1 <= n <= 64
+    return u8(n - 1)
+
+
+def l_pages16(n):
+    """16 * n pages."""
+    return u8(0x40 | (n - 1))
+
+
+def l_pmd(n, adj=0):
+    """n PMDs (1-4) plus [0, +page, -page, +1][adj]."""
+    return u8(0x80 | (adj << 2) | (n - 1))
+
+
+def l_edge(i):
+    """0, 1, u64::MAX, u64::MAX - page + 1, 2^47, TASK_SIZE, page + 1."""
+    return u8(0xc0 | i)
+
+
+def l_raw(v):
+    return u8(0xc7) + u64(v)
+
+
+PRIV, SHARED, SHVAL = 0, 4, 6
+NULL, HINT, FIXED, NOREPLACE = 0, 1, 2, 3
+
+
+def mmap_op(addr, length, prot, typ=PRIV, place=NULL, populate=False, extra=None, anon=True):
+    f = typ | (0 if anon else 8) | (place << 4) | (0x40 if populate else 0) | (0x80 if extra is not None else 0)
+    out = u8(0) + u8(f)
+    if extra is not None:
+        out += u8(extra)
+    if place != NULL:
+        out += addr
+    return out + length + u8(prot)
+
+
+def munmap_op(addr, length):
+    return u8(1) + addr + length
+
+
+def mprotect_op(addr, length, prot):
+    return u8(2) + addr + length + u8(prot)
+
+
+MADV = ["normal", "random", "sequential", "willneed", "dontneed", "free", "remove", "dontfork",
+        "dofork", "mergeable", "unmergeable", "hugepage", "nohugepage", "dontdump", "dodump",
+        "wipeonfork", "keeponfork", "cold", "pageout", "populate_read", "populate_write",
+        "dontneed_locked", "collapse", "hwpoison", "soft_offline", "guard_install", "guard_remove"]
+
+
+def madvise_op(addr, length, advice):
+    b = MADV.index(advice) if isinstance(advice, str) else advice
+    return u8(3) + addr + length + u8(b)
+
+
+def brk_op(mode, arg=b""):
+    """mode 0 query, 1 grow by arg pages, 2 shrink by arg pages, 3 address operand."""
+    return u8(4) + u8(mode) + arg
+
+
+R, W, X = 0, 1, 2
+
+
+def touch_op(kind, pages, addr):
+    assert 1 <= pages <= 64
+    return u8(5) + u8(((pages - 1) << 2) | kind) + addr
+
+
+def maps_op():
+    return u8(7) + u8(0)
+
+
+def smaps_op():
+    return u8(7) + u8(1)
+
+
+def mm_seeds():
+    rw, rx, r, none = 3, 5, 1, 0
+    # arm64 6.12 (52-bit VA), 32 MiB: the README's example, page by page.
+    ops = (mmap_op(None, l_pages(64), rw)
+           + touch_op(W, 64, a_slot(0))
+           + mprotect_op(a_slot(0, 4), l_pages(1), r)
+           + touch_op(W, 1, a_slot(0, 4))
+           + touch_op(R, 2, a_slot(0, 4))
+           + madvise_op(a_slot(0, 8), l_pages(8), "dontneed")
+           + madvise_op(a_slot(0, 16), l_pages(8), "free")
+           + touch_op(R, 32, a_slot(0))
+           + munmap_op(a_slot(0, 20), l_pages(4))
+           + maps_op() + smaps_op()
+           + mprotect_op(a_slot(0), l_pages(64), rw)
+           + munmap_op(a_slot(0), l_pages(64)))
+    write("mm_ops", "arm64_6_12_basic", mm_header(1, ram=2) + ops)
+    # x86_64 6.18, 16 MiB, THP madvise: huge pages, the huge zero page, then out of memory.
+    ops = (mmap_op(None, l_pmd(4), rw)
+           + madvise_op(a_slot(0), l_pmd(4), "hugepage")
+           + touch_op(R, 1, a_slot(0))
+           + touch_op(W, 1, a_slot(0))
+           + touch_op(W, 1, a_slot(0, 127))
+           + madvise_op(a_slot(0), l_pmd(1), "nohugepage")
+           + mprotect_op(a_slot(0, 1), l_pages(1), r)
+           + smaps_op()
+           + mmap_op(None, l_pages16(64), rw, populate=True)
+           + mmap_op(None, l_pages16(64), rw)
+           + madvise_op(a_slot(0), l_pages16(64), "populate_write")
+           + touch_op(W, 64, a_slot(1))
+           + madvise_op(a_slot(1), l_pages16(64), "pageout")
+           + smaps_op())
+    write("mm_ops", "x86_6_18_thp_oom", mm_header(3, ram=0, thp=2) + ops)
+    # arm64 6.12 16K pages: hints, MAP_FIXED(_NOREPLACE) over earlier mappings, a growsdown
+    # stack mapping, brk growing and shrinking, exec touches.
+    ops = (mmap_op(None, l_pages(16), rx)
+           + mmap_op(a_slot(0, 32), l_pages(8), rw, place=HINT)
+           + mmap_op(a_slot(1, 4), l_pages(4), rw, place=FIXED)
+           + mmap_op(a_slot(2, 2), l_pages(4), rw, place=NOREPLACE)
+           + mmap_op(a_slot(2, -64), l_pages(4), rw, place=NOREPLACE)
+           + touch_op(X, 16, a_slot(3))
+           + mmap_op(None, l_pages(8), rw, extra=0x02 | 0x04)
+           + touch_op(W, 2, a_slot(0, -1))
+           + brk_op(1, u8(40)) + touch_op(W, 8, a_edge(13))
+           + brk_op(2, u8(20)) + brk_op(0)
+           + brk_op(3, a_edge(0))
+           + maps_op() + smaps_op())
+    write("mm_ops", "arm64_16k_fixed_brk_stack", mm_header(2, ram=1) + ops)
+    # arm64 6.1: hostile arguments (edge addresses and lengths, garbage prot, flags and
+    # advice, no MAP_ANONYMOUS, shared mappings).
+    ops = (mmap_op(a_edge(0), l_pages(1), rw, place=FIXED)
+           + mmap_op(a_edge(4), l_edge(2), rw, place=FIXED)
+           + mmap_op(a_edge(8), l_pages(1), rw, place=NOREPLACE)
+           + mmap_op(a_raw(0x1234), l_pages(1), rw, place=HINT)
+           + mmap_op(None, l_edge(0), rw)
+           + mmap_op(None, l_edge(5), rw, extra=0x01)
+           + mmap_op(None, l_pages(4), 0x80 | (1 << 3) | rw)
+           + mmap_op(None, l_pages(4), 0x80 | (7 << 3) | rw) + u8(29)
+           + mmap_op(None, l_pages(4), rw, anon=False)
+           + mmap_op(None, l_pages(4), rw, extra=0x20 | 0x80) + u8(22)
+           + mmap_op(None, l_pages(8), rw, typ=SHARED)
+           + touch_op(W, 8, a_slot(0))
+           + mmap_op(None, l_pages(8), rw, typ=SHVAL, populate=True)
+           + munmap_op(a_unaligned(0, 1), l_pages(1))
+           + munmap_op(a_edge(4), l_edge(1))
+           + mprotect_op(a_slot(1), l_edge(2), rw)
+           + mprotect_op(a_slot(1), l_pages(2), 0x80 | (3 << 3) | rw)
+           + madvise_op(a_slot(1), l_pages(2), 0xf0)
+           + madvise_op(a_slot(1), l_pages(2), 0xf8) + u8(0x80)
+           + madvise_op(a_slot(1), l_raw(0x3000), "guard_install")
+           + touch_op(R, 4, a_slot(1))
+           + madvise_op(a_slot(1), l_raw(0x3000), "guard_remove")
+           + touch_op(W, 4, a_edge(4))
+           + maps_op() + smaps_op())
+    write("mm_ops", "arm64_6_1_hostile", mm_header(0, ram=1) + ops)
+    # A small max_map_count: alternating protections split VMAs until mmap and mprotect
+    # hit the limit (ENOMEM); munmap in the middle needs a split too.
+    ops = mmap_op(None, l_pages(64), rw) + touch_op(W, 64, a_slot(0))
+    for i in range(0, 60, 2):
+        ops += mprotect_op(a_slot(0, i), l_pages(1), r)
+    ops += munmap_op(a_slot(0, 5), l_pages(1)) + mmap_op(None, l_pages(1), rw) + maps_op()
+    write("mm_ops", "small_map_count", mm_header(1, ram=1, va48=True, knobs=1, map_count=12) + ops)
+
+
+# ----- script ---------------------------------------------------------------------------
+
+def script_seeds():
+    write("script", "readme_example",
+          b"buf = mmap NULL 100M rw private,anonymous\nwrite buf 1M\nmprotect buf+8K 4K r\n"
+          b"write buf+8K\nmaps\n")
+    write("script", "issue_example",
+          b"# the seed program\nbuf = mmap NULL 100M rw private,anonymous\nwrite buf 100M\n"
+          b"mprotect buf+4K 4K r-x\nmunmap buf 0x6400000\nmaps\n")
+    write("script", "x86_thp_smaps",
+          b"#!\x03 x86_64 6.18\nh = mmap NULL 8M rw private,anonymous\n"
+          b"madvise h 8M hugepage\nread h 2M\nwrite h+2M 2M\nmadvise h+4M 2M MADV_POPULATE_WRITE\n"
+          b"madvise h 2M 0x7\nsmaps\n")
+    write("script", "arm64_16k_fixed",
+          b"#!\x02 arm64 6.12 16K\na = mmap 0x10000000 1M rwx private,anonymous,fixed\n"
+          b"b = mmap a+256K 64K r map_private|map_anonymous|map_fixed_noreplace\n"
+          b"c = mmap a+2M 64K rw private,anonymous,fixed_noreplace,populate\n"
+          b"exec a 256K\nwrite c-16K 32K\nbrk 0\nbrk 0x20000000\nmunmap a 0x40000\nmaps\n")
+    write("script", "stack_shared_noreserve",
+          b"#!\x00 arm64 6.1\ns = mmap NULL 1M rw private,anonymous,stack,growsdown\n"
+          b"write s+1020K 4K\nwrite s-4K\nm = mmap NULL 64K rw shared,anonymous\nwrite m 64K\n"
+          b"n = mmap NULL 1G none private,anonymous,noreserve\nread n\n"
+          b"madvise m 64K dontneed\nmadvise m 64K free   # a comment\nsmaps\n")
+    write("script", "hostile_numbers",
+          b"mmap 0 0 rw private,anonymous\nmmap 0xffffffffffffffff 4K rw private,anonymous,fixed\n"
+          b"munmap 1 4K\nmprotect 0 0xffffffffffffffff rwx\nmadvise 0x1000 4K 9999\n"
+          b"brk 0xffffffffffffffff\nread 0xfffffffffffff000 0x2000\nexec 0\n"
+          b"x = mmap NULL 4G rw private,anonymous\nwrite x 16M\n")
+    write("script", "unbound_after_failed_mmap",
+          b"x = mmap NULL 0 rw private,anonymous\nread x\n")
+    write("script", "parse_error_last_line", b"maps\n\nmmap 0 4K rq private\n")
+    write("script", "parse_error_unbound_name", b"maps\nmunmap nobody 4K")
+
+
 if __name__ == "__main__":
     walk_seeds()
     mmu_seeds()
     maps_seeds()
+    mm_seeds()
+    script_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))), "files")

@@ -68,6 +68,16 @@ fn maps_parse_corpus() {
     replay("maps_parse", targets::maps_parse);
 }
 
+#[test]
+fn mm_ops_corpus() {
+    replay("mm_ops", targets::mm_ops);
+}
+
+#[test]
+fn script_corpus() {
+    replay("script", targets::script);
+}
+
 /// Inputs too short for any field (every missing byte reads as 0) and a few fixed byte
 /// patterns must run cleanly too.
 #[test]
@@ -76,5 +86,7 @@ fn degenerate_inputs() {
         targets::walk(data);
         targets::mmu_ops(data);
         targets::maps_parse(data);
+        targets::mm_ops(data);
+        targets::script(data);
     }
 }

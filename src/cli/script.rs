@@ -248,6 +248,9 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
             None => (None, line),
         };
         let w: std::vec::Vec<&str> = rest.split_whitespace().collect();
+        if w.is_empty() {
+            return Err(err("a name with no call after `=`".into()));
+        }
         let argc = |n: usize| -> Result<(), ScriptError> {
             if w.len() != n + 1 {
                 Err(err(format!(

@@ -658,17 +658,63 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     /// Unmaps `[s, e)` of leaf `l` and frees the frames that part held.
+    ///
+    /// Splitting a block needs a frame for the new table. Out of frames, a private block
+    /// lends one of its own pages that this call frees anyway (the kernel never fails
+    /// here: it deposits a table with every huge page); a huge-zero-page block is dropped
+    /// whole, since its other pages are zero pages that fault back in unchanged.
     fn zap_part(&mut self, l: &Leaf, s: u64, e: u64) -> Result<(), MapError> {
-        self.unmap(s, e - s)?;
-        if !self.is_zero(l.pa.as_u64()) {
-            let page = self.page();
-            let pa = l.pa.as_u64() + (s - l.va.as_u64());
-            let mut x = pa;
+        let page = self.page();
+        let order = self.config.granule.page_shift() - 12;
+        let ls = l.va.as_u64();
+        let size = 1u64 << l.size_log2;
+        let zero = self.is_zero(l.pa.as_u64());
+        let pa = l.pa.as_u64() + (s - ls);
+        let mut first = pa;
+        match self.unmap(s, e - s) {
+            Ok(()) => {}
+            Err(MapError::OutOfFrames { .. }) if size > page && !zero => {
+                let _ = self.frames.free_run(PhysAddr::new(pa), order);
+                self.unmap(s, e - s)?;
+                first = pa + page;
+            }
+            Err(MapError::OutOfFrames { .. }) if size > page => {
+                return self.unmap(ls, size);
+            }
+            Err(err) => return Err(err),
+        }
+        if !zero {
+            let mut x = first;
             while x < pa + (e - s) {
-                let _ = self
-                    .frames
-                    .free_run(PhysAddr::new(x), self.config.granule.page_shift() - 12);
+                let _ = self.frames.free_run(PhysAddr::new(x), order);
                 x += page;
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits a block (a THP or the huge zero page) that straddles `addr` into pages, as
+    /// the kernel splits a huge PMD when a VMA boundary falls inside it.
+    ///
+    /// # Errors
+    /// [`MapError::OutOfFrames`] when no frame is left for the page table (nothing changes).
+    pub fn split_block_at(&mut self, addr: u64) -> Result<(), MapError> {
+        let page = self.page();
+        if let Some(l) = self.leaf_at(addr) {
+            let ls = l.va.as_u64();
+            let size = 1u64 << l.size_log2;
+            if size > page && addr > ls && addr < ls + size {
+                let mem = self.mmu.memory_mut();
+                // A protect that changes nothing splits the block the range starts in.
+                let flush = self.mapper.protect(
+                    mem,
+                    &mut self.frames,
+                    VirtAddr::new(addr),
+                    ls + size - addr,
+                    Attributes::empty(),
+                    Attributes::empty(),
+                )?;
+                self.mmu.flush(flush);
             }
         }
         Ok(())

@@ -120,6 +120,16 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         }
     }
 
+    /// Splits blocks that straddle a VMA boundary at `start` or `end`, as the kernel
+    /// splits a huge PMD when it splits a VMA.
+    fn split_blocks_at_boundaries(&mut self, start: u64, end: u64) {
+        for a in [start, end] {
+            if self.space.vma_lookup(a).is_some_and(|v| v.vm_start == a) {
+                let _ = self.paging.split_block_at(a);
+            }
+        }
+    }
+
     /// `mmap` of anonymous memory; MAP_POPULATE faults the range in.
     ///
     /// # Errors
@@ -159,7 +169,13 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             populate: ArrayVec::new(),
             error: None,
         };
-        self.space.mprotect_with(addr, len, prot, &mut s)
+        let r = self.space.mprotect_with(addr, len, prot, &mut s);
+        let page = self.paging.config().granule.page_size();
+        self.split_blocks_at_boundaries(
+            addr,
+            addr.saturating_add(len).saturating_add(page - 1) & !(page - 1),
+        );
+        r
     }
 
     /// `madvise`.
@@ -174,6 +190,11 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         };
         let r = self.space.madvise_with(addr, len, advice, &mut s);
         let populate = s.populate;
+        let page = self.paging.config().granule.page_size();
+        self.split_blocks_at_boundaries(
+            addr,
+            addr.saturating_add(len).saturating_add(page - 1) & !(page - 1),
+        );
         self.finish(populate);
         r
     }

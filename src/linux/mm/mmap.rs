@@ -192,8 +192,11 @@ impl AddressSpace<'_> {
             return Err(Errno::ENOMEM);
         }
         let pmd = p.pmd_size;
+        // A MAP_FIXED request at 0 is not a "no hint" request: the generic code hands the
+        // fixed address straight back, so it never takes the THP-aligned search.
         let a = if !shared
             && addr == 0
+            && flags & MAP_FIXED == 0
             && p.thp_aligned_placement()
             && pmd.is_power_of_two()
             && len.is_multiple_of(pmd)
