@@ -28,9 +28,13 @@
 //!     .unwrap();
 //! ```
 
+use std::format;
 use std::vec::Vec;
 
 use proptest::prelude::*;
+
+use crate::cli::script::{Addr, Call};
+use crate::linux::mm::mman;
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Access, AccessKind, Attributes, Cpu, El, Granule, Regime, Registers};
@@ -259,4 +263,131 @@ fn build_image(
         mappings,
         garbage: garbage_at,
     }
+}
+
+/// Returns a strategy for a sequence of Linux memory calls and touches in the `pagesim run`
+/// script model: mmaps bound to names `m0`, `m1`, … and later calls addressed relative to
+/// them (sometimes off their end, unaligned, or at raw edge addresses), with every
+/// protection, the common flag sets and advices. Feed them to
+/// [`crate::cli::run::run`] or a [`crate::linux::process::Process`].
+///
+/// ```
+/// use pagesim::cli::sim::{Start, Storage};
+/// use pagesim::linux::mm::{ImportHints, LayoutParams};
+/// use pagesim::strategies::linux_calls;
+/// use proptest::test_runner::TestRunner;
+///
+/// let mut runner = TestRunner::default();
+/// runner
+///     .run(&linux_calls(12), |calls| {
+///         let params = LayoutParams::arm64_6_12();
+///         let mut storage = Storage::new(&params, 32 << 20);
+///         let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
+///         let numbered: Vec<_> = calls.into_iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
+///         let mut out = String::new();
+///         // Names of failed mmaps are reported as errors; nothing panics.
+///         let _ = pagesim::cli::run::run(&mut p, &numbered, true, &mut out);
+///         Ok(())
+///     })
+///     .unwrap();
+/// ```
+pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
+    proptest::collection::vec(
+        (0u8..10, any::<u64>(), any::<u64>(), any::<u32>()),
+        1..=max_len.max(1),
+    )
+    .prop_map(|raw| {
+        let mut calls = Vec::new();
+        let mut names = 0usize;
+        let prots = [
+            mman::PROT_NONE,
+            mman::PROT_READ,
+            mman::PROT_READ | mman::PROT_WRITE,
+            mman::PROT_READ | mman::PROT_EXEC,
+            7,
+        ];
+        let flag_sets = [
+            mman::MAP_PRIVATE | mman::MAP_ANONYMOUS,
+            mman::MAP_SHARED | mman::MAP_ANONYMOUS,
+            mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | mman::MAP_FIXED,
+            mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | mman::MAP_FIXED_NOREPLACE,
+            mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | mman::MAP_POPULATE,
+            mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | mman::MAP_NORESERVE | mman::MAP_STACK,
+            mman::MAP_PRIVATE | mman::MAP_ANONYMOUS | mman::MAP_GROWSDOWN,
+        ];
+        let advices = [
+            mman::MADV_DONTNEED,
+            mman::MADV_FREE,
+            mman::MADV_HUGEPAGE,
+            mman::MADV_NOHUGEPAGE,
+            mman::MADV_WILLNEED,
+            mman::MADV_POPULATE_READ,
+            mman::MADV_POPULATE_WRITE,
+            999,
+        ];
+        for (kind, a, b, c) in raw {
+            let len = ((b % 64) + 1) * 4096 + if c % 17 == 0 { 1 } else { 0 };
+            let addr = |names: usize| -> Addr {
+                match (names, a % 8) {
+                    (0, _) | (_, 0) => {
+                        Addr::Num([0, 4096, a & !0xfff, u64::MAX & !0xfff][(a >> 3) as usize % 4])
+                    }
+                    (n, _) => Addr::Name(
+                        format!("m{}", (a >> 3) as usize % n),
+                        ((b >> 8) % 96) as i64 * 4096 - 16 * 4096 + if c % 23 == 0 { 8 } else { 0 },
+                    ),
+                }
+            };
+            let call = match kind {
+                0 | 1 => {
+                    let fixed = flag_sets[c as usize % flag_sets.len()];
+                    let hint = if fixed & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0
+                        || kind == 1
+                    {
+                        addr(names)
+                    } else {
+                        Addr::Num(0)
+                    };
+                    let bind = Some(format!("m{names}"));
+                    names += 1;
+                    Call::Mmap {
+                        bind,
+                        addr: hint,
+                        len,
+                        prot: prots[(c >> 8) as usize % prots.len()],
+                        flags: fixed,
+                    }
+                }
+                2 => Call::Munmap {
+                    addr: addr(names),
+                    len,
+                },
+                3 => Call::Mprotect {
+                    addr: addr(names),
+                    len,
+                    prot: prots[c as usize % prots.len()],
+                },
+                4 => Call::Madvise {
+                    addr: addr(names),
+                    len,
+                    advice: advices[c as usize % advices.len()],
+                },
+                5 => Call::Brk {
+                    addr: Addr::Num(a % (64 << 20)),
+                },
+                6..=8 => Call::Touch {
+                    kind: [
+                        crate::arch::AccessKind::Read,
+                        crate::arch::AccessKind::Write,
+                        crate::arch::AccessKind::Fetch,
+                    ][kind as usize - 6],
+                    addr: addr(names),
+                    len: len.min(64 * 4096),
+                },
+                _ => Call::Maps,
+            };
+            calls.push(call);
+        }
+        calls
+    })
 }

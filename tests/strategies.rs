@@ -2,8 +2,10 @@
 #![cfg(feature = "proptest")]
 
 use pagesim::arch::{walk, Access, Cpu, El, Regime};
+use pagesim::cli::sim::{Start, Storage};
+use pagesim::linux::mm::{ImportHints, LayoutParams};
 use pagesim::machinery::Mmu;
-use pagesim::strategies::{access, registers, table_image, ImageShape};
+use pagesim::strategies::{access, linux_calls, registers, table_image, ImageShape};
 use pagesim::VirtAddr;
 use proptest::prelude::*;
 
@@ -46,5 +48,23 @@ proptest! {
             let got = mmu.translate(VirtAddr::new(va), a);
             prop_assert_eq!(got, want, "va {:#x} {:?}", va, a);
         }
+    }
+
+    #[test]
+    fn linux_call_sequences_keep_the_map_well_formed(calls in linux_calls(20)) {
+        let params = LayoutParams::arm64_6_12();
+        let mut storage = Storage::new(&params, 32 << 20);
+        let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
+        let numbered: Vec<_> = calls.into_iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
+        let mut out = String::new();
+        let _ = pagesim::cli::run::run(&mut p, &numbered, true, &mut out);
+        // The maps text parses back into the same number of sorted, disjoint VMAs.
+        let text = p.maps_string();
+        let mut slots = vec![pagesim::linux::vma_tree::VmaSlot::EMPTY; 4096];
+        let mut tree = pagesim::linux::vma_tree::VmaTree::new(&mut slots);
+        pagesim::linux::maps_text::import_maps(&text, &params.maps, &mut tree).unwrap();
+        prop_assert_eq!(tree.len(), p.space().iter().count());
+        let v: Vec<_> = p.space().iter().map(|v| (v.vm_start, v.vm_end)).collect();
+        prop_assert!(v.windows(2).all(|w| w[0].1 <= w[1].0));
     }
 }
