@@ -330,7 +330,7 @@ pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
             let addr = |names: usize| -> Addr {
                 match (names, a % 8) {
                     (0, _) | (_, 0) => {
-                        Addr::Num([0, 4096, a & !0xfff, u64::MAX & !0xfff][(a >> 3) as usize % 4])
+                        Addr::Num([0, 4096, a & !0xfff, !0xfff][(a >> 3) as usize % 4])
                     }
                     (n, _) => Addr::Name(
                         format!("m{}", (a >> 3) as usize % n),
