@@ -352,6 +352,18 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         found
     }
 
+    /// Returns the first leaf overlapping `[from, end)` with the part of it inside that
+    /// range.
+    fn next_leaf_part(&self, from: u64, end: u64) -> Option<(Leaf, u64, u64)> {
+        if from >= end {
+            return None;
+        }
+        let leaf = self.next_leaf(from, end)?;
+        let l_start = leaf.va.as_u64();
+        let l_end = l_start + (1u64 << leaf.size_log2);
+        Some((leaf, l_start.max(from), l_end.min(end)))
+    }
+
     /// Performs one user (EL0) access of `kind` at `va`, taking page faults as the kernel
     /// does: `find_vma(addr)` returns the VMA containing `addr`, if any.
     pub fn access(
@@ -733,15 +745,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         flags: VmFlags,
     ) -> Result<(), MapError> {
         let mut cursor = start;
-        while cursor < end {
-            let leaf = match self.next_leaf(cursor, end) {
-                Some(l) => l,
-                None => break,
-            };
-            let l_start = leaf.va.as_u64();
-            let l_end = l_start + (1u64 << leaf.size_log2);
-            let s = l_start.max(start);
-            let e = l_end.min(end);
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
             let writable = flags.contains(VmFlags::VM_WRITE) && !self.is_zero(leaf.pa.as_u64());
             let dirty = leaf.descriptor.bits() & Attributes::AP_RO.bits() == 0;
             let mut want = page_attrs(flags, writable && dirty);
@@ -777,15 +781,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// [`MapError`] if a table change fails.
     pub fn mark_clean(&mut self, start: u64, end: u64) -> Result<(), MapError> {
         let mut cursor = start;
-        while cursor < end {
-            let leaf = match self.next_leaf(cursor, end) {
-                Some(l) => l,
-                None => break,
-            };
-            let l_start = leaf.va.as_u64();
-            let l_end = l_start + (1u64 << leaf.size_log2);
-            let s = l_start.max(start);
-            let e = l_end.min(end);
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
             if !self.is_zero(leaf.pa.as_u64()) && leaf.descriptor.dbm() {
                 let mem = self.mmu.memory_mut();
                 let flush = self.mapper.protect(
