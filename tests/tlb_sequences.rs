@@ -6,22 +6,9 @@ use pagesim::arch::{Access, Cpu, El, FaultKind, Registers};
 use pagesim::machinery::{Mmu, PhysMemory, SparseMemory, Tlbi};
 use pagesim::{PhysAddr, VirtAddr};
 
-const TCR: u64 = 0x0000_0005_8010_0010;
-
-fn fixture() -> SparseMemory {
-    let mut m = SparseMemory::new(PhysAddr::new(0), 1 << 48);
-    for line in include_str!("data/vmsa_fixture.txt").lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let mut it = line
-            .split_whitespace()
-            .map(|w| u64::from_str_radix(&w[2..], 16).unwrap());
-        m.write_u64(PhysAddr::new(it.next().unwrap()), it.next().unwrap())
-            .unwrap();
-    }
-    m
-}
+#[path = "common/fixture.rs"]
+mod common;
+use common::{fixture, TCR};
 
 fn regs(asid: u64, tcr_extra: u64) -> Registers {
     Registers {

@@ -2,25 +2,12 @@
 //! under both the architectural and the QEMU-compatible behaviour, through `walk` and `at`.
 
 use pagesim::arch::{at, walk, Access, AtOp, Compat, Cpu, El, FaultKind, Regime, Registers};
-use pagesim::machinery::{PhysMemory, SparseMemory};
+use pagesim::machinery::PhysMemory;
 use pagesim::{PhysAddr, VirtAddr};
 
-const TCR: u64 = 0x0000_0005_8010_0010;
-
-fn fixture() -> SparseMemory {
-    let mut m = SparseMemory::new(PhysAddr::new(0), 1 << 48);
-    for line in include_str!("data/vmsa_fixture.txt").lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let mut it = line
-            .split_whitespace()
-            .map(|w| u64::from_str_radix(&w[2..], 16).unwrap());
-        let (pa, v) = (it.next().unwrap(), it.next().unwrap());
-        m.write_u64(PhysAddr::new(pa), v).unwrap();
-    }
-    m
-}
+#[path = "common/fixture.rs"]
+mod common;
+use common::{fixture, TCR};
 
 #[derive(Debug, PartialEq)]
 enum Expect {
