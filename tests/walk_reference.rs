@@ -4,7 +4,9 @@
 //! - random valid tables built by a small test-only builder translate to what the builder
 //!   intended, at every granule.
 
-use pagesim::arch::{walk, Access, AccessKind, Compat, Cpu, El, FaultKind, Regime, Registers};
+use pagesim::arch::{
+    walk, walk_pa, Access, AccessKind, Compat, Cpu, El, FaultKind, Regime, Registers,
+};
 use pagesim::machinery::{PhysMemory, SliceMemory};
 use pagesim::{PhysAddr, VirtAddr};
 use proptest::prelude::*;
@@ -392,7 +394,14 @@ proptest! {
                 let (kind, el0) = [(AccessKind::Read, false), (AccessKind::Write, false), (AccessKind::Fetch, false),
                                    (AccessKind::Read, true), (AccessKind::Write, true), (AccessKind::Fetch, true)][k as usize];
                 let access = Access::new(kind, if el0 { El::El0 } else { El::El1 }).with_pan(pan);
-                let got = outcome(walk(&regime, &mut ma, VirtAddr::new(va), access));
+                // `walk_pa` first, on a copy: the same PA or fault, the same memory after.
+                let mut pa_bytes = ma.bytes().to_vec();
+                let mut mp = SliceMemory::new(PhysAddr::new(ma.base().as_u64()), &mut pa_bytes);
+                let pa = walk_pa(&regime, &mut mp, VirtAddr::new(va), access);
+                let got_full = walk(&regime, &mut ma, VirtAddr::new(va), access);
+                prop_assert_eq!(pa, got_full.map(|t| t.pa), "walk_pa at va {:#x}", va);
+                prop_assert!(mp.bytes() == ma.bytes(), "walk_pa left memory otherwise at va {:#x}", va);
+                let got = outcome(got_full);
                 let want = reference(&regs, compat, &mut mb, va, kind, el0, pan);
                 prop_assert_eq!(&got, &want, "va {:#x} {:?} el0={} pan={} regs {:x?}", va, kind, el0, pan, regs);
                 prop_assert!(ma.bytes() == mb.bytes(), "memory differs after va {:#x}", va);

@@ -13,8 +13,9 @@ use std::collections::BTreeSet;
 
 use pagesim::arch::walk::{DescriptorUpdate, MAX_UPDATE_RETRIES};
 use pagesim::arch::{
-    at, walk as walk_va, Access, AccessKind, AtOp, Attributes, Compat, Cpu, DescriptorFormat, El,
-    Fault, FaultKind, Granule, Level, Regime, RegimeError, Registers, Translation, TxszPolicy,
+    at, walk as walk_va, walk_pa, Access, AccessKind, AtOp, Attributes, Compat, Cpu,
+    DescriptorFormat, El, Fault, FaultKind, Granule, Level, Regime, RegimeError, Registers,
+    Translation, TxszPolicy,
 };
 use pagesim::linux::maps_text::{
     import_maps, import_smaps, render_maps, render_smaps, MapsFormat, MapsParser, ParseError,
@@ -449,6 +450,14 @@ pub fn walk(data: &[u8]) {
                 _ => panic!("the same walk again: {res:?} then {again:?}"),
             }
             assert!(ram == after, "the repeated walk changed memory");
+            let mut mem = SliceMemory::new(PhysAddr::new(base), &mut ram);
+            let pa = walk_pa(&regime, &mut mem, va, access);
+            assert_eq!(
+                pa,
+                again.map(|t| t.pa),
+                "walk_pa disagrees with walk at {va:?}"
+            );
+            assert!(ram == after, "walk_pa changed memory");
         }
 
         if let Some(m) = mmu.as_mut() {

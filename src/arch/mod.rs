@@ -19,4 +19,4 @@ pub use fault::{Fault, FaultKind};
 pub use granule::{Granule, Level};
 pub use perms::Permissions;
 pub use regime::{Half, Regime, RegimeError, Registers};
-pub use walk::{at, walk, AtResult, DescriptorUpdate, Translation};
+pub use walk::{at, walk, walk_pa, AtResult, DescriptorUpdate, Translation};

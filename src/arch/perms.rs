@@ -30,7 +30,7 @@ impl Permissions {
     /// attributes OR to `table` (ignored when `hpd`), with `dbm_writable` saying that
     /// hardware dirty management makes the leaf writable (effective AP\[2\] = 0), and
     /// SCTLR_EL1.WXN = `wxn`. Follows spec §3.4 step by step.
-    #[inline]
+    #[inline(always)]
     pub const fn from_leaf(
         desc: u64,
         table: TableAttributes,
@@ -57,7 +57,7 @@ impl Permissions {
 
     /// Returns whether these permissions allow `access`, applying PSTATE.PAN (and EPAN,
     /// FEAT_PAN3) to EL1 data accesses.
-    #[inline]
+    #[inline(always)]
     pub const fn allows(self, access: &Access, epan: bool) -> bool {
         let b = self.bits();
         if access.is_el0() {

@@ -186,6 +186,15 @@ pub(crate) struct WalkParams {
     pub block_levels: u8,
     /// A level-0 fault every walk takes before reading memory (EPD, TTBR too large).
     pub walk_fault: Option<super::fault::FaultKind>,
+    /// The page shift of the granule when walks may take the straight-line path (0 when
+    /// they must take the general one: a walk fault, big-endian tables, a start level
+    /// below 0, or output-address bits above bit 47).
+    pub straight_page_shift: u32,
+    /// The VA bits a walk indexes with: `(1 << input_bits) - 1`.
+    pub input_mask: u64,
+    /// Accesses that fault before any lookup: bit 0 every access (TxSZ out of range),
+    /// bit 1 EL0 accesses (E0PD).
+    pub deny: u8,
 }
 
 impl Half {
@@ -458,6 +467,9 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
             hi_pos: 0,
             block_levels: 0,
             walk_fault: None,
+            straight_page_shift: 0,
+            input_mask: 0,
+            deny: 0,
         },
     };
     let oa_bits = oa_cap(cpu, &h, ps_bits);
@@ -476,6 +488,11 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
     base &= !((1u64 << align_log2) - 1);
     h.table_base = base;
     h.fast = walk_params(&h, oa_bits);
+    let straight = h.fast.walk_fault.is_none()
+        && regs.sctlr & sctlr::EE == 0
+        && h.start_level.get() >= 0
+        && h.fast.hi_mask == 0;
+    h.fast.straight_page_shift = if straight { granule.page_shift() } else { 0 };
     h
 }
 
@@ -534,6 +551,9 @@ fn walk_params(h: &Half, oa_bits: u32) -> WalkParams {
         } else {
             None
         },
+        straight_page_shift: 0,
+        input_mask: (1u64 << input_bits) - 1,
+        deny: h.txsz_out_of_range as u8 | ((h.e0pd as u8) << 1),
     }
 }
 

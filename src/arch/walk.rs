@@ -153,7 +153,7 @@ pub fn at<M: PhysMemory + ?Sized>(
 /// # Errors
 /// The [`Fault`] the access takes. Faults are ordinary results, not failures of the
 /// simulator; every input gives either a translation or a fault.
-#[inline]
+#[inline(always)]
 pub fn walk<M: PhysMemory + ?Sized>(
     regime: &Regime,
     mem: &mut M,
@@ -172,7 +172,7 @@ pub fn walk<M: PhysMemory + ?Sized>(
 ///
 /// # Errors
 /// A level-0 Translation fault.
-#[inline]
+#[inline(always)]
 pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, Fault> {
     let upper = va.select_bit();
     let h = regime.half(upper);
@@ -182,18 +182,184 @@ pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, 
         h.fast.va_check_data
     };
     let expect = if upper { mask } else { 0 };
-    if h.txsz_out_of_range || va.as_u64() & mask != expect || (h.e0pd && access.is_el0()) {
+    if va.as_u64() & mask != expect || h.fast.deny & (1 | ((access.is_el0() as u8) << 1)) != 0 {
         return Err(Fault::new(FaultKind::Translation, Level::L0, va, access));
     }
     Ok(h)
 }
 
-/// Walks the tables of `half` after a TLB miss (spec §4.1 steps 5–11).
+/// Translates `va` for `access` like [`walk`], returning only the physical address: the
+/// same checks, faults and hardware updates, without assembling a [`Translation`] on the
+/// common path (the counterpart of a `translate_addr`).
 ///
 /// # Errors
 /// The [`Fault`] the access takes.
-#[inline]
+#[inline(always)]
+pub fn walk_pa<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<PhysAddr, Fault> {
+    if !regime.mmu_enabled() {
+        return mmu_off(regime, va, access).map(|t| t.pa);
+    }
+    let half = check_va(regime, va, access)?;
+    walk_tables_as::<M, PhysAddr>(regime, half, mem, va, access)
+}
+
+/// Walks the tables of `half` after a TLB miss (spec §4.1 steps 5–11).
+///
+/// The common case (little-endian tables, a valid leaf with its access flag set that needs
+/// no hardware update and allows the access) runs inline as straight-line code; anything
+/// else is evaluated in full, out of line.
+///
+/// # Errors
+/// The [`Fault`] the access takes.
+#[inline(always)]
 pub fn walk_tables<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<Translation, Fault> {
+    walk_tables_as::<M, Translation>(regime, h, mem, va, access)
+}
+
+/// What a walk hands back: the whole [`Translation`], or only the physical address.
+trait WalkOutput: Sized {
+    /// Builds the output of a walk that ended at a leaf needing no update.
+    fn from_leaf(regime: &Regime, h: &Half, va: VirtAddr, c: &Cursor, l: Leaf) -> Self;
+    /// Cuts a full translation down to the output.
+    fn from_translation(t: Translation) -> Self;
+}
+
+impl WalkOutput for Translation {
+    #[inline(always)]
+    fn from_leaf(regime: &Regime, h: &Half, va: VirtAddr, c: &Cursor, l: Leaf) -> Self {
+        translation(regime, h, va, c, l, None)
+    }
+
+    #[inline(always)]
+    fn from_translation(t: Translation) -> Self {
+        t
+    }
+}
+
+impl WalkOutput for PhysAddr {
+    #[inline(always)]
+    fn from_leaf(_: &Regime, _: &Half, va: VirtAddr, c: &Cursor, l: Leaf) -> Self {
+        output_pa(va, c, l.oa)
+    }
+
+    #[inline(always)]
+    fn from_translation(t: Translation) -> Self {
+        t.pa
+    }
+}
+
+#[inline(always)]
+fn walk_tables_as<M: PhysMemory + ?Sized, O: WalkOutput>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<O, Fault> {
+    match h.fast.straight_page_shift {
+        12 => walk_straight::<M, O, 12>(regime, h, mem, va, access),
+        14 => walk_straight_16k(regime, h, mem, va, access),
+        16 => walk_straight_64k(regime, h, mem, va, access),
+        _ => walk_general(regime, h, mem, va, access).map(O::from_translation),
+    }
+}
+
+/// Walks 16 KiB-granule tables on the straight-line path, out of line.
+#[inline(never)]
+fn walk_straight_16k<M: PhysMemory + ?Sized, O: WalkOutput>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<O, Fault> {
+    walk_straight::<M, O, 14>(regime, h, mem, va, access)
+}
+
+/// Walks 64 KiB-granule tables on the straight-line path, out of line.
+#[inline(never)]
+fn walk_straight_64k<M: PhysMemory + ?Sized, O: WalkOutput>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<O, Fault> {
+    walk_straight::<M, O, 16>(regime, h, mem, va, access)
+}
+
+/// Walks little-endian tables of the granule with page shift `PAGE`, starting at level 0
+/// or below, with output addresses in descriptor bits \[47:PAGE\]: the levels unrolled with
+/// constant shifts, then the leaf's common case inline (see [`leaf_fast`]).
+#[inline(always)]
+fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<O, Fault> {
+    let p = &h.fast;
+    let stride = PAGE - 3;
+    let index_mask = (1u64 << stride) - 1;
+    // The start table's index needs no mask of its own once the VA is cut to the input size.
+    let v = va.as_u64() & p.input_mask;
+    let table_check = 3 | (p.oa_over_mask & p.oa_low_mask);
+    let start = h.start_level.get();
+    let mut table = h.table_base;
+    let mut tattrs = 0u64;
+    let entry = |table: u64, level: u32| {
+        let shift = PAGE + stride * (3 - level);
+        PhysAddr::from_bits_52(table | (((v >> shift) & index_mask) << 3))
+    };
+    let fetch = |mem: &M, pa: PhysAddr, level: i8| {
+        mem.read_u64(pa)
+            .map_err(|_| cold_fault(FaultKind::ExternalAbortOnWalk, level, va, access))
+    };
+    let (level, raw, desc_pa) = 'leaf: {
+        for level in 0..3u32 {
+            if start <= level as i8 {
+                let pa = entry(table, level);
+                let raw = fetch(mem, pa, level as i8)?;
+                if raw & table_check != 3 {
+                    break 'leaf (level as i8, raw, pa);
+                }
+                table = raw & p.oa_low_mask;
+                tattrs |= raw;
+            }
+        }
+        let pa = entry(table, 3);
+        (3, fetch(mem, pa, 3)?, pa)
+    };
+    let c = Cursor {
+        level,
+        shift: PAGE + stride * (3 - level) as u32,
+        index_mask,
+        table,
+        tattrs,
+    };
+    match leaf_fast(regime, h, va, access, raw, desc_pa, &c) {
+        Some(l) => Ok(O::from_leaf(regime, h, va, &c, l)),
+        None => {
+            leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c).map(O::from_translation)
+        }
+    }
+}
+
+/// Walks with a level-0 walk fault or big-endian tables.
+#[inline(never)]
+fn walk_general<M: PhysMemory + ?Sized>(
     regime: &Regime,
     h: &Half,
     mem: &mut M,
@@ -220,6 +386,18 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// Starts at the start table of `h`.
+    #[inline(always)]
+    fn start(h: &Half) -> Cursor {
+        Cursor {
+            level: h.start_level.get(),
+            shift: h.fast.start_shift,
+            index_mask: h.fast.start_index_mask,
+            table: h.table_base,
+            tattrs: 0,
+        }
+    }
+
     /// Steps into the next-level table `next` through table descriptor `raw`.
     #[inline(always)]
     fn enter(&mut self, p: &WalkParams, raw: u64, next: u64) {
@@ -280,20 +458,133 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
+    let mut c = Cursor::start(h);
+    let (raw, desc_pa) = match descend::<M, BE>(&h.fast, mem, va.as_u64(), &mut c) {
+        Ok(r) => r,
+        Err(kind) => return Err(cold_fault(kind, c.level, va, access)),
+    };
+    leaf::<M, BE>(regime, h, mem, va, access, raw, desc_pa, c)
+}
+
+/// Evaluates the leaf candidate `raw` at `desc_pa` if it allows `access` without a fault
+/// or a hardware update; `None` sends the walk to [`leaf`]. Only for walks whose output
+/// addresses have no bits above bit 47.
+#[inline(always)]
+fn leaf_fast(
+    regime: &Regime,
+    h: &Half,
+    va: VirtAddr,
+    access: Access,
+    raw: u64,
+    desc_pa: PhysAddr,
+    c: &Cursor,
+) -> Option<Leaf> {
+    let p = &h.fast;
+    let level = c.level;
+    let oa = raw & p.oa_low_mask;
+    let leaf_type = raw & 2 != 0 || p.block_levels & (1 << (level + 1)) != 0;
+    if raw & (1 | AF) != 1 | AF || !leaf_type || oa & p.oa_over_mask != 0 {
+        return None;
+    }
+    let attr = regime.mair_attr(((raw >> 2) & 7) as u8);
+    if attr & 0xf0 == 0
+        && !access.is_at()
+        && !access.is_fetch()
+        && va.as_u64() & (access.size() as u64 - 1) != 0
+    {
+        return None;
+    }
+    let dbm = regime.hd() && raw & DBM != 0;
+    if dbm && access.is_write() && raw & AP_RO != 0 {
+        return None;
+    }
+    let dbm_writable = dbm && (regime.cpu().compat == Compat::Arch || access.is_write());
+    let perms = Permissions::from_leaf(
+        raw,
+        TableAttributes::from_bits_retain(c.tattrs & TABLE_ATTR_MASK),
+        h.hpd,
+        dbm_writable,
+        regime.wxn(),
+    );
+    if !perms.allows(&access, regime.epan()) {
+        return None;
+    }
+    Some(Leaf {
+        oa,
+        attr,
+        perms,
+        writable_clean: dbm && raw & AP_RO != 0,
+        descriptor: raw,
+        descriptor_pa: desc_pa,
+    })
+}
+
+/// What the leaf evaluation found, for [`translation`].
+struct Leaf {
+    oa: u64,
+    attr: u8,
+    perms: Permissions,
+    writable_clean: bool,
+    descriptor: u64,
+    descriptor_pa: PhysAddr,
+}
+
+/// Returns the physical address of `va` in the page or block at `oa` mapped by the leaf at
+/// the cursor.
+#[inline(always)]
+fn output_pa(va: VirtAddr, c: &Cursor, oa: u64) -> PhysAddr {
+    let size_mask = (1u64 << c.shift) - 1;
+    PhysAddr::from_bits_52((oa & !size_mask) | (va.as_u64() & size_mask))
+}
+
+/// Assembles the translation of `va` by the leaf at the cursor.
+#[inline(always)]
+fn translation(
+    regime: &Regime,
+    h: &Half,
+    va: VirtAddr,
+    c: &Cursor,
+    l: Leaf,
+    update: Option<DescriptorUpdate>,
+) -> Translation {
+    Translation {
+        va,
+        pa: output_pa(va, c, l.oa),
+        level: Level::new(c.level),
+        size_log2: c.shift as u8,
+        attr: l.attr,
+        sh: if h.ds {
+            h.sh
+        } else {
+            ((l.descriptor >> 8) & 3) as u8
+        },
+        asid: regime.asid(),
+        perms: l.perms,
+        writable_clean: l.writable_clean,
+        descriptor: Descriptor(l.descriptor),
+        descriptor_pa: l.descriptor_pa,
+        update,
+    }
+}
+
+/// Evaluates the leaf candidate `raw` at `desc_pa` in full (spec §4.1 steps 6–11): its
+/// type, output address, access flag, alignment and permissions, then the hardware update
+/// by compare-and-swap, re-evaluating whatever a lost race left there.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn leaf<M: PhysMemory + ?Sized, const BE: bool>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+    mut raw: u64,
+    mut desc_pa: PhysAddr,
+    mut c: Cursor,
+) -> Result<Translation, Fault> {
     let p = &h.fast;
     let v = va.as_u64();
-    let mut c = Cursor {
-        level: h.start_level.get(),
-        shift: p.start_shift,
-        index_mask: p.start_index_mask,
-        table: h.table_base,
-        tattrs: 0,
-    };
     let fault = |kind, level: i8| Err(cold_fault(kind, level, va, access));
-    let (mut raw, mut desc_pa) = match descend::<M, BE>(p, mem, v, &mut c) {
-        Ok(r) => r,
-        Err(kind) => return fault(kind, c.level),
-    };
     let mut retries = 0;
     loop {
         let level = c.level;
@@ -384,21 +675,21 @@ fn walk_impl<M: PhysMemory + ?Sized, const BE: bool>(
                 }
             }
         }
-        let size_mask = (1u64 << c.shift) - 1;
-        return Ok(Translation {
+        return Ok(translation(
+            regime,
+            h,
             va,
-            pa: PhysAddr::from_bits_52((oa & !size_mask) | (v & size_mask)),
-            level: Level::new(level),
-            size_log2: c.shift as u8,
-            attr,
-            sh: if h.ds { h.sh } else { ((raw >> 8) & 3) as u8 },
-            asid: regime.asid(),
-            perms,
-            writable_clean: dbm && new & AP_RO != 0,
-            descriptor: Descriptor(new),
-            descriptor_pa: desc_pa,
+            &c,
+            Leaf {
+                oa,
+                attr,
+                perms,
+                writable_clean: dbm && new & AP_RO != 0,
+                descriptor: new,
+                descriptor_pa: desc_pa,
+            },
             update,
-        });
+        ));
     }
 }
 
@@ -420,6 +711,7 @@ const TABLE_ATTR_MASK: u64 = 0xf << 59;
 
 /// Translates with the stage-1 MMU off (spec §1.2): a flat mapping with a range check,
 /// Device memory for data and Normal memory for instruction fetches.
+#[inline(never)]
 fn mmu_off(regime: &Regime, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
     let h = regime.half(va.select_bit());
     let tbi = h.tbi && !(access.is_fetch() && h.tbid);

@@ -154,9 +154,15 @@ impl PhysMemory for SliceMemory<'_> {
     #[inline]
     fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
         let off = pa.as_u64().wrapping_sub(self.base) as usize;
-        match self.bytes.get(off..off.wrapping_add(8)) {
-            Some(&[a, b, c, d, e, f, g, h]) => Ok(u64::from_le_bytes([a, b, c, d, e, f, g, h])),
-            _ => Err(MemoryError::ExternalAbort { pa }),
+        // Aligned words (every descriptor) take one bounds check.
+        let word = if off & 7 == 0 {
+            self.bytes.as_chunks::<8>().0.get(off >> 3)
+        } else {
+            self.bytes.get(off..).and_then(<[u8]>::first_chunk::<8>)
+        };
+        match word {
+            Some(w) => Ok(u64::from_le_bytes(*w)),
+            None => Err(MemoryError::ExternalAbort { pa }),
         }
     }
 
