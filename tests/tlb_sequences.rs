@@ -199,7 +199,7 @@ fn stats_count_hits_misses_walks() {
         pa(&mut m, 0x1000, R1).unwrap();
     }
     let _ = pa(&mut m, 0x0, R1);
-    let s = *m.stats();
+    let s = m.stats();
     assert_eq!((s.hits, s.walks, s.fills, s.faults), (2, 2, 1, 1));
     assert_eq!(s.misses, 2);
 }
@@ -237,4 +237,41 @@ fn e0pd_faults_even_with_a_cached_entry() {
     assert_eq!(pa(&mut m, 0x1000, R0), Ok(0x8800_1000));
     m.set_registers(regs(1, 1 << 55));
     assert_eq!(pa(&mut m, 0x1000, R0), Err((FaultKind::Translation, 0)));
+}
+
+#[test]
+fn entries_of_a_switched_out_asid_hit_again_when_it_returns() {
+    let mut m = mmu(0);
+    // A non-global page.
+    store(&mut m, 0x4000_3008, 0x0000_0000_8800_1F43);
+    assert_eq!(pa(&mut m, 0x1000, R1), Ok(0x8800_1000));
+    m.set_registers(regs(2, 0));
+    // Under ASID 2 the ASID-1 entry must not answer: the walk sees the cleared descriptor.
+    store(&mut m, 0x4000_3008, 0);
+    assert_eq!(pa(&mut m, 0x1000, R1), Err((FaultKind::Translation, 3)));
+    let walks = m.stats().walks;
+    m.set_registers(regs(1, 0));
+    // Back under ASID 1 the stale entry still answers, without a walk.
+    assert_eq!(pa(&mut m, 0x1000, R1), Ok(0x8800_1000));
+    assert_eq!(m.stats().walks, walks);
+    // A TLBI by VA for ASID 1 issued while ASID 2 is current still removes it.
+    m.set_registers(regs(2, 0));
+    m.tlbi(vae1(1, 0x1000));
+    m.set_registers(regs(1, 0));
+    assert_eq!(pa(&mut m, 0x1000, R1), Err((FaultKind::Translation, 3)));
+}
+
+#[test]
+fn hits_survive_the_entries_that_served_them() {
+    let mut m = mmu(0);
+    for _ in 0..4 {
+        pa(&mut m, 0x1000, R1).unwrap();
+    }
+    assert_eq!(m.stats().hits, 3);
+    m.tlbi(Tlbi::Vmalle1);
+    assert_eq!(m.stats().hits, 3);
+    assert!(m.tlb().is_empty());
+    pa(&mut m, 0x1000, R1).unwrap();
+    pa(&mut m, 0x1000, R1).unwrap();
+    assert_eq!(m.stats().hits, 4);
 }

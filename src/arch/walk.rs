@@ -321,7 +321,9 @@ fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
     let mut tattrs = 0u64;
     let entry = |table: u64, level: u32| {
         let shift = PAGE + stride * (3 - level);
-        PhysAddr::from_bits_52(table | (((v >> shift) & index_mask) << 3))
+        // `+` rather than `|` (the index never reaches the table's aligned base bits), so
+        // that the memory's base subtraction can be reassociated off the dependent chain.
+        PhysAddr::from_bits_52(table + (((v >> shift) & index_mask) << 3))
     };
     let fetch = |mem: &M, pa: PhysAddr, level: i8| {
         mem.read_u64(pa)

@@ -120,7 +120,7 @@ pub fn run(out: &mut dyn Write) -> io::Result<()> {
         va += page;
     }
     let st = *p.paging().stats();
-    let tlb = *p.paging().mmu().stats();
+    let tlb = p.paging().mmu().stats();
     let frames = frames_before - p.paging().frames().free_frames();
     let tables = p
         .paging()

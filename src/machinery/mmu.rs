@@ -9,17 +9,25 @@ use super::flush::Flush;
 use super::phys::PhysMemory;
 use super::tlb::{AccessCheck, Stats, Tlb, Tlbi};
 
-/// Per (half, fetch) values for the TLB hit path: the pre-lookup checks of spec §4.1
-/// steps 1–3 and the top-byte normalisation of the tag.
+/// Per (half, fetch, EL0) values for the TLB: the pre-lookup checks of spec §4.1 steps
+/// 1–3 and the top-byte normalisation of the lookup key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Context {
     range_mask: u64,
     range_expect: u64,
-    norm_and: u64,
-    norm_or: u64,
-    /// Bit 0: every access bypasses the TLB (TxSZ out of range: all fault); bit 1: EL0
-    /// accesses bypass it (E0PD faults them even when an entry exists).
-    bypass: u8,
+    /// The key of a VA is `(va & key_and) | key_or`: the page address with its top byte
+    /// normalised, or a value no entry has (bit 0 set) when the TLB must not answer
+    /// (TxSZ out of range faults every access; E0PD faults EL0 accesses on a hit too).
+    key_and: u64,
+    key_or: u64,
+    /// Whether the TLB must not answer (and the access takes the slow path).
+    bypass: bool,
+}
+
+/// Returns the index of the [`Context`] for `va` and `access`.
+#[inline(always)]
+const fn context_index(va: u64, access: &Access) -> usize {
+    ((va >> 53) & 4) as usize | ((access.is_fetch() as usize) << 1) | access.is_el0() as usize
 }
 
 /// An AArch64 stage-1 MMU: registers, a TLB of `N` entries and physical memory `M`.
@@ -29,7 +37,9 @@ struct Context {
 #[derive(Debug)]
 pub struct Mmu<M: PhysMemory, const N: usize> {
     regime: Regime,
-    ctx: [Context; 4],
+    ctx: [Context; 8],
+    /// `key_and, key_or` of each context, flat for the hit path: context `i` at `2 * i`.
+    keys: [u64; 16],
     epan: bool,
     asid: u16,
     tlb: Tlb<N>,
@@ -42,7 +52,8 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
         let regime = Regime::new(regs, cpu);
         let mut mmu = Mmu {
             regime,
-            ctx: [Context::default(); 4],
+            ctx: [Context::default(); 8],
+            keys: [0; 16],
             epan: false,
             asid: 0,
             tlb: Tlb::new(),
@@ -68,17 +79,29 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
                     (true, false) => (0x00ff_ffff_ffff_ffff, 0),
                     (true, true) => (0x00ff_ffff_ffff_ffff, 0xff00_0000_0000_0000),
                 };
-                self.ctx[upper as usize * 2 + fetch as usize] = Context {
-                    range_mask,
-                    range_expect: if upper { range_mask } else { 0 },
-                    norm_and,
-                    norm_or,
-                    bypass: h.txsz_out_of_range as u8 | ((h.e0pd as u8) << 1),
-                };
+                for el0 in [false, true] {
+                    let bypass = h.txsz_out_of_range || (el0 && h.e0pd);
+                    let (key_and, key_or) = if bypass {
+                        (0, 1)
+                    } else {
+                        (norm_and & !0xfff, norm_or)
+                    };
+                    let i = (upper as usize) << 2 | (fetch as usize) << 1 | el0 as usize;
+                    self.ctx[i] = Context {
+                        range_mask,
+                        range_expect: if upper { range_mask } else { 0 },
+                        key_and,
+                        key_or,
+                        bypass,
+                    };
+                    self.keys[2 * i] = key_and;
+                    self.keys[2 * i + 1] = key_or;
+                }
             }
         }
         self.epan = r.epan();
         self.asid = r.asid();
+        self.tlb.set_asid(self.asid);
     }
 
     /// Returns the decoded regime.
@@ -116,33 +139,39 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
     #[inline(always)]
     pub fn translate(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
-        let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
-        if c.bypass & (1 | ((access.is_el0() as u8) << 1)) == 0 {
-            // An entry only exists for a VA that passed the range check, and the tag keeps
-            // every VA bit that check looks at, so a hit needs no range check of its own.
-            let tag = ((v & c.norm_and) | c.norm_or) >> 12;
-            if let Some(pa) = self.tlb.lookup(
-                tag,
-                v & 0xfff,
-                self.asid,
-                AccessCheck::new(&access, self.epan),
-            ) {
-                return Ok(pa);
-            }
+        // 2 * context_index, computed so that VA bit 55 lands on bit 3 in one shift.
+        let i = ((v >> 52) & 8) as usize
+            | ((access.is_fetch() as usize) << 2)
+            | ((access.is_el0() as usize) << 1);
+        let (key_and, key_or) = (self.keys[i], self.keys[i | 1]);
+        // An entry only exists for a VA that passed the range check, and the key keeps
+        // every VA bit that check looks at, so a hit needs no range check of its own.
+        let key = (v & key_and) | key_or;
+        if let Some(pa) = self
+            .tlb
+            .lookup_page(key, v & 0xfff, AccessCheck::new(&access, self.epan))
+        {
+            return Ok(pa);
         }
         self.translate_miss(va, access)
     }
 
-    /// The TLB missed (or cannot be used): walk, fill, or fault.
+    /// The TLB missed (or cannot be used): walk, fill, or fault. Cold, so that the hit
+    /// path is laid out straight.
+    #[cold]
     #[inline(never)]
     fn translate_miss(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
-        let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
-        if c.bypass & (1 | ((access.is_el0() as u8) << 1)) == 0
-            && self.regime.mmu_enabled()
-            && v & c.range_mask == c.range_expect
+        let c = &self.ctx[context_index(v, &access)];
+        let key = (v & c.key_and) | c.key_or;
+        if let Some(pa) =
+            self.tlb
+                .lookup_block(key, v & 0xfff, AccessCheck::new(&access, self.epan))
         {
-            let tag = ((v & c.norm_and) | c.norm_or) >> 12;
+            return Ok(pa);
+        }
+        if !c.bypass && self.regime.mmu_enabled() && v & c.range_mask == c.range_expect {
+            let tag = key >> 12;
             return self.walk_and_fill(va, tag, access).map(|t| t.pa);
         }
         self.slow(va, access).map(|t| t.pa)
@@ -155,12 +184,9 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
     /// The [`Fault`] the access takes.
     pub fn translate_walk(&mut self, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
         let v = va.as_u64();
-        let c = &self.ctx[((v >> 54) & 2) as usize | access.is_fetch() as usize];
-        if self.regime.mmu_enabled()
-            && v & c.range_mask == c.range_expect
-            && c.bypass & (1 | ((access.is_el0() as u8) << 1)) == 0
-        {
-            let tag = ((v & c.norm_and) | c.norm_or) >> 12;
+        let c = &self.ctx[context_index(v, &access)];
+        if self.regime.mmu_enabled() && v & c.range_mask == c.range_expect && !c.bypass {
+            let tag = ((v & c.key_and) | c.key_or) >> 12;
             return self.walk_and_fill(va, tag, access);
         }
         self.slow(va, access)
@@ -222,9 +248,8 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
         &self.tlb
     }
 
-    /// Returns the counters.
-    #[inline]
-    pub fn stats(&self) -> &Stats {
+    /// Returns the counters (see [`Tlb::stats`]).
+    pub fn stats(&self) -> Stats {
         self.tlb.stats()
     }
 

@@ -168,8 +168,10 @@ impl Tlbi {
 /// blocks are made per 4 KiB page touched, remembering the leaf size for invalidation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlbEntry {
-    /// VA\[63:12\] of the page, top byte normalised; `u64::MAX` when empty.
-    tag: u64,
+    /// The VA of the page (or of the block) with its top byte normalised, which is what
+    /// a lookup under the TLB's current ASID compares with; [`OTHER_ASID`] is added when
+    /// the entry belongs to another ASID, and an empty entry holds [`EMPTY_KEY`].
+    key: u64,
     /// PA of the 4 KiB page.
     pa_page: u64,
     /// The ASID of a non-global entry.
@@ -183,27 +185,38 @@ pub struct TlbEntry {
     attr: u8,
     /// log2 of the leaf's size.
     size_log2: u8,
+    /// Hits served by this entry (kept here, off the hit path's dependency chain; folded
+    /// into [`Stats::hits`] when the entry goes).
+    hits: u64,
 }
 
 /// Entry flag: Device memory (unaligned data accesses must fault, so they walk).
 const DEVICE: u8 = 1 << 6;
 
+/// The key of an empty entry. Lookup keys have bits \[11:0\] clear (or bit 0 set when
+/// the TLB must not answer), so neither this nor [`OTHER_ASID`] ever matches.
+const EMPTY_KEY: u64 = u64::MAX;
+
+/// Key bit of an entry that belongs to an ASID other than the current one.
+const OTHER_ASID: u64 = 2;
+
 impl TlbEntry {
     /// An empty entry.
     pub const EMPTY: TlbEntry = TlbEntry {
-        tag: u64::MAX,
+        key: EMPTY_KEY,
         pa_page: 0,
         asid: 0,
         asid_mask: 0,
         perms: 0,
         attr: 0,
         size_log2: 0,
+        hits: 0,
     };
 
     /// Returns whether the entry holds a translation.
     #[inline]
     pub const fn is_valid(&self) -> bool {
-        self.tag != u64::MAX
+        self.key != EMPTY_KEY
     }
 
     /// Returns whether the entry is global (matches every ASID).
@@ -233,7 +246,7 @@ impl TlbEntry {
     /// Returns the start of the VA range of the leaf this entry came from.
     #[inline]
     fn leaf_start(&self) -> u64 {
-        (self.tag << 12) & !((1u64 << self.size_log2) - 1)
+        self.key & !((1u64 << self.size_log2) - 1)
     }
 
     #[inline]
@@ -244,6 +257,24 @@ impl TlbEntry {
     #[inline]
     fn asid_matches(&self, asid: u16) -> bool {
         (self.asid ^ asid) & self.asid_mask == 0
+    }
+
+    /// Returns VA\[63:12\] of the page (or the block's first page), top byte normalised.
+    #[inline]
+    const fn tag(&self) -> u64 {
+        self.key >> 12
+    }
+
+    /// Returns the key of this entry under current ASID `asid`.
+    #[inline]
+    fn key_under(&self, asid: u16) -> u64 {
+        if !self.is_valid() {
+            EMPTY_KEY
+        } else if self.asid_matches(asid) {
+            self.key & !0xfff
+        } else {
+            (self.key & !0xfff) | OTHER_ASID
+        }
     }
 }
 
@@ -316,6 +347,8 @@ pub const BLOCK_ENTRIES: usize = 64;
 pub struct Tlb<const N: usize> {
     entries: [TlbEntry; N],
     blocks: [TlbEntry; BLOCK_ENTRIES],
+    /// The current ASID: entries of other ASIDs stay cached but do not match.
+    asid: u16,
     stats: Stats,
 }
 
@@ -337,6 +370,7 @@ impl<const N: usize> Tlb<N> {
         Tlb {
             entries: [TlbEntry::EMPTY; N],
             blocks: [TlbEntry::EMPTY; BLOCK_ENTRIES],
+            asid: 0,
             stats: Stats {
                 hits: 0,
                 misses: 0,
@@ -349,16 +383,28 @@ impl<const N: usize> Tlb<N> {
         }
     }
 
-    /// Returns the counters.
-    #[inline]
-    pub const fn stats(&self) -> &Stats {
-        &self.stats
+    /// Returns the counters (hits are summed over the entries, which count their own, so
+    /// this costs a pass over the TLB).
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        for e in self.entries.iter().chain(self.blocks.iter()) {
+            s.hits += e.hits;
+        }
+        s
     }
 
-    /// Returns the counters, mutably (the MMU records walks and faults here).
+    /// Returns the counters kept outside the entries, mutably (the MMU records walks and
+    /// faults here; `hits` holds those of entries already gone).
     #[inline]
-    pub fn stats_mut(&mut self) -> &mut Stats {
+    pub(crate) fn stats_mut(&mut self) -> &mut Stats {
         &mut self.stats
+    }
+
+    /// Empties `e`, keeping its hit count.
+    #[inline]
+    fn clear(stats: &mut Stats, e: &mut TlbEntry) {
+        stats.hits += e.hits;
+        *e = TlbEntry::EMPTY;
     }
 
     /// Returns the number of valid entries.
@@ -380,9 +426,29 @@ impl<const N: usize> Tlb<N> {
         ((tag >> 9) as usize) & (BLOCK_ENTRIES - 1)
     }
 
+    /// Returns the current ASID.
+    #[inline]
+    pub const fn asid(&self) -> u16 {
+        self.asid
+    }
+
+    /// Makes `asid` current: non-global entries of other ASIDs stay cached but stop
+    /// matching until their ASID is current again. A change costs one pass over the
+    /// entries (as a context switch does); the same ASID again costs nothing.
+    pub fn set_asid(&mut self, asid: u16) {
+        if asid == self.asid {
+            return;
+        }
+        self.asid = asid;
+        for e in self.entries.iter_mut().chain(self.blocks.iter_mut()) {
+            e.key = e.key_under(asid);
+        }
+    }
+
     /// Looks up `tag` (the normalised VA >> 12) under `asid` for an access needing
     /// `check`. A present entry that does not allow the access counts as a miss, so the
-    /// access walks again (and takes the architecturally fresh answer).
+    /// access walks again (and takes the architecturally fresh answer). An `asid` other
+    /// than the current one is made current first (see [`Tlb::set_asid`]).
     #[inline(always)]
     pub fn lookup(
         &mut self,
@@ -391,34 +457,62 @@ impl<const N: usize> Tlb<N> {
         asid: u16,
         check: AccessCheck,
     ) -> Option<PhysAddr> {
-        let e = &self.entries[(tag & Self::MASK) as usize];
-        if e.tag == tag
-            && (e.asid ^ asid) & e.asid_mask == 0
-            && e.perms & (check.need | check.deny) == check.need
-        {
-            self.stats.hits += 1;
-            return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
+        if asid != self.asid {
+            self.set_asid(asid);
         }
-        self.lookup_block(tag, page_offset, asid, check)
+        self.lookup_key(tag << 12, page_offset, check)
     }
 
-    #[inline(never)]
-    fn lookup_block(
+    /// Looks up `key` (the normalised VA of the page; any value with bits \[11:0\] set
+    /// misses) under the current ASID: one compare for the page and one for the
+    /// permissions on a hit.
+    #[inline(always)]
+    pub(crate) fn lookup_key(
         &mut self,
-        tag: u64,
+        key: u64,
         page_offset: u64,
-        asid: u16,
         check: AccessCheck,
     ) -> Option<PhysAddr> {
-        let e = &self.blocks[Self::block_index(tag)];
-        if e.is_valid()
-            && (tag ^ e.tag) >> (e.size_log2 - 12) == 0
-            && (e.asid ^ asid) & e.asid_mask == 0
+        match self.lookup_page(key, page_offset, check) {
+            Some(pa) => Some(pa),
+            None => self.lookup_block(key, page_offset, check),
+        }
+    }
+
+    /// Looks `key` up in the 4 KiB array only (no counter moves on a miss).
+    #[inline(always)]
+    pub(crate) fn lookup_page(
+        &mut self,
+        key: u64,
+        page_offset: u64,
+        check: AccessCheck,
+    ) -> Option<PhysAddr> {
+        let e = &mut self.entries[((key >> 12) & Self::MASK) as usize];
+        if e.key == key && e.perms & (check.need | check.deny) == check.need {
+            e.hits += 1;
+            return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
+        }
+        None
+    }
+
+    /// Looks `key` up in the block array, counting a miss when it is not there either.
+    #[inline(never)]
+    pub(crate) fn lookup_block(
+        &mut self,
+        key: u64,
+        page_offset: u64,
+        check: AccessCheck,
+    ) -> Option<PhysAddr> {
+        let e = &mut self.blocks[Self::block_index(key >> 12)];
+        let block_mask = !((1u64 << e.size_log2) - 1);
+        if key & 0xfff == 0
+            && e.key & 0xfff == 0
+            && key & block_mask == e.key
             && e.perms & (check.need | check.deny) == check.need
         {
-            self.stats.hits += 1;
+            e.hits += 1;
             return Some(PhysAddr::from_bits_52(
-                e.pa_page + ((tag - e.tag) << 12) + page_offset,
+                e.pa_page + (key - e.key) + page_offset,
             ));
         }
         self.stats.misses += 1;
@@ -438,38 +532,42 @@ impl<const N: usize> Tlb<N> {
         }
         let size_log2 = t.size_log2.max(12);
         let pages_mask = (1u64 << (size_log2 - 12)) - 1;
-        let entry = TlbEntry {
-            tag: tag & !pages_mask,
+        let mut entry = TlbEntry {
+            key: (tag & !pages_mask) << 12,
             pa_page: (t.pa.as_u64() & !0xfff) - ((tag & pages_mask) << 12),
             asid: t.asid,
             asid_mask: if t.global() { 0 } else { 0xffff },
             perms: bits,
             attr: t.attr,
             size_log2,
+            hits: 0,
         };
-        if size_log2 > 12 {
-            self.blocks[Self::block_index(tag)] = entry;
+        entry.key = entry.key_under(self.asid);
+        let slot = if size_log2 > 12 {
+            &mut self.blocks[Self::block_index(tag)]
         } else {
-            self.entries[(tag & Self::MASK) as usize] = entry;
-        }
+            &mut self.entries[(tag & Self::MASK) as usize]
+        };
+        self.stats.hits += slot.hits;
+        *slot = entry;
         self.stats.fills += 1;
     }
 
     /// Returns the entry that would serve `tag`, if valid (for inspection and tests).
     pub fn entry(&self, tag: u64) -> Option<&TlbEntry> {
         let e = &self.entries[(tag & Self::MASK) as usize];
-        if e.tag == tag {
+        if e.is_valid() && e.tag() == tag {
             return Some(e);
         }
         let b = &self.blocks[Self::block_index(tag)];
-        (b.is_valid() && (tag ^ b.tag) >> (b.size_log2 - 12) == 0).then_some(b)
+        (b.is_valid() && (tag ^ b.tag()) >> (b.size_log2 - 12) == 0).then_some(b)
     }
 
     fn remove_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
         let mut removed = 0;
         for e in self.entries.iter_mut().chain(self.blocks.iter_mut()) {
             if e.is_valid() && pred(e) {
-                *e = TlbEntry::EMPTY;
+                Self::clear(&mut self.stats, e);
                 removed += 1;
             }
         }
@@ -479,7 +577,7 @@ impl<const N: usize> Tlb<N> {
     fn remove_blocks_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
         for e in self.blocks.iter_mut() {
             if e.is_valid() && pred(e) {
-                *e = TlbEntry::EMPTY;
+                Self::clear(&mut self.stats, e);
                 self.stats.entries_invalidated += 1;
             }
         }
@@ -491,8 +589,8 @@ impl<const N: usize> Tlb<N> {
         let tag = normalise_tlbi_va(va) >> 12;
         let matches = |e: &TlbEntry| asid.is_none_or(|a| e.asid_matches(a));
         let slot = &mut self.entries[(tag & Self::MASK) as usize];
-        if slot.tag == tag && matches(slot) {
-            *slot = TlbEntry::EMPTY;
+        if slot.is_valid() && slot.tag() == tag && matches(slot) {
+            Self::clear(&mut self.stats, slot);
             self.stats.entries_invalidated += 1;
         }
         let v = tag << 12;
@@ -516,8 +614,8 @@ impl<const N: usize> Tlb<N> {
             for p in 0..pages {
                 let tag = (start >> 12) + p;
                 let slot = &mut self.entries[(tag & Self::MASK) as usize];
-                if slot.tag == tag && matches(slot) {
-                    *slot = TlbEntry::EMPTY;
+                if slot.is_valid() && slot.tag() == tag && matches(slot) {
+                    Self::clear(&mut self.stats, slot);
                     self.stats.entries_invalidated += 1;
                 }
             }
