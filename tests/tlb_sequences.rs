@@ -275,3 +275,25 @@ fn hits_survive_the_entries_that_served_them() {
     pa(&mut m, 0x1000, R1).unwrap();
     assert_eq!(m.stats().hits, 4);
 }
+
+#[test]
+fn e0pd_refuses_el0_on_entries_filled_by_el1() {
+    // E0PD0 (TCR bit 55) set before any fill: an EL1 read caches the page, an EL0 read of
+    // it still faults at level 0, and the EL1 read keeps hitting.
+    let mut m = mmu(1 << 55);
+    assert_eq!(pa(&mut m, 0x1000, R1), Ok(0x8800_1000));
+    let walks = m.stats().walks;
+    assert_eq!(pa(&mut m, 0x1000, R0), Err((FaultKind::Translation, 0)));
+    assert_eq!(pa(&mut m, 0x1000, R1), Ok(0x8800_1000));
+    assert_eq!(m.stats().walks, walks);
+}
+
+#[test]
+fn tagged_access_hits_an_entry_filled_untagged() {
+    let mut m = mmu(1 << 37);
+    assert_eq!(pa(&mut m, 0x0000_0000_0020_1234, R1), Ok(0x9000_1234));
+    let walks = m.stats().walks;
+    assert_eq!(pa(&mut m, 0x5A00_0000_0020_1234, R1), Ok(0x9000_1234));
+    assert_eq!(m.stats().walks, walks);
+    assert_eq!(m.stats().hits, 1);
+}

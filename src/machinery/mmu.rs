@@ -7,7 +7,7 @@ use crate::arch::{walk, Access, Cpu, Fault, Regime, Registers, Translation};
 
 use super::flush::Flush;
 use super::phys::PhysMemory;
-use super::tlb::{AccessCheck, Stats, Tlb, Tlbi};
+use super::tlb::{AccessCheck, Stats, Tlb, Tlbi, BYPASS_KEY};
 
 /// Per (half, fetch, EL0) values for the TLB: the pre-lookup checks of spec §4.1 steps
 /// 1–3 and the top-byte normalisation of the lookup key.
@@ -16,7 +16,7 @@ struct Context {
     range_mask: u64,
     range_expect: u64,
     /// The key of a VA is `(va & key_and) | key_or`: the page address with its top byte
-    /// normalised, or a value no entry has (bit 0 set) when the TLB must not answer
+    /// normalised, or a value no entry has ([`BYPASS_KEY`] set) when the TLB must not answer
     /// (TxSZ out of range faults every access; E0PD faults EL0 accesses on a hit too).
     key_and: u64,
     key_or: u64,
@@ -38,8 +38,6 @@ const fn context_index(va: u64, access: &Access) -> usize {
 pub struct Mmu<M: PhysMemory, const N: usize> {
     regime: Regime,
     ctx: [Context; 8],
-    /// `key_and, key_or` of each context, flat for the hit path: context `i` at `2 * i`.
-    keys: [u64; 16],
     epan: bool,
     asid: u16,
     tlb: Tlb<N>,
@@ -53,7 +51,6 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
         let mut mmu = Mmu {
             regime,
             ctx: [Context::default(); 8],
-            keys: [0; 16],
             epan: false,
             asid: 0,
             tlb: Tlb::new(),
@@ -82,7 +79,7 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
                 for el0 in [false, true] {
                     let bypass = h.txsz_out_of_range || (el0 && h.e0pd);
                     let (key_and, key_or) = if bypass {
-                        (0, 1)
+                        (0, BYPASS_KEY)
                     } else {
                         (norm_and & !0xfff, norm_or)
                     };
@@ -94,8 +91,6 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
                         key_or,
                         bypass,
                     };
-                    self.keys[2 * i] = key_and;
-                    self.keys[2 * i + 1] = key_or;
                 }
             }
         }
@@ -139,17 +134,15 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
     #[inline(always)]
     pub fn translate(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
-        // 2 * context_index, computed so that VA bit 55 lands on bit 3 in one shift.
-        let i = ((v >> 52) & 8) as usize
-            | ((access.is_fetch() as usize) << 2)
-            | ((access.is_el0() as usize) << 1);
-        let (key_and, key_or) = (self.keys[i], self.keys[i | 1]);
-        // An entry only exists for a VA that passed the range check, and the key keeps
-        // every VA bit that check looks at, so a hit needs no range check of its own.
-        let key = (v & key_and) | key_or;
-        if let Some(pa) = self
-            .tlb
-            .lookup_page(key, v & 0xfff, AccessCheck::new(&access, self.epan))
+        // The VA's own page address is the key. Entries hold normalised keys of VAs that
+        // passed the range check, so only a VA whose top byte is already the normalised one
+        // (no tag) can match, and then it passes the check too; a tagged VA misses here and
+        // is looked up again under its normalised key. The TxSZ and E0PD conditions need no
+        // test: no entry exists for a half whose TxSZ faults every walk, and entries of an
+        // E0PD half refuse EL0 accesses themselves.
+        if let Some(pa) =
+            self.tlb
+                .lookup_page(v & !0xfff, v & 0xfff, AccessCheck::new(&access, self.epan))
         {
             return Ok(pa);
         }
@@ -164,10 +157,13 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
         let v = va.as_u64();
         let c = &self.ctx[context_index(v, &access)];
         let key = (v & c.key_and) | c.key_or;
-        if let Some(pa) =
-            self.tlb
-                .lookup_block(key, v & 0xfff, AccessCheck::new(&access, self.epan))
-        {
+        let check = AccessCheck::new(&access, self.epan);
+        if key != v & !0xfff {
+            if let Some(pa) = self.tlb.lookup_page(key, v & 0xfff, check) {
+                return Ok(pa);
+            }
+        }
+        if let Some(pa) = self.tlb.lookup_block(key, v & 0xfff, check) {
             return Ok(pa);
         }
         if !c.bypass && self.regime.mmu_enabled() && v & c.range_mask == c.range_expect {
@@ -203,7 +199,7 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
         self.tlb.stats_mut().walks += 1;
         match walk_tables(&self.regime, h, &mut self.mem, va, access) {
             Ok(t) => {
-                self.tlb.fill(tag, &t);
+                self.tlb.fill_entry(tag, &t, h.e0pd);
                 Ok(t)
             }
             Err(f) => {

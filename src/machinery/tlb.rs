@@ -168,9 +168,12 @@ impl Tlbi {
 /// blocks are made per 4 KiB page touched, remembering the leaf size for invalidation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlbEntry {
-    /// The VA of the page (or of the block) with its top byte normalised, which is what
-    /// a lookup under the TLB's current ASID compares with; [`OTHER_ASID`] is added when
-    /// the entry belongs to another ASID, and an empty entry holds [`EMPTY_KEY`].
+    /// Bits \[63:12\]: the VA of the page (or of the block) with its top byte
+    /// normalised, which is what a lookup compares with. Bits \[7:0\]: the
+    /// [`Permissions`] granted (write removed for writable-clean leaves), [`DEVICE`] and
+    /// [`NO_EL0`], so that one compare checks the page and the access. [`OTHER_ASID`] is
+    /// set while the entry belongs to an ASID other than the current one; an empty entry
+    /// holds [`EMPTY_KEY`].
     key: u64,
     /// PA of the 4 KiB page.
     pa_page: u64,
@@ -178,9 +181,6 @@ pub struct TlbEntry {
     asid: u16,
     /// 0xffff for a non-global entry, 0 for a global one: `(asid ^ current) & asid_mask`.
     asid_mask: u16,
-    /// [`Permissions`] bits granted (write removed for writable-clean leaves), plus
-    /// [`DEVICE`] for Device memory.
-    perms: u8,
     /// The MAIR attribute byte.
     attr: u8,
     /// log2 of the leaf's size.
@@ -193,12 +193,22 @@ pub struct TlbEntry {
 /// Entry flag: Device memory (unaligned data accesses must fault, so they walk).
 const DEVICE: u8 = 1 << 6;
 
-/// The key of an empty entry. Lookup keys have bits \[11:0\] clear (or bit 0 set when
-/// the TLB must not answer), so neither this nor [`OTHER_ASID`] ever matches.
+/// Entry flag: EL0 accesses must not use the entry (its half had TCR_EL1.E0PDx set when
+/// it was filled, and E0PD faults EL0 accesses even when a TLB entry exists).
+const NO_EL0: u8 = 1 << 7;
+
+/// The key of an empty entry (it has [`OTHER_ASID`] set, so it never matches).
 const EMPTY_KEY: u64 = u64::MAX;
 
-/// Key bit of an entry that belongs to an ASID other than the current one.
-const OTHER_ASID: u64 = 2;
+/// Key bit of an entry that belongs to an ASID other than the current one. Every lookup
+/// requires it clear.
+const OTHER_ASID: u64 = 1 << 11;
+
+/// Key bit of a lookup the TLB must not answer (no entry ever has it set).
+pub(crate) const BYPASS_KEY: u64 = 1 << 10;
+
+/// The flag bits every lookup requires clear.
+const ALWAYS_CLEAR: u64 = OTHER_ASID | BYPASS_KEY;
 
 impl TlbEntry {
     /// An empty entry.
@@ -207,7 +217,6 @@ impl TlbEntry {
         pa_page: 0,
         asid: 0,
         asid_mask: 0,
-        perms: 0,
         attr: 0,
         size_log2: 0,
         hits: 0,
@@ -228,7 +237,7 @@ impl TlbEntry {
     /// Returns the permissions the entry grants.
     #[inline]
     pub const fn permissions(&self) -> Permissions {
-        Permissions::from_bits_truncate(self.perms)
+        Permissions::from_bits_truncate(self.key as u8)
     }
 
     /// Returns the PA of the cached 4 KiB page.
@@ -271,9 +280,9 @@ impl TlbEntry {
         if !self.is_valid() {
             EMPTY_KEY
         } else if self.asid_matches(asid) {
-            self.key & !0xfff
+            self.key & !OTHER_ASID
         } else {
-            (self.key & !0xfff) | OTHER_ASID
+            self.key | OTHER_ASID
         }
     }
 }
@@ -324,6 +333,9 @@ impl AccessCheck {
         if access.size() == 1 {
             deny = 0;
         }
+        if el0 {
+            deny |= NO_EL0;
+        }
         if !el0 && access.pan() && !access.is_fetch() {
             deny |= Permissions::UR.bits() | Permissions::UW.bits();
             if epan {
@@ -331,6 +343,13 @@ impl AccessCheck {
             }
         }
         AccessCheck { need, deny }
+    }
+
+    /// Returns the key bits a lookup compares: the page, the needed permission, the bits
+    /// that must be absent and the flags every lookup requires clear.
+    #[inline(always)]
+    const fn mask(self) -> u64 {
+        !0xfff | (self.need | self.deny) as u64 | ALWAYS_CLEAR
     }
 }
 
@@ -488,7 +507,7 @@ impl<const N: usize> Tlb<N> {
         check: AccessCheck,
     ) -> Option<PhysAddr> {
         let e = &mut self.entries[((key >> 12) & Self::MASK) as usize];
-        if e.key == key && e.perms & (check.need | check.deny) == check.need {
+        if (e.key ^ (key | check.need as u64)) & check.mask() == 0 {
             e.hits += 1;
             return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
         }
@@ -506,13 +525,13 @@ impl<const N: usize> Tlb<N> {
         let e = &mut self.blocks[Self::block_index(key >> 12)];
         let block_mask = !((1u64 << e.size_log2) - 1);
         if key & 0xfff == 0
-            && e.key & 0xfff == 0
-            && key & block_mask == e.key
-            && e.perms & (check.need | check.deny) == check.need
+            && e.key & ALWAYS_CLEAR == 0
+            && key & block_mask == e.key & !0xfff
+            && (e.key as u8) & (check.need | check.deny) == check.need
         {
             e.hits += 1;
             return Some(PhysAddr::from_bits_52(
-                e.pa_page + (key - e.key) + page_offset,
+                e.pa_page + (key - (e.key & !0xfff)) + page_offset,
             ));
         }
         self.stats.misses += 1;
@@ -522,6 +541,13 @@ impl<const N: usize> Tlb<N> {
     /// Caches a fault-free translation for the 4 KiB page `tag`.
     #[inline]
     pub fn fill(&mut self, tag: u64, t: &Translation) {
+        self.fill_entry(tag, t, false);
+    }
+
+    /// Caches a fault-free translation for the 4 KiB page `tag`, unusable by EL0
+    /// accesses when `no_el0` (E0PD).
+    #[inline]
+    pub(crate) fn fill_entry(&mut self, tag: u64, t: &Translation, no_el0: bool) {
         let mut perms = t.perms;
         if t.writable_clean {
             perms.remove(Permissions::UW | Permissions::PW);
@@ -530,14 +556,16 @@ impl<const N: usize> Tlb<N> {
         if t.attr & 0xf0 == 0 {
             bits |= DEVICE;
         }
+        if no_el0 {
+            bits |= NO_EL0;
+        }
         let size_log2 = t.size_log2.max(12);
         let pages_mask = (1u64 << (size_log2 - 12)) - 1;
         let mut entry = TlbEntry {
-            key: (tag & !pages_mask) << 12,
+            key: ((tag & !pages_mask) << 12) | bits as u64,
             pa_page: (t.pa.as_u64() & !0xfff) - ((tag & pages_mask) << 12),
             asid: t.asid,
             asid_mask: if t.global() { 0 } else { 0xffff },
-            perms: bits,
             attr: t.attr,
             size_log2,
             hits: 0,
