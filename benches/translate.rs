@@ -302,8 +302,13 @@ fn tlb_group(c: &mut Criterion) {
     let pages = 256u64;
     let arm = build_arm(pages);
     let mut ram = arm.ram.clone();
+    let mut ram2 = arm.ram.clone();
     let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram);
     let mut mmu: Mmu<SliceMemory, 1024> = Mmu::new(*arm.regime.registers(), Cpu::MAX, mem);
+    // The same MMU without hit counting (`COUNT_HITS = false`).
+    let mem2 = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram2);
+    let mut uncounted: Mmu<SliceMemory, 1024, false> =
+        Mmu::new(*arm.regime.registers(), Cpu::MAX, mem2);
     let addrs = addresses(pages, true);
     let mut floor = FloorTlb {
         tags: vec![u64::MAX; 1024],
@@ -312,6 +317,13 @@ fn tlb_group(c: &mut Criterion) {
     for p in 0..pages {
         let va = VA_BASE + p * 4096;
         let pa = mmu.translate(VirtAddr::new(va), ACCESS).unwrap().as_u64();
+        assert_eq!(
+            uncounted
+                .translate(VirtAddr::new(va), ACCESS)
+                .unwrap()
+                .as_u64(),
+            pa
+        );
         let i = ((va >> 12) as usize) & 1023;
         floor.tags[i] = va >> 12;
         floor.pas[i] = pa;
@@ -334,6 +346,22 @@ fn tlb_group(c: &mut Criterion) {
             black_box(sum)
         })
     });
+    g.bench_function(
+        BenchmarkId::new("pagesim_uncounted", "hit_1mib_random"),
+        |b| {
+            b.iter(|| {
+                let mut sum = 0u64;
+                for &va in &addrs {
+                    sum = sum.wrapping_add(
+                        uncounted
+                            .translate(VirtAddr::new(va), ACCESS)
+                            .map_or(0, |p| p.as_u64()),
+                    );
+                }
+                black_box(sum)
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("array_floor", "hit_1mib_random"), |b| {
         b.iter(|| {
             let mut sum = 0u64;

@@ -297,3 +297,16 @@ fn tagged_access_hits_an_entry_filled_untagged() {
     assert_eq!(m.stats().walks, walks);
     assert_eq!(m.stats().hits, 1);
 }
+
+#[test]
+fn uncounted_tlb_translates_alike_and_keeps_hits_at_zero() {
+    let mut m: Mmu<SparseMemory, 64, false> = Mmu::new(regs(1, 0), Cpu::MAX, fixture());
+    for _ in 0..3 {
+        assert_eq!(
+            m.translate(VirtAddr::new(0x1000), R1).map(|p| p.as_u64()),
+            Ok(0x8800_1000)
+        );
+    }
+    let s = m.stats();
+    assert_eq!((s.hits, s.misses, s.walks, s.fills), (0, 1, 1, 1));
+}

@@ -33,18 +33,19 @@ const fn context_index(va: u64, access: &Access) -> usize {
 /// An AArch64 stage-1 MMU: registers, a TLB of `N` entries and physical memory `M`.
 ///
 /// [`Mmu::translate`] serves hits from the TLB and walks on a miss, caching fault-free
-/// leaves; the TLB keeps stale entries until a [`Tlbi`], as hardware does.
+/// leaves; the TLB keeps stale entries until a [`Tlbi`], as hardware does. `COUNT_HITS`
+/// is the TLB's (see [`Tlb`]).
 #[derive(Debug)]
-pub struct Mmu<M: PhysMemory, const N: usize> {
+pub struct Mmu<M: PhysMemory, const N: usize, const COUNT_HITS: bool = true> {
     regime: Regime,
     ctx: [Context; 8],
     epan: bool,
     asid: u16,
-    tlb: Tlb<N>,
+    tlb: Tlb<N, COUNT_HITS>,
     mem: M,
 }
 
-impl<M: PhysMemory, const N: usize> Mmu<M, N> {
+impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS> {
     /// Creates an MMU with an empty TLB.
     pub fn new(regs: Registers, cpu: Cpu, mem: M) -> Self {
         let regime = Regime::new(regs, cpu);
@@ -240,7 +241,7 @@ impl<M: PhysMemory, const N: usize> Mmu<M, N> {
 
     /// Returns the TLB.
     #[inline]
-    pub fn tlb(&self) -> &Tlb<N> {
+    pub fn tlb(&self) -> &Tlb<N, COUNT_HITS> {
         &self.tlb
     }
 

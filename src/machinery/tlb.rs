@@ -362,8 +362,13 @@ pub const BLOCK_ENTRIES: usize = 64;
 ///
 /// It never drops an entry on its own except by replacement on fill: changes to
 /// descriptors in memory are not seen until invalidated, as on hardware (spec §5.5).
+///
+/// `COUNT_HITS` (on by default) makes every hit add to its entry's counter, which
+/// [`Tlb::stats`] sums; that store is about a fifth of a hit's cost, so an embedder that
+/// does not read [`Stats::hits`] may turn it off (`hits` then stays 0; the other counters
+/// are unaffected).
 #[derive(Clone, Debug)]
-pub struct Tlb<const N: usize> {
+pub struct Tlb<const N: usize, const COUNT_HITS: bool = true> {
     entries: [TlbEntry; N],
     blocks: [TlbEntry; BLOCK_ENTRIES],
     /// The current ASID: entries of other ASIDs stay cached but do not match.
@@ -371,13 +376,13 @@ pub struct Tlb<const N: usize> {
     stats: Stats,
 }
 
-impl<const N: usize> Default for Tlb<N> {
+impl<const N: usize, const COUNT_HITS: bool> Default for Tlb<N, COUNT_HITS> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> Tlb<N> {
+impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
     const MASK: u64 = {
         assert!(N.is_power_of_two(), "TLB size must be a power of two");
         N as u64 - 1
@@ -508,7 +513,9 @@ impl<const N: usize> Tlb<N> {
     ) -> Option<PhysAddr> {
         let e = &mut self.entries[((key >> 12) & Self::MASK) as usize];
         if (e.key ^ (key | check.need as u64)) & check.mask() == 0 {
-            e.hits += 1;
+            if COUNT_HITS {
+                e.hits += 1;
+            }
             return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
         }
         None
@@ -529,7 +536,9 @@ impl<const N: usize> Tlb<N> {
             && key & block_mask == e.key & !0xfff
             && (e.key as u8) & (check.need | check.deny) == check.need
         {
-            e.hits += 1;
+            if COUNT_HITS {
+                e.hits += 1;
+            }
             return Some(PhysAddr::from_bits_52(
                 e.pa_page + (key - (e.key & !0xfff)) + page_offset,
             ));
