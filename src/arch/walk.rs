@@ -319,30 +319,35 @@ fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
     let start = h.start_level.get();
     let mut table = h.table_base;
     let mut tattrs = 0u64;
-    let entry = |table: u64, level: u32| {
+    // The byte offset of the entry for `level` in its table: from the VA alone, so it is
+    // ready before the previous level's load returns the table address.
+    let offset = |level: u32| {
         let shift = PAGE + stride * (3 - level);
-        // `+` rather than `|` (the index never reaches the table's aligned base bits), so
-        // that the memory's base subtraction can be reassociated off the dependent chain.
-        PhysAddr::from_bits_52(table + (((v >> shift) & index_mask) << 3))
+        ((v >> shift) & index_mask) << 3
     };
-    let fetch = |mem: &M, pa: PhysAddr, level: i8| {
-        mem.read_u64(pa)
+    let fetch = |mem: &M, table: u64, offset: u64, level: i8| {
+        mem.read_entry(PhysAddr::from_bits_52(table), offset)
             .map_err(|_| cold_fault(FaultKind::ExternalAbortOnWalk, level, va, access))
     };
+    // The index never reaches the table's aligned base bits, so `+` is `|`.
     let (level, raw, desc_pa) = 'leaf: {
         for level in 0..3u32 {
             if start <= level as i8 {
-                let pa = entry(table, level);
-                let raw = fetch(mem, pa, level as i8)?;
+                let off = offset(level);
+                let raw = fetch(mem, table, off, level as i8)?;
                 if raw & table_check != 3 {
-                    break 'leaf (level as i8, raw, pa);
+                    break 'leaf (level as i8, raw, PhysAddr::from_bits_52(table + off));
                 }
                 table = raw & p.oa_low_mask;
                 tattrs |= raw;
             }
         }
-        let pa = entry(table, 3);
-        (3, fetch(mem, pa, 3)?, pa)
+        let off = offset(3);
+        (
+            3,
+            fetch(mem, table, off, 3)?,
+            PhysAddr::from_bits_52(table + off),
+        )
     };
     let c = Cursor {
         level,

@@ -54,6 +54,19 @@ pub trait PhysMemory {
     /// [`MemoryError::ExternalAbort`] when no memory answers at `pa`.
     fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError>;
 
+    /// Reads the table entry `offset` bytes into the translation table at `table` (the
+    /// word at `table + offset`; `table` is aligned and `offset` below its size). Walks
+    /// read every descriptor through this, so an implementation may override it to form
+    /// the address in the order that keeps the table address, which the previous level's
+    /// load produced, last.
+    ///
+    /// # Errors
+    /// As [`PhysMemory::read_u64`].
+    #[inline]
+    fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
+        self.read_u64(PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)))
+    }
+
     /// Writes the little-endian 64-bit word at `pa`.
     ///
     /// # Errors
@@ -167,6 +180,18 @@ impl PhysMemory for SliceMemory<'_> {
     }
 
     #[inline]
+    fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
+        // The base comes off the offset first: the table address is added last.
+        let off = table.as_u64().wrapping_add(offset.wrapping_sub(self.base)) as usize;
+        match self.bytes.get(off..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(w) => Ok(u64::from_le_bytes(*w)),
+            None => Err(MemoryError::ExternalAbort {
+                pa: PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)),
+            }),
+        }
+    }
+
+    #[inline]
     fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError> {
         let off = self.offset(pa, 8)?;
         self.bytes[off..off + 8].copy_from_slice(&value.to_le_bytes());
@@ -206,5 +231,32 @@ mod tests {
         m.zero(PhysAddr::new(0x1000), 64).unwrap();
         assert!(m.bytes().iter().all(|&b| b == 0));
         assert!(m.zero(PhysAddr::new(0x1008), 64).is_err());
+    }
+
+    /// A memory that only has `read_u64`, so `read_entry` takes the trait's default.
+    struct Plain<'a>(SliceMemory<'a>);
+
+    impl PhysMemory for Plain<'_> {
+        fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
+            self.0.read_u64(pa)
+        }
+        fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError> {
+            self.0.write_u64(pa, value)
+        }
+    }
+
+    #[test]
+    fn read_entry_is_read_u64_at_the_sum() {
+        let mut buf: [u8; 64] = core::array::from_fn(|i| (i as u8).wrapping_mul(7));
+        let mut copy = buf;
+        let m = SliceMemory::new(PhysAddr::new(0x4000), &mut buf);
+        let plain = Plain(SliceMemory::new(PhysAddr::new(0x4000), &mut copy));
+        for table in [0u64, 0x3fc0, 0x4000, 0x4020, 0x4040, 0xffff_ffff_f000] {
+            for off in (0..0x60).step_by(8) {
+                let want = m.read_u64(PhysAddr::new(table + off));
+                assert_eq!(m.read_entry(PhysAddr::new(table), off), want);
+                assert_eq!(plain.read_entry(PhysAddr::new(table), off), want);
+            }
+        }
     }
 }
