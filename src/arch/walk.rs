@@ -201,6 +201,43 @@ pub fn walk_pa<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<PhysAddr, Fault> {
+    match pa_fast(regime, mem, va, access) {
+        Some(pa) => Ok(pa),
+        None => walk_pa_full(regime, mem, va, access),
+    }
+}
+
+/// The common case of [`walk_pa`] (MMU on, 4 KiB granule, straight-line walk, a leaf that
+/// needs no fault or update), returning nothing but the address so that it stays in
+/// registers; `None` sends the access to [`walk_pa_full`], which walks again in full (this
+/// path only read memory).
+#[inline(always)]
+fn pa_fast<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &M,
+    va: VirtAddr,
+    access: Access,
+) -> Option<PhysAddr> {
+    if !regime.mmu_enabled() {
+        return None;
+    }
+    let h = check_va(regime, va, access).ok()?;
+    if h.fast.straight_page_shift != 12 {
+        return None;
+    }
+    let (raw, desc_pa, c) = straight_descent::<M, 12>(h, mem, va).ok()?;
+    let l = leaf_fast(regime, h, va, access, raw, desc_pa, &c)?;
+    Some(output_pa(va, &c, l.oa))
+}
+
+/// Walks in full for [`walk_pa`].
+#[inline(never)]
+fn walk_pa_full<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<PhysAddr, Fault> {
     if !regime.mmu_enabled() {
         return mmu_off(regime, va, access).map(|t| t.pa);
     }
@@ -299,17 +336,16 @@ fn walk_straight_64k<M: PhysMemory + ?Sized, O: WalkOutput>(
     walk_straight::<M, O, 16>(regime, h, mem, va, access)
 }
 
-/// Walks little-endian tables of the granule with page shift `PAGE`, starting at level 0
-/// or below, with output addresses in descriptor bits \[47:PAGE\]: the levels unrolled with
-/// constant shifts, then the leaf's common case inline (see [`leaf_fast`]).
+/// Follows the tables of `h` (little-endian, granule page shift `PAGE`, start level 0 or
+/// below, output addresses in \[47:PAGE\]) for `va` with the levels unrolled and constant
+/// shifts, to the first descriptor that is not a table: returns it, its address and the
+/// cursor there, or the level of a read that no memory answered.
 #[inline(always)]
-fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
-    regime: &Regime,
+fn straight_descent<M: PhysMemory + ?Sized, const PAGE: u32>(
     h: &Half,
-    mem: &mut M,
+    mem: &M,
     va: VirtAddr,
-    access: Access,
-) -> Result<O, Fault> {
+) -> Result<(u64, PhysAddr, Cursor), i8> {
     let p = &h.fast;
     let stride = PAGE - 3;
     let index_mask = (1u64 << stride) - 1;
@@ -327,7 +363,7 @@ fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
     };
     let fetch = |mem: &M, table: u64, offset: u64, level: i8| {
         mem.read_entry(PhysAddr::from_bits_52(table), offset)
-            .map_err(|_| cold_fault(FaultKind::ExternalAbortOnWalk, level, va, access))
+            .map_err(|_| level)
     };
     // The index never reaches the table's aligned base bits, so `+` is `|`.
     let (level, raw, desc_pa) = 'leaf: {
@@ -355,6 +391,31 @@ fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
         index_mask,
         table,
         tattrs,
+    };
+    Ok((raw, desc_pa, c))
+}
+
+/// Walks little-endian tables of the granule with page shift `PAGE`, starting at level 0
+/// or below, with output addresses in descriptor bits \[47:PAGE\]: the levels unrolled with
+/// constant shifts, then the leaf's common case inline (see [`leaf_fast`]).
+#[inline(always)]
+fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<O, Fault> {
+    let (raw, desc_pa, c) = match straight_descent::<M, PAGE>(h, mem, va) {
+        Ok(r) => r,
+        Err(level) => {
+            return Err(cold_fault(
+                FaultKind::ExternalAbortOnWalk,
+                level,
+                va,
+                access,
+            ))
+        }
     };
     match leaf_fast(regime, h, va, access, raw, desc_pa, &c) {
         Some(l) => Ok(O::from_leaf(regime, h, va, &c, l)),
