@@ -2350,21 +2350,6 @@ const MM_MAP_EXTRA: [u32; 8] = [
     mman::MAP_UNINITIALIZED,
 ];
 
-/// Steer clear of the one known open issue (see fuzz/README.md, "Issues these targets
-/// found"): out of frames, an mprotect or madvise that must split a huge page cannot, and
-/// leaves the block whole across the new VMA boundary. Set to `false` to reproduce it.
-const AVOID_OOM_SPLITS: bool = true;
-
-/// Known bug: splitting a PMD block (at a VMA boundary inside it) needs a page-table
-/// frame; with none left, munmap (and the other calls that split) drop the split and
-/// leave the pages mapped without a VMA, where they can still be read and written.
-/// A call that may split is skipped with fewer free frames than this.
-const MM_SPLIT_RESERVE: usize = 64;
-
-fn low_on_frames(p: &SimProcess<'_>) -> bool {
-    p.paging().frames().free_frames() < MM_SPLIT_RESERVE
-}
-
 fn is_populate_advice(a: mman::Advice) -> bool {
     matches!(
         a,
@@ -2569,11 +2554,15 @@ fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
     let paging = p.paging();
     let mem = paging.mmu().memory();
     let mut bad = None;
+    let mut blocks = 0u64;
     let walked = paging
         .mapper()
         .for_each_leaf(mem, VirtAddr::new(0), u64::MAX, |l| {
             let start = l.va.as_u64();
             let end = start + (1u64 << l.size_log2);
+            if l.size_log2 > params.page_shift {
+                blocks += 1;
+            }
             let d = l.descriptor.bits();
             let vma = p.space().vma_lookup(start).copied();
             let ok = match vma {
@@ -2599,6 +2588,15 @@ fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
         });
     assert!(walked.is_ok(), "the tables do not walk: {walked:?}");
     assert!(bad.is_none(), "leaf outside a compatible VMA: {bad:x?}");
+    assert_eq!(
+        blocks,
+        paging.deposited_tables(),
+        "one deposited table per block mapped"
+    );
+    assert!(
+        paging.frames().free_frames() as u64 >= paging.deposited_tables(),
+        "the deposited tables are not free"
+    );
 
     let rss: u64 = p
         .space()
@@ -2797,9 +2795,6 @@ pub fn mm_ops(data: &[u8]) {
         let brk = p.brk(0);
         let before = maps.clone();
         let op = r.u8() % 8;
-        if AVOID_OOM_SPLITS && op <= 4 && low_on_frames(&p) {
-            break;
-        }
         if trace {
             eprintln!(
                 "op {op}, {} bytes left, maps before:\n{}",
@@ -2972,9 +2967,6 @@ pub fn mm_ops(data: &[u8]) {
         }
     }
     mm_check_smaps(&p, &params, &maps);
-    if AVOID_OOM_SPLITS && low_on_frames(&p) {
-        return;
-    }
     // Unmapping every mmap result's neighbourhood returns their private pages.
     for s in slots {
         let res = p.munmap(s, 64 * page);
@@ -3044,22 +3036,6 @@ pub fn script(data: &[u8]) {
         .unwrap_or(0);
     // 64 MiB of RAM (80 MiB with 16K pages).
     let (params, ram) = mm_layout(cfg | 0x0c, 0, 0);
-    // Known bug (see `MM_SPLIT_RESERVE`): once memory may have run out, only check that
-    // the run does not panic. Worst case per call: every page it may touch or populate,
-    // plus a PMD for a huge page.
-    let worst: u64 = calls
-        .iter()
-        .map(|(_, c)| match c {
-            Call::Mmap { len, flags, .. } if flags & mman::MAP_POPULATE != 0 => *len,
-            Call::Madvise { len, advice, .. } if is_populate_advice(*advice) => *len,
-            Call::Touch { len, .. } => *len,
-            _ => 0,
-        })
-        .map(|l| l.saturating_add(params.pmd_size))
-        .fold(0, u64::saturating_add);
-    // Known bug (see `splits_a_block`): an madvise that changes `vm_flags` may split a
-    // VMA inside a PMD block.
-    let check = !AVOID_OOM_SPLITS || worst <= ram / 2;
     let mut storage = Storage::new(&params, ram);
     let mut p = storage
         .build(params, Start::Fresh, ImportHints::default())
@@ -3072,7 +3048,5 @@ pub fn script(data: &[u8]) {
         );
         assert!(!msg.is_empty());
     }
-    if check {
-        mm_check(&p, &params);
-    }
+    mm_check(&p, &params);
 }

@@ -13,7 +13,9 @@ use crate::arch::{
     Access, AccessKind, Attributes, Cpu, Descriptor, El, Fault, FaultKind, Granule, Level,
     Registers,
 };
-use crate::machinery::{FrameAllocator, Leaf, MapError, Mapper, Mmu, PhysMemory, TableFormat};
+use crate::machinery::{
+    FrameAllocator, FrameSource, Leaf, MapError, Mapper, Mmu, PhysMemory, TableFormat,
+};
 
 /// The `si_code` of a SIGSEGV.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,6 +184,10 @@ pub struct Paging<'f, M: PhysMemory, const N: usize> {
     mmu: Mmu<M, N>,
     mapper: Mapper,
     frames: FrameAllocator<'f>,
+    /// Table frames owed to the blocks mapped (THPs and huge-zero-page maps): one each,
+    /// kept free so that splitting a block never runs out of frames, as the kernel deposits
+    /// a page table with every huge PMD (`pgtable_trans_huge_deposit`).
+    deposits: u64,
     zero: PhysAddr,
     huge_zero: Option<PhysAddr>,
     config: PagingConfig,
@@ -195,6 +201,30 @@ impl<M: PhysMemory, const N: usize> fmt::Debug for Paging<'_, M, N> {
             .field("stats", &self.stats)
             .field("tables", &self.mapper.table_count())
             .finish_non_exhaustive()
+    }
+}
+
+/// The frame allocator as a mapper sees it while `floor` frames are held back (the
+/// deposits of the blocks mapped): table allocations that would dip into them fail.
+struct Reserve<'a, 'f> {
+    frames: &'a mut FrameAllocator<'f>,
+    floor: u64,
+}
+
+impl FrameSource for Reserve<'_, '_> {
+    fn allocate(&mut self, order: u32) -> Option<(PhysAddr, bool)> {
+        if (self.frames.free_frames() as u64) < (1u64 << order.min(63)) + self.floor {
+            return None;
+        }
+        self.frames.allocate(order)
+    }
+
+    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) {
+        self.frames.release(pa, order, zeroed);
+    }
+
+    fn available(&self, order: u32) -> u64 {
+        (self.frames.free_frames() as u64).saturating_sub(self.floor) >> order.min(63)
     }
 }
 
@@ -280,6 +310,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             zero,
             huge_zero,
             config,
+            deposits: 0,
             stats: PagingStats::default(),
         })
     }
@@ -426,7 +457,16 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         Touch::OutOfMemory { addr: va }
     }
 
-    fn alloc(&mut self, order: u32) -> Option<PhysAddr> {
+    /// Returns how many table frames are held back for splitting the blocks mapped now.
+    pub fn deposited_tables(&self) -> u64 {
+        self.deposits
+    }
+
+    /// Allocates a zeroed run for a page or a THP, leaving `floor` frames free.
+    fn alloc_above(&mut self, order: u32, floor: u64) -> Option<PhysAddr> {
+        if (self.frames.free_frames() as u64) < (1u64 << order) + floor {
+            return None;
+        }
         let mem = self.mmu.memory_mut();
         self.frames
             .alloc_run_zeroed(order, |pa, len| {
@@ -435,7 +475,25 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             .ok()
     }
 
+    /// Allocates a zeroed run for a page, leaving the deposits free.
+    fn alloc(&mut self, order: u32) -> Option<PhysAddr> {
+        self.alloc_above(order, self.deposits)
+    }
+
+    /// Maps `[va, va + len)`, leaving the deposits free.
     fn map(&mut self, va: u64, pa: PhysAddr, len: u64, attrs: Attributes) -> Result<(), MapError> {
+        self.map_above(va, pa, len, attrs, self.deposits)
+    }
+
+    /// Maps `[va, va + len)` with table frames allocated only while `floor` stay free.
+    fn map_above(
+        &mut self,
+        va: u64,
+        pa: PhysAddr,
+        len: u64,
+        attrs: Attributes,
+        floor: u64,
+    ) -> Result<(), MapError> {
         // With FEAT_LPA2 (52-bit VA) descriptor bits [9:8] hold output address bits and
         // the shareability comes from TCR_EL1.SH0.
         let attrs = if self.config.va_bits > 48 {
@@ -444,12 +502,16 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             attrs
         };
         let mem = self.mmu.memory_mut();
+        let mut frames = Reserve {
+            frames: &mut self.frames,
+            floor,
+        };
         let flush = if len == self.config.granule.page_size() {
             self.mapper
-                .map_page(mem, &mut self.frames, VirtAddr::new(va), pa, attrs)?
+                .map_page(mem, &mut frames, VirtAddr::new(va), pa, attrs)?
         } else {
             self.mapper
-                .map(mem, &mut self.frames, VirtAddr::new(va), pa, len, attrs)?
+                .map(mem, &mut frames, VirtAddr::new(va), pa, len, attrs)?
         };
         self.mmu.flush(flush);
         Ok(())
@@ -487,18 +549,27 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 Err(_) => false,
             };
         if vma.thp && !shared && block >= vma.start && block + pmd <= vma.end && no_table {
+            // A block is mapped only with a frame left over for its deposit.
+            let floor = self.deposits + 1;
             if !write {
                 if let Some(hz) = self.huge_zero {
-                    self.map(block, hz, pmd, page_attrs(vma.flags, false))
-                        .map_err(|_| oom)?;
-                    self.stats.huge_zero_maps += 1;
-                    return Ok(());
+                    if self
+                        .map_above(block, hz, pmd, page_attrs(vma.flags, false), floor)
+                        .is_ok()
+                    {
+                        self.deposits += 1;
+                        self.stats.huge_zero_maps += 1;
+                        return Ok(());
+                    }
                 }
-            } else if let Some(pa) = self.alloc(self.config.granule.level_shift(Level::L2) - 12) {
+            } else if let Some(pa) =
+                self.alloc_above(self.config.granule.level_shift(Level::L2) - 12, floor)
+            {
                 if self
-                    .map(block, pa, pmd, page_attrs(vma.flags, writable))
+                    .map_above(block, pa, pmd, page_attrs(vma.flags, writable), floor)
                     .is_ok()
                 {
+                    self.deposits += 1;
                     self.stats.thp += 1;
                     return Ok(());
                 }
@@ -547,26 +618,35 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let size = 1u64 << leaf.size_log2;
         if self.is_zero(pa) {
             if size > page {
-                // The huge zero page.
+                // The huge zero page. Its block goes, and its deposit with it; a THP that
+                // takes its place deposits anew.
+                let start = leaf.va.as_u64();
+                let mut mapped = true;
                 if self.config.huge_zero_write == HugeZeroWrite::AllocateThp {
                     let order = self.config.granule.level_shift(Level::L2) - 12;
                     if let Some(thp) = self.alloc(order) {
-                        let start = leaf.va.as_u64();
-                        if self.unmap(start, size).is_ok()
-                            && self
-                                .map(start, thp, size, page_attrs(vma.flags, true))
+                        if self.unmap(start, size).is_ok() {
+                            mapped = false;
+                            self.release_deposits(1);
+                            let floor = self.deposits + 1;
+                            if self
+                                .map_above(start, thp, size, page_attrs(vma.flags, true), floor)
                                 .is_ok()
-                        {
-                            self.stats.thp += 1;
-                            self.stats.cow += 1;
-                            return Ok(());
+                            {
+                                self.deposits += 1;
+                                self.stats.thp += 1;
+                                self.stats.cow += 1;
+                                return Ok(());
+                            }
                         }
                         let _ = self.frames.free_run(thp, order);
                     }
                 }
                 // Split: every base page maps the zero page; then copy one page.
-                let start = leaf.va.as_u64();
-                self.unmap(start, size).map_err(|_| oom)?;
+                if mapped {
+                    self.unmap(start, size).map_err(|_| oom)?;
+                    self.release_deposits(1);
+                }
                 let attrs = page_attrs(vma.flags, false);
                 let mut off = 0;
                 while off < size {
@@ -651,21 +731,28 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let is_zero = |pa: u64| {
             (pa >= zero && pa < zero + page) || huge.is_some_and(|(h, n)| pa >= h && pa < h + n)
         };
+        let page_log2 = self.config.granule.page_shift();
         let Paging {
             mapper,
             mmu,
             frames,
+            deposits,
             ..
         } = self;
+        let mut blocks = 0;
         mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
             if !is_zero(l.pa.as_u64()) {
                 let order = (l.size_log2 - 12).max(page_order);
                 let _ = frames.free_run(l.pa, order);
             }
+            if l.size_log2 > page_log2 {
+                blocks += 1;
+            }
             true
         })?;
         let flush = mapper.unmap(mmu.memory_mut(), frames, VirtAddr::new(a), b - a)?;
         mmu.flush(flush);
+        *deposits = deposits.saturating_sub(blocks);
         Ok(())
     }
 
@@ -691,9 +778,15 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 first = pa + page;
             }
             Err(MapError::OutOfFrames { .. }) if size > page => {
-                return self.unmap(ls, size);
+                self.unmap(ls, size)?;
+                self.release_deposits(1);
+                return Ok(());
             }
             Err(err) => return Err(err),
+        }
+        if size > page {
+            // Split (or gone): the deposit paid for the table.
+            self.release_deposits(1);
         }
         if !zero {
             let mut x = first;
@@ -727,6 +820,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     Attributes::empty(),
                 )?;
                 self.mmu.flush(flush);
+                self.release_deposits(1);
             }
         }
         Ok(())
@@ -769,6 +863,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 self.mapper
                     .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
             self.mmu.flush(flush);
+            self.settle_split(&leaf, s, e);
             cursor = e;
         }
         Ok(())
@@ -793,10 +888,26 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     Attributes::empty(),
                 )?;
                 self.mmu.flush(flush);
+                self.settle_split(&leaf, s, e);
             }
             cursor = e;
         }
         Ok(())
+    }
+
+    /// Releases `n` deposits (blocks split or unmapped).
+    fn release_deposits(&mut self, n: u64) {
+        debug_assert!(self.deposits >= n, "deposit accounting went below zero");
+        self.deposits = self.deposits.saturating_sub(n);
+    }
+
+    /// Releases the deposit of block `leaf` if a change to `[s, e)` split it: a protect
+    /// that covers part of a block (with attributes it does not already have) splits it.
+    fn settle_split(&mut self, leaf: &Leaf, s: u64, _e: u64) {
+        let size = 1u64 << leaf.size_log2;
+        if size > self.page() && self.leaf_at(s).is_some_and(|l| 1u64 << l.size_log2 < size) {
+            self.release_deposits(1);
+        }
     }
 
     /// Returns what smaps counts as resident in `[start, end)`.
@@ -1032,6 +1143,56 @@ mod tests {
                 assert_eq!(mc.iter().filter(|&&b| b == 1).count(), 511);
             });
         }
+    }
+
+    #[test]
+    fn blocks_split_even_with_no_frame_left() {
+        // 6 MiB of RAM: a few THPs and a huge-zero map, then base pages until memory runs
+        // out. Each block still splits (mprotect inside it, MADV_DONTNEED of part of it):
+        // its deposited table pays for the split, as the kernel's deposit does.
+        let ram_len = 6usize << 20;
+        let mut ram = vec![0u8; ram_len];
+        let mut storage = vec![0u64; FrameAllocator::storage_words(ram_len / 4096)];
+        let alloc =
+            FrameAllocator::new(PhysAddr::new(BASE), ram_len as u64, &mut storage, true).unwrap();
+        let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
+        let mut p: Paging<'_, _, 16> = Paging::new(PagingConfig::default(), mem, alloc).unwrap();
+        let v = vma(0x4000_0000, 0x4100_0000, RW, true);
+        assert!(matches!(
+            p.access(VirtAddr::new(0x4000_0000), AccessKind::Write, &v),
+            Touch::Done(_)
+        ));
+        assert!(matches!(
+            p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &v),
+            Touch::Done(_)
+        ));
+        assert_eq!(p.deposited_tables(), 2);
+        let small = vma(0x5000_0000, 0x6000_0000, RW, false);
+        let mut i = 0;
+        while matches!(
+            p.access(
+                VirtAddr::new(0x5000_0000 + i * 4096),
+                AccessKind::Write,
+                &small
+            ),
+            Touch::Done(_)
+        ) {
+            i += 1;
+        }
+        assert_eq!(p.frames().free_frames() as u64, p.deposited_tables());
+        // mprotect of the second half of the THP: the block splits.
+        p.split_block_at(0x4010_0000).unwrap();
+        p.change_protection(0x4010_0000, 0x4020_0000, VmFlags::VM_READ)
+            .unwrap();
+        assert_eq!(p.deposited_tables(), 1);
+        assert_eq!(p.leaf_at(0x4000_0000).unwrap().size_log2, 12);
+        assert_eq!(p.residency(0x4000_0000, 0x4020_0000).rss, 2 << 20);
+        // MADV_DONTNEED of one page of the huge zero map splits it too.
+        p.zap(0x4020_0000, 0x4020_1000).unwrap();
+        assert_eq!(p.deposited_tables(), 0);
+        let mut mc = vec![0u8; 512];
+        assert_eq!(p.mincore(0x4020_0000, 2 << 20, &mut mc), 512);
+        assert_eq!(mc.iter().filter(|&&b| b == 1).count(), 511);
     }
 
     #[test]
