@@ -93,9 +93,13 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
     let mem = paging.mmu().memory();
     let mut rss = 0u64;
     let mut bad = None;
+    let mut blocks = 0u64;
     let _ = paging
         .mapper()
         .for_each_leaf(mem, VirtAddr::new(0), 1 << 47, |l| {
+            if 1u64 << l.size_log2 > PAGE {
+                blocks += 1;
+            }
             let start = l.va.as_u64();
             let end = start + (1u64 << l.size_log2);
             let d = l.descriptor.bits();
@@ -122,6 +126,8 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
             true
         });
     prop_assert!(bad.is_none(), "leaf outside a compatible VMA: {:x?}", bad);
+    prop_assert_eq!(blocks, paging.deposited_tables(), "one deposit per block");
+    prop_assert!(paging.frames().free_frames() as u64 >= blocks);
     for v in p.space().iter() {
         rss += paging.residency(v.vm_start, v.vm_end).rss;
     }
