@@ -283,6 +283,23 @@ fn run(granule: Granule, ops: Vec<Op>) -> Result<(), TestCaseError> {
             let regime = *mmu.regime();
             let fresh = walk(&regime, mmu.memory_mut(), va, Access::read(El::El1)).map(|t| t.pa);
             prop_assert_eq!(got, fresh, "TLB and a fresh walk disagree at page {}", q);
+            // Again, now certainly from the TLB (a page entry, or a block entry for the
+            // other pages of a block).
+            let neighbour = VirtAddr::new(va.as_u64() ^ 0x1000);
+            prop_assert_eq!(
+                mmu.translate(va, Access::read(El::El1)),
+                got,
+                "hit at page {}",
+                q
+            );
+            let n_fresh =
+                walk(&regime, mmu.memory_mut(), neighbour, Access::read(El::El1)).map(|t| t.pa);
+            prop_assert_eq!(
+                mmu.translate(neighbour, Access::read(El::El1)),
+                n_fresh,
+                "neighbour of page {}",
+                q
+            );
             match want {
                 Some(&(pa, ap)) => {
                     prop_assert_eq!(
