@@ -183,12 +183,21 @@ impl PhysMemory for SliceMemory<'_> {
     fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
         // The base comes off the offset first: the table address is added last.
         let off = table.as_u64().wrapping_add(offset.wrapping_sub(self.base)) as usize;
-        match self.bytes.get(off..).and_then(<[u8]>::first_chunk::<8>) {
-            Some(w) => Ok(u64::from_le_bytes(*w)),
-            None => Err(MemoryError::ExternalAbort {
-                pa: PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)),
-            }),
+        // One compare against the length (the walk hoists the length's own test); the
+        // slice's checks below then hold by construction and fold away.
+        let len = self.bytes.len();
+        if len >= 8 && off <= len - 8 {
+            if let Some(w) = self
+                .bytes
+                .get(off..off + 8)
+                .and_then(|s| <&[u8; 8]>::try_from(s).ok())
+            {
+                return Ok(u64::from_le_bytes(*w));
+            }
         }
+        Err(MemoryError::ExternalAbort {
+            pa: PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)),
+        })
     }
 
     #[inline]
