@@ -153,6 +153,22 @@ impl<'a> SliceMemory<'a> {
         self.bytes
     }
 
+    /// Returns the little-endian word at byte offset `off`, if it lies inside: one compare
+    /// against the length (a walk hoists the length's own test), after which the slice's
+    /// checks hold by construction and fold away.
+    #[inline(always)]
+    fn word_at(&self, off: usize) -> Option<u64> {
+        let len = self.bytes.len();
+        if len >= 8 && off <= len - 8 {
+            let w = self
+                .bytes
+                .get(off..off + 8)
+                .and_then(|s| <&[u8; 8]>::try_from(s).ok())?;
+            return Some(u64::from_le_bytes(*w));
+        }
+        None
+    }
+
     #[inline]
     fn offset(&self, pa: PhysAddr, len: u64) -> Result<usize, MemoryError> {
         let off = pa.as_u64().wrapping_sub(self.base);
@@ -167,35 +183,14 @@ impl PhysMemory for SliceMemory<'_> {
     #[inline]
     fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
         let off = pa.as_u64().wrapping_sub(self.base) as usize;
-        // Aligned words (every descriptor) take one bounds check.
-        let word = if off & 7 == 0 {
-            self.bytes.as_chunks::<8>().0.get(off >> 3)
-        } else {
-            self.bytes.get(off..).and_then(<[u8]>::first_chunk::<8>)
-        };
-        match word {
-            Some(w) => Ok(u64::from_le_bytes(*w)),
-            None => Err(MemoryError::ExternalAbort { pa }),
-        }
+        self.word_at(off).ok_or(MemoryError::ExternalAbort { pa })
     }
 
     #[inline]
     fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
         // The base comes off the offset first: the table address is added last.
         let off = table.as_u64().wrapping_add(offset.wrapping_sub(self.base)) as usize;
-        // One compare against the length (the walk hoists the length's own test); the
-        // slice's checks below then hold by construction and fold away.
-        let len = self.bytes.len();
-        if len >= 8 && off <= len - 8 {
-            if let Some(w) = self
-                .bytes
-                .get(off..off + 8)
-                .and_then(|s| <&[u8; 8]>::try_from(s).ok())
-            {
-                return Ok(u64::from_le_bytes(*w));
-            }
-        }
-        Err(MemoryError::ExternalAbort {
+        self.word_at(off).ok_or(MemoryError::ExternalAbort {
             pa: PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)),
         })
     }
