@@ -194,6 +194,32 @@ pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, 
 ///
 /// # Errors
 /// The [`Fault`] the access takes.
+///
+/// # Example
+///
+/// ```
+/// use pagesim::arch::{walk, walk_pa, Access, Cpu, El, FaultKind, Regime, Registers};
+/// use pagesim::machinery::{PhysMemory, SliceMemory};
+/// use pagesim::{PhysAddr, VirtAddr};
+///
+/// let mut ram = vec![0u8; 0x4000];
+/// let mut mem = SliceMemory::new(PhysAddr::new(0x4000_0000), &mut ram);
+/// mem.write_u64(PhysAddr::new(0x4000_0000), 0x4000_1003)?; // L0[0] -> L1
+/// mem.write_u64(PhysAddr::new(0x4000_1000), 0x4000_2003)?; // L1[0] -> L2
+/// mem.write_u64(PhysAddr::new(0x4000_2000), 0x4000_3003)?; // L2[0] -> L3
+/// mem.write_u64(PhysAddr::new(0x4000_3008), 0x8800_1743)?; // L3[1]: page, EL0 RW, AF
+/// let regs = Registers { tcr: 0x5_8010_0010, sctlr: 1, ttbr0: 0x4000_0000, ttbr1: 0, mair: 0xff };
+/// let regime = Regime::try_new(regs, Cpu::MAX)?;
+///
+/// let va = VirtAddr::new(0x1abc);
+/// let read = Access::read(El::El0);
+/// assert_eq!(walk_pa(&regime, &mut mem, va, read), Ok(PhysAddr::new(0x8800_1abc)));
+/// assert_eq!(walk_pa(&regime, &mut mem, va, read), walk(&regime, &mut mem, va, read).map(|t| t.pa));
+/// // The same faults as `walk`: nothing is mapped at L3[0].
+/// let f = walk_pa(&regime, &mut mem, VirtAddr::new(0x0), read).unwrap_err();
+/// assert_eq!((f.kind, f.level.map(|l| l.get())), (FaultKind::Translation, Some(3)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[inline(always)]
 pub fn walk_pa<M: PhysMemory + ?Sized>(
     regime: &Regime,

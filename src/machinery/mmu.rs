@@ -35,6 +35,56 @@ const fn context_index(va: u64, access: &Access) -> usize {
 /// [`Mmu::translate`] serves hits from the TLB and walks on a miss, caching fault-free
 /// leaves; the TLB keeps stale entries until a [`Tlbi`], as hardware does. `COUNT_HITS`
 /// is the TLB's (see [`Tlb`]).
+///
+/// # Example
+///
+/// Tables built by a [`Mapper`](super::Mapper) from frames of a
+/// [`FrameAllocator`](super::FrameAllocator), translated through the TLB; an unmap is seen
+/// only once the [`Flush`] it returned is applied.
+///
+/// ```
+/// use pagesim::arch::{Access, Attributes, Cpu, El, FaultKind, Granule, Registers};
+/// use pagesim::machinery::{FrameAllocator, Mapper, Mmu, SliceMemory, TableFormat};
+/// use pagesim::{PhysAddr, VirtAddr};
+///
+/// // 1 MiB of RAM at 0x4000_0000, whose frames hold the tables.
+/// let mut ram = vec![0u8; 1 << 20];
+/// let mut mem = SliceMemory::new(PhysAddr::new(0x4000_0000), &mut ram);
+/// let mut storage = vec![0u64; FrameAllocator::storage_words(256)];
+/// let mut frames = FrameAllocator::new(PhysAddr::new(0x4000_0000), 1 << 20, &mut storage, true)?;
+///
+/// // 16 KiB of user pages at 0x1000_0000 -> 0x8000_0000: 4 KiB granule, 48-bit VA.
+/// let format = TableFormat::try_new(Granule::K4, 48, false, false, 48)?;
+/// let mut mapper = Mapper::new(format, &mut mem, &mut frames)?;
+/// mapper.set_asid(1); // its Flush records invalidate for ASID 1
+/// let attrs = Attributes::AF | Attributes::AP_EL0 | Attributes::NG;
+/// let va = VirtAddr::new(0x1000_0000);
+/// let flush = mapper.map(&mut mem, &mut frames, va, PhysAddr::new(0x8000_0000), 0x4000, attrs)?;
+///
+/// let regs = Registers {
+///     tcr: 0x5_8010_0010, // T0SZ = 16, 4 KiB granule, IPS = 48 bits
+///     sctlr: 1,           // MMU on
+///     ttbr0: mapper.ttbr(1),
+///     ttbr1: 0,
+///     mair: 0xff,
+/// };
+/// let mut mmu: Mmu<_, 64> = Mmu::new(regs, Cpu::MAX, mem);
+/// mmu.flush(flush); // every change's record is applied (nothing was cached yet)
+///
+/// let read = Access::read(El::El0);
+/// let at = VirtAddr::new(0x1000_2345);
+/// assert_eq!(mmu.translate(at, read), Ok(PhysAddr::new(0x8000_2345))); // walk and fill
+/// assert_eq!(mmu.translate(at, read), Ok(PhysAddr::new(0x8000_2345))); // TLB hit
+/// assert_eq!((mmu.stats().walks, mmu.stats().hits), (1, 1));
+///
+/// // Unmap the page: the cached translation stays usable until its TLBI.
+/// let flush = mapper.unmap(mmu.memory_mut(), &mut frames, VirtAddr::new(0x1000_2000), 0x1000)?;
+/// assert!(mmu.translate(at, read).is_ok());
+/// mmu.flush(flush);
+/// let fault = mmu.translate(at, read).unwrap_err();
+/// assert_eq!((fault.kind, fault.esr()), (FaultKind::Translation, 0x9200_0007));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Mmu<M: PhysMemory, const N: usize, const COUNT_HITS: bool = true> {
     regime: Regime,
