@@ -3,8 +3,10 @@
 //! rlimit) and on pagesim's simulated process imported from the executor's own smaps; after
 //! every call the return value or errno and the complete /proc/PID/maps text must be equal
 //! byte for byte, and after touches also mincore and the smaps residency of each anonymous
-//! VMA. Sequences: the seed notes' 100 MiB mmap, hand-written vectors in the style of the
-//! spec's §15, and random sequences; a failure prints a minimal `pagesim run` script.
+//! VMA. Sequences: the seed notes' 100 MiB mmap, the spec's §15 vectors TV1, TV2, TV4–TV7,
+//! TV9–TV13 and TV15 (TV7 and TV12 inside a freed arena, so that their relative addresses are free),
+//! hand-written vectors in the same style, and random sequences; a failure prints a minimal
+//! `pagesim run` script.
 //!
 //! Runs as its own binary (harness = false): the executor is this binary re-exec'd.
 
@@ -825,6 +827,155 @@ fn vectors() -> Vec<(&'static str, Vec<Op>)> {
                 Op::UserTouch { at: at(0, 0x2ff000), write: true },
                 Op::Mprotect { at: at(0, 0x200000), len: 0x1000, prot: 0 },
                 Op::UserTouch { at: at(0, 0x2ff000), write: true },
+            ],
+        ),
+        (
+            "§15 TV1: three small maps merge downward",
+            vec![
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+            ],
+        ),
+        (
+            "§15 TV2: different protections never merge",
+            vec![
+                Op::Mmap { hint: None, len: 0x1000, prot: mman::PROT_READ, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: mman::PROT_READ, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: mman::PROT_NONE, flags: PA },
+            ],
+        ),
+        (
+            "§15 TV4: VM_ACCOUNT survives a split of a faulted VMA",
+            vec![
+                Op::Mmap { hint: None, len: 0x3000, prot: RW, flags: PA },
+                Op::Touch { at: at(0, 0x1000), len: 0x1000, write: true },
+                Op::Mprotect { at: at(0, 0x1000), len: 0x1000, prot: mman::PROT_READ },
+                Op::Mprotect { at: at(0, 0x2000), len: 0x1000, prot: mman::PROT_READ },
+                Op::Touch { at: at(0, 0), len: 0x1000, write: false },
+            ],
+        ),
+        (
+            "§15 TV5: a hole is the highest gap; filling it merges three ways",
+            vec![
+                Op::Mmap { hint: None, len: 0x3000, prot: RW, flags: PA },
+                Op::Munmap { at: at(0, 0x1000), len: 0x1000 },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+            ],
+        ),
+        (
+            "§15 TV6: THP alignment interleaved with small maps",
+            vec![
+                Op::Mmap { hint: None, len: 2 << 20, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 4 << 20, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: (2 << 20) + 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: None, len: 3 << 20, prot: RW, flags: PA },
+            ],
+        ),
+        (
+            "§15 TV7: a grows-down VMA's guard gap rejects hints (in a freed arena)",
+            vec![
+                Op::Mmap { hint: None, len: 4 << 20, prot: mman::PROT_NONE, flags: PA },
+                Op::Munmap { at: at(0, 0), len: 4 << 20 },
+                Op::Mmap {
+                    hint: Some(at(0, (4 << 20) - 0x1000)),
+                    len: 0x1000,
+                    prot: RW,
+                    flags: PA | mman::MAP_FIXED | mman::MAP_GROWSDOWN,
+                },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: Some(at(0, (4 << 20) - 0x2000)), len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap { hint: Some(at(2, 0)), len: 0x1000, prot: RW, flags: PA },
+                Op::Mmap {
+                    hint: Some(at(0, (4 << 20) - 0x2000)),
+                    len: 0x1000,
+                    prot: RW,
+                    flags: PA | mman::MAP_FIXED_NOREPLACE,
+                },
+            ],
+        ),
+        (
+            "§15 TV9: MAP_FIXED over the middle of a faulted VMA",
+            vec![
+                Op::Mmap { hint: None, len: 0x4000, prot: RW, flags: PA },
+                Op::Touch { at: at(0, 0), len: 0x4000, write: true },
+                Op::Mmap { hint: Some(at(0, 0x1000)), len: 0x2000, prot: RW, flags: PA | mman::MAP_FIXED },
+                Op::Touch { at: at(0, 0), len: 0x1000, write: false },
+                Op::Mmap {
+                    hint: Some(at(0, 0x1000)),
+                    len: 0x1000,
+                    prot: mman::PROT_READ,
+                    flags: PA | mman::MAP_FIXED,
+                },
+            ],
+        ),
+        (
+            "§15 TV10: residency, then MADV_DONTNEED keeps the VMA",
+            vec![
+                Op::Mmap { hint: None, len: 0x4000, prot: RW, flags: PA },
+                Op::Touch { at: at(0, 0), len: 0x1000, write: false },
+                Op::Touch { at: at(0, 0x1000), len: 0x1000, write: true },
+                Op::Touch { at: at(0, 0x2000), len: 0x1000, write: false },
+                Op::Touch { at: at(0, 0x2000), len: 0x1000, write: true },
+                Op::Mincore { at: at(0, 0), len: 0x4000 },
+                Op::Madvise { at: at(0, 0), len: 0x2000, advice: mman::MADV_DONTNEED },
+                Op::Mincore { at: at(0, 0), len: 0x4000 },
+            ],
+        ),
+        (
+            "§15 TV11: THP fault after MADV_HUGEPAGE on the second half",
+            vec![
+                Op::Mmap { hint: None, len: 4 << 20, prot: RW, flags: PA },
+                Op::Madvise { at: at(0, 2 << 20), len: 2 << 20, advice: mman::MADV_HUGEPAGE },
+                Op::Touch { at: at(0, 0), len: 0x1000, write: true },
+                Op::Touch { at: at(0, 2 << 20), len: 0x1000, write: true },
+            ],
+        ),
+        (
+            "§15 TV12: two independently faulted neighbours; the filler merges left only",
+            vec![
+                Op::Mmap { hint: None, len: 1 << 20, prot: mman::PROT_NONE, flags: PA },
+                Op::Munmap { at: at(0, 0), len: 1 << 20 },
+                Op::Mmap {
+                    hint: Some(at(0, (1 << 20) - 0x1000)),
+                    len: 0x1000,
+                    prot: RW,
+                    flags: PA | mman::MAP_FIXED,
+                },
+                Op::Touch { at: at(1, 0), len: 0x1000, write: true },
+                Op::Mmap { hint: Some(at(0, (1 << 20) - 0x3000)), len: 0x1000, prot: RW, flags: PA },
+                Op::Touch { at: at(2, 0), len: 0x1000, write: true },
+                Op::Mmap {
+                    hint: Some(at(0, (1 << 20) - 0x2000)),
+                    len: 0x1000,
+                    prot: RW,
+                    flags: PA | mman::MAP_FIXED_NOREPLACE,
+                },
+            ],
+        ),
+        (
+            "§15 TV13: a hidden anon_vma makes three identical-looking lines",
+            vec![
+                Op::Mmap { hint: None, len: 0x1000, prot: mman::PROT_READ, flags: PA },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Touch { at: at(1, 0), len: 0x1000, write: true },
+                Op::Mprotect { at: at(1, 0), len: 0x1000, prot: mman::PROT_READ },
+                Op::Mmap { hint: None, len: 0x1000, prot: RW, flags: PA },
+                Op::Mprotect { at: at(2, 0), len: 0x1000, prot: mman::PROT_READ },
+                // A read, so that smaps (VmFlags `ac` included) is compared too.
+                Op::Touch { at: at(0, 0), len: 0x1000, write: false },
+            ],
+        ),
+        (
+            "§15 TV15: madvise flag splits and re-merge",
+            vec![
+                Op::Mmap { hint: None, len: 0x5000, prot: RW, flags: PA },
+                Op::Madvise { at: at(0, 0x1000), len: 0x1000, advice: mman::MADV_DONTFORK },
+                Op::Madvise { at: at(0, 0x3000), len: 0x1000, advice: mman::MADV_HUGEPAGE },
+                Op::Madvise { at: at(0, 0x1000), len: 0x1000, advice: mman::MADV_DOFORK },
+                Op::Touch { at: at(0, 0), len: 0x1000, write: false },
             ],
         ),
         (
