@@ -396,12 +396,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     /// Performs one user (EL0) access of `kind` at `va`, taking page faults as the kernel
-    /// does: `find_vma(addr)` returns the VMA containing `addr`, if any.
+    /// does: `find_vma(addr)` returns the VMA containing `addr`, if any. It is called only
+    /// when the access faults (so it may, say, grow a stack first, as the kernel's fault
+    /// path does).
     pub fn access(
         &mut self,
         va: VirtAddr,
         kind: AccessKind,
-        find_vma: &dyn Fn(u64) -> Option<VmaView>,
+        find_vma: &mut dyn FnMut(u64) -> Option<VmaView>,
     ) -> Touch {
         let access = Access::new(kind, El::El0);
         // A fault is retried after the handler fixed it; three rounds cover the longest
@@ -538,9 +540,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let write = kind == AccessKind::Write;
         let writable = vma.flags.contains(VmFlags::VM_WRITE);
         // No page table for the block yet: the level-2 entry is invalid, or the path stops
-        // above it.
+        // above it (looked up only where a huge page could go).
         let no_table =
-            match self
+            || match self
                 .mapper
                 .descriptor_at(self.mmu.memory(), VirtAddr::new(block), Level::L2)
             {
@@ -548,7 +550,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 Ok(None) => true,
                 Err(_) => false,
             };
-        if vma.thp && !shared && block >= vma.start && block + pmd <= vma.end && no_table {
+        if vma.thp && !shared && block >= vma.start && block + pmd <= vma.end && no_table() {
             // A block is mapped only with a frame left over for its deposit.
             let floor = self.deposits + 1;
             if !write {
@@ -1034,9 +1036,9 @@ mod tests {
     #[test]
     fn read_maps_zero_page_write_allocates_and_cow() {
         with_paging(PagingConfig::default(), |p| {
-            let v = vma(0x1000_0000, 0x1001_0000, RW, false);
+            let mut v = vma(0x1000_0000, 0x1001_0000, RW, false);
             let free0 = p.frames().free_frames();
-            let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Read, &v);
+            let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Read, &mut v);
             assert_eq!(r, Touch::Done(PhysAddr::new(p.zero_page().as_u64() + 0x10)));
             assert_eq!(
                 p.residency(0x1000_0000, 0x1001_0000),
@@ -1046,7 +1048,7 @@ mod tests {
                 }
             );
             // Write after read: copy-on-write off the zero page.
-            let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Write, &v);
+            let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Write, &mut v);
             assert!(matches!(r, Touch::Done(pa) if pa.as_u64() != p.zero_page().as_u64() + 0x10));
             assert_eq!(p.stats().cow, 1);
             let res = p.residency(0x1000_0000, 0x1001_0000);
@@ -1061,7 +1063,7 @@ mod tests {
             );
             // A second write hits the TLB: no new fault.
             let faults = p.stats().faults;
-            let _ = p.access(VirtAddr::new(0x1000_0018), AccessKind::Write, &v);
+            let _ = p.access(VirtAddr::new(0x1000_0018), AccessKind::Write, &mut v);
             assert_eq!(p.stats().faults, faults);
             p.zap(0x1000_0000, 0x1001_0000).unwrap();
             assert_eq!(p.frames().free_frames(), free0);
@@ -1072,8 +1074,8 @@ mod tests {
     #[test]
     fn segv_codes() {
         with_paging(PagingConfig::default(), |p| {
-            let v = vma(0x1000_0000, 0x1001_0000, VmFlags::VM_READ, false);
-            match p.access(VirtAddr::new(0), AccessKind::Write, &v) {
+            let mut v = vma(0x1000_0000, 0x1001_0000, VmFlags::VM_READ, false);
+            match p.access(VirtAddr::new(0), AccessKind::Write, &mut v) {
                 Touch::Segv(s) => {
                     assert_eq!(s.code, SegvCode::MapErr);
                     assert_eq!(s.fault.kind, FaultKind::Translation);
@@ -1082,10 +1084,10 @@ mod tests {
                 t => panic!("{t:?}"),
             }
             assert!(matches!(
-                p.access(VirtAddr::new(0x1000_0000), AccessKind::Read, &v),
+                p.access(VirtAddr::new(0x1000_0000), AccessKind::Read, &mut v),
                 Touch::Done(_)
             ));
-            match p.access(VirtAddr::new(0x1000_0000), AccessKind::Write, &v) {
+            match p.access(VirtAddr::new(0x1000_0000), AccessKind::Write, &mut v) {
                 Touch::Segv(s) => {
                     assert_eq!(s.code, SegvCode::AccErr);
                     assert_eq!(s.fault.kind, FaultKind::Permission);
@@ -1093,7 +1095,11 @@ mod tests {
                 t => panic!("{t:?}"),
             }
             // A tagged pointer reports the untagged address.
-            match p.access(VirtAddr::new(0x5a00_0000_0000_0000), AccessKind::Read, &v) {
+            match p.access(
+                VirtAddr::new(0x5a00_0000_0000_0000),
+                AccessKind::Read,
+                &mut v,
+            ) {
                 Touch::Segv(s) => assert_eq!((s.code, s.addr.as_u64()), (SegvCode::MapErr, 0)),
                 t => panic!("{t:?}"),
             }
@@ -1111,24 +1117,24 @@ mod tests {
                 ..PagingConfig::default()
             };
             with_paging(cfg, |p| {
-                let v = vma(0x4000_0000, 0x4060_0000, RW, true);
+                let mut v = vma(0x4000_0000, 0x4060_0000, RW, true);
                 // Write fault in an eligible block: a THP.
                 assert!(matches!(
-                    p.access(VirtAddr::new(0x4000_1000), AccessKind::Write, &v),
+                    p.access(VirtAddr::new(0x4000_1000), AccessKind::Write, &mut v),
                     Touch::Done(_)
                 ));
                 let r = p.residency(0x4000_0000, 0x4020_0000);
                 assert_eq!((r.rss, r.anon_huge), (2 << 20, 2 << 20));
                 // Read fault in the next block: the huge zero page.
                 assert!(matches!(
-                    p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &v),
+                    p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &mut v),
                     Touch::Done(_)
                 ));
                 let r = p.residency(0x4020_0000, 0x4040_0000);
                 assert_eq!((r.rss, r.present_pages), (0, 512));
                 // Write to it: 6.18 allocates a THP, 6.1/6.12 split and copy one page.
                 assert!(matches!(
-                    p.access(VirtAddr::new(0x4020_0000), AccessKind::Write, &v),
+                    p.access(VirtAddr::new(0x4020_0000), AccessKind::Write, &mut v),
                     Touch::Done(_)
                 ));
                 let r = p.residency(0x4020_0000, 0x4040_0000);
@@ -1157,23 +1163,23 @@ mod tests {
             FrameAllocator::new(PhysAddr::new(BASE), ram_len as u64, &mut storage, true).unwrap();
         let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
         let mut p: Paging<'_, _, 16> = Paging::new(PagingConfig::default(), mem, alloc).unwrap();
-        let v = vma(0x4000_0000, 0x4100_0000, RW, true);
+        let mut v = vma(0x4000_0000, 0x4100_0000, RW, true);
         assert!(matches!(
-            p.access(VirtAddr::new(0x4000_0000), AccessKind::Write, &v),
+            p.access(VirtAddr::new(0x4000_0000), AccessKind::Write, &mut v),
             Touch::Done(_)
         ));
         assert!(matches!(
-            p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &v),
+            p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &mut v),
             Touch::Done(_)
         ));
         assert_eq!(p.deposited_tables(), 2);
-        let small = vma(0x5000_0000, 0x6000_0000, RW, false);
+        let mut small = vma(0x5000_0000, 0x6000_0000, RW, false);
         let mut i = 0;
         while matches!(
             p.access(
                 VirtAddr::new(0x5000_0000 + i * 4096),
                 AccessKind::Write,
-                &small
+                &mut small
             ),
             Touch::Done(_)
         ) {
@@ -1206,11 +1212,15 @@ mod tests {
             ..PagingConfig::default()
         };
         let mut p: Paging<'_, _, 16> = Paging::new(cfg, mem, alloc).unwrap();
-        let v = vma(0x1000_0000, 0x2000_0000, RW, false);
+        let mut v = vma(0x1000_0000, 0x2000_0000, RW, false);
         let mut done = Vec::new();
         let mut oom = None;
         for i in 0..400u64 {
-            match p.access(VirtAddr::new(0x1000_0000 + i * 4096), AccessKind::Write, &v) {
+            match p.access(
+                VirtAddr::new(0x1000_0000 + i * 4096),
+                AccessKind::Write,
+                &mut v,
+            ) {
                 Touch::Done(_) => done.push(i),
                 Touch::OutOfMemory { addr } => {
                     oom = Some(addr);
@@ -1226,7 +1236,11 @@ mod tests {
         assert_eq!(r.rss, done.len() as u64 * 4096);
         for &i in &done {
             assert!(matches!(
-                p.access(VirtAddr::new(0x1000_0000 + i * 4096), AccessKind::Read, &v),
+                p.access(
+                    VirtAddr::new(0x1000_0000 + i * 4096),
+                    AccessKind::Read,
+                    &mut v
+                ),
                 Touch::Done(_)
             ));
         }

@@ -10,6 +10,7 @@ use super::mm::mman::{self, Advice, MapFlags, Prot};
 use super::mm::ops::PageOps;
 use super::mm::space::AddressSpace;
 use super::paging::{Paging, Touch, VmaView};
+use super::vma::Vma;
 use super::vmflags::VmFlags;
 use crate::addr::VirtAddr;
 use crate::arch::AccessKind;
@@ -247,23 +248,24 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
 
     /// Performs one user access through the MMU, taking page faults as the kernel does.
     pub fn access(&mut self, va: VirtAddr, kind: AccessKind) -> Touch {
-        // A fault below a grows-down VMA grows it first (expand_stack); if that is
-        // refused, the access finds no VMA and gets SEGV_MAPERR.
-        let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
-        if self.space.vma_lookup(addr).is_none() {
-            let _ = self.space.expand_stack(addr);
-        }
-        let space = &self.space;
+        let space = &mut self.space;
         let before = *self.paging.stats();
-        let find = |a: u64| {
-            space.vma_lookup(a).map(|v| VmaView {
+        // Called only when the access faults. A fault below a grows-down VMA grows it first
+        // (expand_stack); if that is refused, the access finds no VMA and gets SEGV_MAPERR.
+        let mut find = |a: u64| {
+            let view = |space: &AddressSpace<'_>, v: &Vma| VmaView {
                 start: v.vm_start,
                 end: v.vm_end,
                 flags: v.vm_flags,
                 thp: space.thp_eligible(v),
-            })
+            };
+            if let Some(v) = space.vma_lookup(a) {
+                return Some(view(space, v));
+            }
+            let _ = space.expand_stack(a);
+            space.vma_lookup(a).map(|v| view(space, v))
         };
-        let t = self.paging.access(va, kind, &find);
+        let t = self.paging.access(va, kind, &mut find);
         let after = self.paging.stats();
         if after.anon_pages != before.anon_pages || after.thp != before.thp {
             // A private page was allocated: the VMA gets its anon_vma (which decides merges).
