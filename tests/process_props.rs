@@ -96,7 +96,7 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
     let mut blocks = 0u64;
     let _ = paging
         .mapper()
-        .for_each_leaf(mem, VirtAddr::new(0), 1 << 47, |l| {
+        .for_each_leaf(mem, VirtAddr::new(0), u64::MAX, |l| {
             if 1u64 << l.size_log2 > PAGE {
                 blocks += 1;
             }
