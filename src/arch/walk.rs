@@ -332,34 +332,23 @@ fn walk_tables_as<M: PhysMemory + ?Sized, O: WalkOutput>(
 ) -> Result<O, Fault> {
     match h.fast.straight_page_shift {
         12 => walk_straight::<M, O, 12>(regime, h, mem, va, access),
-        14 => walk_straight_16k(regime, h, mem, va, access),
-        16 => walk_straight_64k(regime, h, mem, va, access),
+        14 => walk_straight_outlined::<M, O, 14>(regime, h, mem, va, access),
+        16 => walk_straight_outlined::<M, O, 16>(regime, h, mem, va, access),
         _ => walk_general(regime, h, mem, va, access).map(O::from_translation),
     }
 }
 
-/// Walks 16 KiB-granule tables on the straight-line path, out of line.
+/// Walks 16 or 64 KiB-granule tables (page shift `PAGE`) on the straight-line path, out of
+/// line.
 #[inline(never)]
-fn walk_straight_16k<M: PhysMemory + ?Sized, O: WalkOutput>(
+fn walk_straight_outlined<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
     regime: &Regime,
     h: &Half,
     mem: &mut M,
     va: VirtAddr,
     access: Access,
 ) -> Result<O, Fault> {
-    walk_straight::<M, O, 14>(regime, h, mem, va, access)
-}
-
-/// Walks 64 KiB-granule tables on the straight-line path, out of line.
-#[inline(never)]
-fn walk_straight_64k<M: PhysMemory + ?Sized, O: WalkOutput>(
-    regime: &Regime,
-    h: &Half,
-    mem: &mut M,
-    va: VirtAddr,
-    access: Access,
-) -> Result<O, Fault> {
-    walk_straight::<M, O, 16>(regime, h, mem, va, access)
+    walk_straight::<M, O, PAGE>(regime, h, mem, va, access)
 }
 
 /// Follows the tables of `h` (little-endian, granule page shift `PAGE`, start level 0 or
@@ -588,19 +577,8 @@ fn leaf_fast(
     {
         return None;
     }
-    let dbm = regime.hd() && raw & DBM != 0;
-    if dbm && access.is_write() && raw & AP_RO != 0 {
-        return None;
-    }
-    let dbm_writable = dbm && (regime.cpu().compat == Compat::Arch || access.is_write());
-    let perms = Permissions::from_leaf(
-        raw,
-        TableAttributes::from_bits_retain(c.tattrs & TABLE_ATTR_MASK),
-        h.hpd,
-        dbm_writable,
-        regime.wxn(),
-    );
-    if !perms.allows(&access, regime.epan()) {
+    let (dbm, perms) = leaf_permissions(regime, h, access, raw, c.tattrs);
+    if (dbm && access.is_write() && raw & AP_RO != 0) || !perms.allows(&access, regime.epan()) {
         return None;
     }
     Some(Leaf {
@@ -611,6 +589,29 @@ fn leaf_fast(
         descriptor: raw,
         descriptor_pa: desc_pa,
     })
+}
+
+/// Returns whether hardware dirty-state management applies to leaf `raw` (TCR.HD and its
+/// DBM bit), and the permissions it grants, with the tables' attributes `tattrs` and DBM
+/// making it writable where the compat mode says so (spec §3.4).
+#[inline(always)]
+fn leaf_permissions(
+    regime: &Regime,
+    h: &Half,
+    access: Access,
+    raw: u64,
+    tattrs: u64,
+) -> (bool, Permissions) {
+    let dbm = regime.hd() && raw & DBM != 0;
+    let dbm_writable = dbm && (regime.cpu().compat == Compat::Arch || access.is_write());
+    let perms = Permissions::from_leaf(
+        raw,
+        TableAttributes::from_bits_retain(tattrs & TABLE_ATTR_MASK),
+        h.hpd,
+        dbm_writable,
+        regime.wxn(),
+    );
+    (dbm, perms)
 }
 
 /// What the leaf evaluation found, for [`translation`].
@@ -709,15 +710,7 @@ fn leaf<M: PhysMemory + ?Sized, const BE: bool>(
             });
         }
         let compat = regime.cpu().compat;
-        let dbm = regime.hd() && raw & DBM != 0;
-        let dbm_writable = dbm && (compat == Compat::Arch || access.is_write());
-        let perms = Permissions::from_leaf(
-            raw,
-            TableAttributes::from_bits_retain(c.tattrs & TABLE_ATTR_MASK),
-            h.hpd,
-            dbm_writable,
-            regime.wxn(),
-        );
+        let (dbm, perms) = leaf_permissions(regime, h, access, raw, c.tattrs);
         if !perms.allows(&access, regime.epan()) {
             return fault(FaultKind::Permission, level);
         }

@@ -487,6 +487,17 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         self.map_above(va, pa, len, attrs, self.deposits)
     }
 
+    /// Maps the block at `va` to `pa`, with a frame left over for its deposit, which it then
+    /// takes. Returns whether it did.
+    fn map_block(&mut self, va: u64, pa: PhysAddr, attrs: Attributes) -> bool {
+        let floor = self.deposits + 1;
+        let ok = self.map_above(va, pa, self.pmd(), attrs, floor).is_ok();
+        if ok {
+            self.deposits += 1;
+        }
+        ok
+    }
+
     /// Maps `[va, va + len)` with table frames allocated only while `floor` stay free.
     fn map_above(
         &mut self,
@@ -551,27 +562,18 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 Err(_) => false,
             };
         if vma.thp && !shared && block >= vma.start && block + pmd <= vma.end && no_table() {
-            // A block is mapped only with a frame left over for its deposit.
-            let floor = self.deposits + 1;
             if !write {
                 if let Some(hz) = self.huge_zero {
-                    if self
-                        .map_above(block, hz, pmd, page_attrs(vma.flags, false), floor)
-                        .is_ok()
-                    {
-                        self.deposits += 1;
+                    if self.map_block(block, hz, page_attrs(vma.flags, false)) {
                         self.stats.huge_zero_maps += 1;
                         return Ok(());
                     }
                 }
-            } else if let Some(pa) =
-                self.alloc_above(self.config.granule.level_shift(Level::L2) - 12, floor)
-            {
-                if self
-                    .map_above(block, pa, pmd, page_attrs(vma.flags, writable), floor)
-                    .is_ok()
-                {
-                    self.deposits += 1;
+            } else if let Some(pa) = self.alloc_above(
+                self.config.granule.level_shift(Level::L2) - 12,
+                self.deposits + 1,
+            ) {
+                if self.map_block(block, pa, page_attrs(vma.flags, writable)) {
                     self.stats.thp += 1;
                     return Ok(());
                 }
@@ -630,12 +632,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                         if self.unmap(start, size).is_ok() {
                             mapped = false;
                             self.release_deposits(1);
-                            let floor = self.deposits + 1;
-                            if self
-                                .map_above(start, thp, size, page_attrs(vma.flags, true), floor)
-                                .is_ok()
-                            {
-                                self.deposits += 1;
+                            if self.map_block(start, thp, page_attrs(vma.flags, true)) {
                                 self.stats.thp += 1;
                                 self.stats.cow += 1;
                                 return Ok(());
