@@ -264,11 +264,7 @@ fn walk_pa_full<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<PhysAddr, Fault> {
-    if !regime.mmu_enabled() {
-        return mmu_off(regime, va, access).map(|t| t.pa);
-    }
-    let half = check_va(regime, va, access)?;
-    walk_tables_as::<M, PhysAddr>(regime, half, mem, va, access)
+    walk(regime, mem, va, access).map(|t| t.pa)
 }
 
 /// Walks the tables of `half` after a TLB miss (spec §4.1 steps 5–11).
@@ -287,68 +283,25 @@ pub fn walk_tables<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    walk_tables_as::<M, Translation>(regime, h, mem, va, access)
-}
-
-/// What a walk hands back: the whole [`Translation`], or only the physical address.
-trait WalkOutput: Sized {
-    /// Builds the output of a walk that ended at a leaf needing no update.
-    fn from_leaf(regime: &Regime, h: &Half, va: VirtAddr, c: &Cursor, l: Leaf) -> Self;
-    /// Cuts a full translation down to the output.
-    fn from_translation(t: Translation) -> Self;
-}
-
-impl WalkOutput for Translation {
-    #[inline(always)]
-    fn from_leaf(regime: &Regime, h: &Half, va: VirtAddr, c: &Cursor, l: Leaf) -> Self {
-        translation(regime, h, va, c, l, None)
-    }
-
-    #[inline(always)]
-    fn from_translation(t: Translation) -> Self {
-        t
-    }
-}
-
-impl WalkOutput for PhysAddr {
-    #[inline(always)]
-    fn from_leaf(_: &Regime, _: &Half, va: VirtAddr, c: &Cursor, l: Leaf) -> Self {
-        output_pa(va, c, l.oa)
-    }
-
-    #[inline(always)]
-    fn from_translation(t: Translation) -> Self {
-        t.pa
-    }
-}
-
-#[inline(always)]
-fn walk_tables_as<M: PhysMemory + ?Sized, O: WalkOutput>(
-    regime: &Regime,
-    h: &Half,
-    mem: &mut M,
-    va: VirtAddr,
-    access: Access,
-) -> Result<O, Fault> {
     match h.fast.straight_page_shift {
-        12 => walk_straight::<M, O, 12>(regime, h, mem, va, access),
-        14 => walk_straight_outlined::<M, O, 14>(regime, h, mem, va, access),
-        16 => walk_straight_outlined::<M, O, 16>(regime, h, mem, va, access),
-        _ => walk_general(regime, h, mem, va, access).map(O::from_translation),
+        12 => walk_straight::<M, 12>(regime, h, mem, va, access),
+        14 => walk_straight_outlined::<M, 14>(regime, h, mem, va, access),
+        16 => walk_straight_outlined::<M, 16>(regime, h, mem, va, access),
+        _ => walk_general(regime, h, mem, va, access),
     }
 }
 
 /// Walks 16 or 64 KiB-granule tables (page shift `PAGE`) on the straight-line path, out of
 /// line.
 #[inline(never)]
-fn walk_straight_outlined<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
+fn walk_straight_outlined<M: PhysMemory + ?Sized, const PAGE: u32>(
     regime: &Regime,
     h: &Half,
     mem: &mut M,
     va: VirtAddr,
     access: Access,
-) -> Result<O, Fault> {
-    walk_straight::<M, O, PAGE>(regime, h, mem, va, access)
+) -> Result<Translation, Fault> {
+    walk_straight::<M, PAGE>(regime, h, mem, va, access)
 }
 
 /// Follows the tables of `h` (little-endian, granule page shift `PAGE`, start level 0 or
@@ -414,13 +367,13 @@ fn straight_descent<M: PhysMemory + ?Sized, const PAGE: u32>(
 /// or below, with output addresses in descriptor bits \[47:PAGE\]: the levels unrolled with
 /// constant shifts, then the leaf's common case inline (see [`leaf_fast`]).
 #[inline(always)]
-fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
+fn walk_straight<M: PhysMemory + ?Sized, const PAGE: u32>(
     regime: &Regime,
     h: &Half,
     mem: &mut M,
     va: VirtAddr,
     access: Access,
-) -> Result<O, Fault> {
+) -> Result<Translation, Fault> {
     let (raw, desc_pa, c) = match straight_descent::<M, PAGE>(h, mem, va) {
         Ok(r) => r,
         Err(level) => {
@@ -433,10 +386,8 @@ fn walk_straight<M: PhysMemory + ?Sized, O: WalkOutput, const PAGE: u32>(
         }
     };
     match leaf_fast(regime, h, va, access, raw, desc_pa, &c) {
-        Some(l) => Ok(O::from_leaf(regime, h, va, &c, l)),
-        None => {
-            leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c).map(O::from_translation)
-        }
+        Some(l) => Ok(translation(regime, h, va, &c, l, None)),
+        None => leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c),
     }
 }
 
