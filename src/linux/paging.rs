@@ -862,7 +862,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 self.mapper
                     .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
             self.mmu.flush(flush);
-            self.settle_split(&leaf, s, e);
+            self.settle_split(&leaf, s);
             cursor = e;
         }
         Ok(())
@@ -887,7 +887,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     Attributes::empty(),
                 )?;
                 self.mmu.flush(flush);
-                self.settle_split(&leaf, s, e);
+                self.settle_split(&leaf, s);
             }
             cursor = e;
         }
@@ -900,9 +900,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         self.deposits = self.deposits.saturating_sub(n);
     }
 
-    /// Releases the deposit of block `leaf` if a change to `[s, e)` split it: a protect
-    /// that covers part of a block (with attributes it does not already have) splits it.
-    fn settle_split(&mut self, leaf: &Leaf, s: u64, _e: u64) {
+    /// Releases the deposit of block `leaf` if a change starting at `s` split it (a
+    /// protect of part of a block splits it).
+    fn settle_split(&mut self, leaf: &Leaf, s: u64) {
         let size = 1u64 << leaf.size_log2;
         if size > self.page() && self.leaf_at(s).is_some_and(|l| 1u64 << l.size_log2 < size) {
             self.release_deposits(1);

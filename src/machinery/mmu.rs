@@ -20,8 +20,21 @@ struct Context {
     /// (TxSZ out of range faults every access; E0PD faults EL0 accesses on a hit too).
     key_and: u64,
     key_or: u64,
-    /// Whether the TLB must not answer (and the access takes the slow path).
-    bypass: bool,
+}
+
+impl Context {
+    /// Returns the lookup key of `va`.
+    #[inline]
+    fn key(&self, va: u64) -> u64 {
+        (va & self.key_and) | self.key_or
+    }
+
+    /// Returns whether a walk of `va` may fill the TLB: the VA is in its half's range and
+    /// the TLB is not bypassed.
+    #[inline]
+    fn fills(&self, va: u64) -> bool {
+        va & self.range_mask == self.range_expect && self.key_or & BYPASS_KEY == 0
+    }
 }
 
 /// Returns the index of the [`Context`] for `va` and `access`.
@@ -90,7 +103,6 @@ pub struct Mmu<M: PhysMemory, const N: usize, const COUNT_HITS: bool = true> {
     regime: Regime,
     ctx: [Context; 8],
     epan: bool,
-    asid: u16,
     tlb: Tlb<N, COUNT_HITS>,
     mem: M,
 }
@@ -103,7 +115,6 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
             regime,
             ctx: [Context::default(); 8],
             epan: false,
-            asid: 0,
             tlb: Tlb::new(),
             mem,
         };
@@ -128,7 +139,8 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
                     (true, true) => (0x00ff_ffff_ffff_ffff, 0xff00_0000_0000_0000),
                 };
                 for el0 in [false, true] {
-                    let bypass = h.txsz_out_of_range || (el0 && h.e0pd);
+                    // The accesses check_va faults before any lookup (TxSZ, E0PD).
+                    let bypass = h.fast.deny & (1 | ((el0 as u8) << 1)) != 0;
                     let (key_and, key_or) = if bypass {
                         (0, BYPASS_KEY)
                     } else {
@@ -140,14 +152,12 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
                         range_expect: if upper { range_mask } else { 0 },
                         key_and,
                         key_or,
-                        bypass,
                     };
                 }
             }
         }
         self.epan = r.epan();
-        self.asid = r.asid();
-        self.tlb.set_asid(self.asid);
+        self.tlb.set_asid(r.asid());
     }
 
     /// Returns the decoded regime.
@@ -207,7 +217,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
     fn translate_miss(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
         let c = &self.ctx[context_index(v, &access)];
-        let key = (v & c.key_and) | c.key_or;
+        let key = c.key(v);
         let check = AccessCheck::new(&access, self.epan);
         if key != v & !0xfff {
             if let Some(pa) = self.tlb.lookup_page(key, v & 0xfff, check) {
@@ -217,9 +227,8 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         if let Some(pa) = self.tlb.lookup_block(key, v & 0xfff, check) {
             return Ok(pa);
         }
-        if !c.bypass && self.regime.mmu_enabled() && v & c.range_mask == c.range_expect {
-            let tag = key >> 12;
-            return self.walk_and_fill(va, tag, access).map(|t| t.pa);
+        if self.regime.mmu_enabled() && c.fills(v) {
+            return self.walk_and_fill(va, key >> 12, access).map(|t| t.pa);
         }
         self.slow(va, access).map(|t| t.pa)
     }
@@ -232,9 +241,8 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
     pub fn translate_walk(&mut self, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
         let v = va.as_u64();
         let c = &self.ctx[context_index(v, &access)];
-        if self.regime.mmu_enabled() && v & c.range_mask == c.range_expect && !c.bypass {
-            let tag = ((v & c.key_and) | c.key_or) >> 12;
-            return self.walk_and_fill(va, tag, access);
+        if self.regime.mmu_enabled() && c.fills(v) {
+            return self.walk_and_fill(va, c.key(v) >> 12, access);
         }
         self.slow(va, access)
     }

@@ -497,10 +497,8 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
         page_offset: u64,
         check: AccessCheck,
     ) -> Option<PhysAddr> {
-        match self.lookup_page(key, page_offset, check) {
-            Some(pa) => Some(pa),
-            None => self.lookup_block(key, page_offset, check),
-        }
+        self.lookup_page(key, page_offset, check)
+            .or_else(|| self.lookup_block(key, page_offset, check))
     }
 
     /// Looks `key` up in the 4 KiB array only (no counter moves on a miss).
