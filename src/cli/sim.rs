@@ -114,5 +114,7 @@ pub fn paging_config(params: &LayoutParams) -> PagingConfig {
             HugeZeroWrite::SplitAndCopy
         },
         asid: 1,
+        lru_batch: crate::linux::paging::MAX_LRU_BATCH as u8,
+        unmap_drains: params.version < KernelVersion::V6_18,
     }
 }

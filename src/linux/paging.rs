@@ -7,6 +7,8 @@
 
 use core::fmt;
 
+use arrayvec::ArrayVec;
+
 use super::vmflags::VmFlags;
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{
@@ -97,7 +99,18 @@ pub struct PagingConfig {
     pub huge_zero_write: HugeZeroWrite,
     /// The ASID of the process.
     pub asid: u16,
+    /// The capacity of the kernel's per-CPU folio batches (`PAGEVEC_SIZE`, at most
+    /// [`MAX_LRU_BATCH`]): MADV_FREE makes small folios lazy-free only when this many are
+    /// pending or the batch is drained (see [`Paging::lru_add_drain`]).
+    pub lru_batch: u8,
+    /// Whether unmapping and zapping pages (munmap, MAP_FIXED over a mapping, brk shrink,
+    /// MADV_DONTNEED) drain the folio batches first (`lru_add_drain()` in `unmap_region`
+    /// and `zap_page_range_single`): Linux 6.1 and 6.12 do, 6.18 does not.
+    pub unmap_drains: bool,
 }
+
+/// The largest folio batch of any kernel modelled (`PAGEVEC_SIZE` of Linux 6.6 and later).
+pub const MAX_LRU_BATCH: usize = 31;
 
 impl Default for PagingConfig {
     fn default() -> Self {
@@ -107,6 +120,8 @@ impl Default for PagingConfig {
             huge_zero_page: true,
             huge_zero_write: HugeZeroWrite::AllocateThp,
             asid: 1,
+            lru_batch: MAX_LRU_BATCH as u8,
+            unmap_drains: false,
         }
     }
 }
@@ -164,14 +179,43 @@ pub struct PagingStats {
 pub struct Residency {
     /// Private pages mapped (zero pages excluded).
     pub rss: u64,
-    /// Of those, dirty (writable and written).
+    /// Of those, dirty as `pte_dirty()` sees them (hardware or software dirty).
     pub private_dirty: u64,
     /// Of those, clean (e.g. after MADV_FREE).
     pub private_clean: u64,
+    /// Of those, young: the access flag is set (it is cleared by MADV_FREE and set again
+    /// by the next access).
+    pub referenced: u64,
+    /// Of those, lazy-free (made so by MADV_FREE) and still clean.
+    pub lazy_free: u64,
     /// Bytes mapped by level-2 blocks (PMD THPs).
     pub anon_huge: u64,
     /// Pages with any mapping, zero pages included (what mincore reports), in base pages.
     pub present_pages: u64,
+}
+
+/// The software dirty bit, arm64 Linux's `PTE_DIRTY` (bit 55). It keeps a page's dirty
+/// state while the hardware-dirty encoding (DBM set, AP\[2\] clear) cannot hold it: when
+/// mprotect takes write permission away, as `pte_modify()` and `pte_wrprotect()` do.
+pub const PTE_DIRTY: Attributes = Attributes::SW0;
+
+/// Software bit 56 of a leaf: the page was made lazy-free by MADV_FREE. The kernel keeps
+/// this in the folio (it clears `PG_swapbacked`); pagesim has no `struct folio` and keeps it
+/// in the leaf, which is where smaps finds it. (arm64 Linux uses bit 56 for `PTE_SPECIAL`,
+/// which pagesim does not model.)
+pub const PTE_LAZYFREE: Attributes = Attributes::SW1;
+
+/// Software bit 57 of a leaf: the folio's `PG_referenced`, which `folio_mark_accessed()`
+/// sets (get_user_pages with FOLL_TOUCH: MAP_POPULATE, MADV_POPULATE_*) and MADV_COLD and
+/// the lazy-free move clear. smaps counts a page as Referenced when its access flag or this
+/// bit is set. (arm64 Linux uses bit 57 for `PTE_DEVMAP`, which pagesim does not model.)
+pub const PG_REFERENCED: Attributes = Attributes::SW2;
+
+/// Returns whether a leaf descriptor is dirty as arm64 Linux's `pte_dirty()` sees it:
+/// software dirty ([`PTE_DIRTY`]) or hardware dirty (DBM set and AP\[2\] clear).
+pub const fn pte_dirty(desc: u64) -> bool {
+    desc & PTE_DIRTY.bits() != 0
+        || (desc & Attributes::DBM.bits() != 0 && desc & Attributes::AP_RO.bits() == 0)
 }
 
 /// MAIR_EL1 as Linux arm64 programs it: Normal WB (0), Normal tagged (1), Normal NC (2),
@@ -192,6 +236,10 @@ pub struct Paging<'f, M: PhysMemory, const N: usize> {
     huge_zero: Option<PhysAddr>,
     config: PagingConfig,
     stats: PagingStats,
+    /// The per-CPU `lru_lazyfree` batch: (VA, PA) of the small folios MADV_FREE marked
+    /// since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the batch
+    /// moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
+    lazyfree_batch: ArrayVec<(u64, u64), MAX_LRU_BATCH>,
 }
 
 impl<M: PhysMemory, const N: usize> fmt::Debug for Paging<'_, M, N> {
@@ -312,6 +360,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             config,
             deposits: 0,
             stats: PagingStats::default(),
+            lazyfree_batch: ArrayVec::new(),
         })
     }
 
@@ -573,7 +622,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 self.config.granule.level_shift(Level::L2) - 12,
                 self.deposits + 1,
             ) {
-                if self.map_block(block, pa, page_attrs(vma.flags, writable)) {
+                if self.map_block(block, pa, page_attrs(vma.flags, writable) | PTE_DIRTY) {
                     self.stats.thp += 1;
                     return Ok(());
                 }
@@ -595,7 +644,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         // A shared mapping's page starts clean; hardware DBM marks it dirty on write.
         let attrs = page_attrs(vma.flags, writable);
         let attrs = if write {
-            attrs
+            // do_anonymous_page: pte_mkwrite(pte_mkdirty(entry)).
+            attrs | PTE_DIRTY
         } else {
             attrs | Attributes::AP_RO
         };
@@ -632,7 +682,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                         if self.unmap(start, size).is_ok() {
                             mapped = false;
                             self.release_deposits(1);
-                            if self.map_block(start, thp, page_attrs(vma.flags, true)) {
+                            let attrs = page_attrs(vma.flags, true) | PTE_DIRTY;
+                            if self.map_block(start, thp, attrs) {
                                 self.stats.thp += 1;
                                 self.stats.cow += 1;
                                 return Ok(());
@@ -658,8 +709,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             let order = self.config.granule.page_shift() - 12;
             let new = self.alloc(order).ok_or(oom)?;
             self.unmap(va, page).map_err(|_| oom)?;
+            // wp_page_copy: maybe_mkwrite(pte_mkdirty(entry)).
             if self
-                .map(va, new, page, page_attrs(vma.flags, true))
+                .map(va, new, page, page_attrs(vma.flags, true) | PTE_DIRTY)
                 .is_err()
             {
                 let _ = self.frames.free_run(new, order);
@@ -669,7 +721,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             self.stats.cow += 1;
             return Ok(());
         }
-        // An exclusive anonymous page: reuse it, writable and dirty.
+        // An exclusive anonymous page: reuse it, young, writable and dirty (wp_page_reuse:
+        // maybe_mkwrite(pte_mkdirty(pte_mkyoung(entry)))).
         let start = leaf.va.as_u64();
         let mem = self.mmu.memory_mut();
         let flush = self
@@ -679,7 +732,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 &mut self.frames,
                 VirtAddr::new(start),
                 size,
-                Attributes::DBM,
+                Attributes::DBM | Attributes::AF | PTE_DIRTY,
                 Attributes::AP_RO,
             )
             .map_err(|_| oom)?;
@@ -826,8 +879,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     /// Rewrites the attributes of the pages present in `[start, end)` for new VMA flags
-    /// (mprotect): zero-page mappings stay read-only, private pages become writable with
-    /// `VM_WRITE`; PROT_NONE keeps pages resident but inaccessible.
+    /// (mprotect), as arm64 Linux's `pte_modify()`: zero-page mappings stay read-only,
+    /// private pages become writable with `VM_WRITE`, PROT_NONE keeps pages resident but
+    /// inaccessible. The dirty state survives every change: a hardware-dirty page that
+    /// loses write permission keeps it in [`PTE_DIRTY`], and a software-dirty page that
+    /// becomes writable is hardware-dirty again.
     ///
     /// # Errors
     /// [`MapError`] if a table change fails.
@@ -840,7 +896,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let mut cursor = start;
         while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
             let writable = flags.contains(VmFlags::VM_WRITE) && !self.is_zero(leaf.pa.as_u64());
-            let dirty = leaf.descriptor.bits() & Attributes::AP_RO.bits() == 0;
+            let dirty = pte_dirty(leaf.descriptor.bits());
             let mut want = page_attrs(flags, writable && dirty);
             if writable && !dirty {
                 // Clean but writable: DBM set, AP[2] set until hardware marks it dirty.
@@ -850,11 +906,15 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 want.remove(Attributes::AP_EL0 | Attributes::DBM);
                 want |= Attributes::AP_RO | Attributes::UXN;
             }
+            if dirty {
+                want |= PTE_DIRTY;
+            }
             let owned = Attributes::AP_EL0
                 | Attributes::AP_RO
                 | Attributes::DBM
                 | Attributes::UXN
-                | Attributes::PXN;
+                | Attributes::PXN
+                | PTE_DIRTY;
             let set = want & owned;
             let clear = owned - set;
             let mem = self.mmu.memory_mut();
@@ -868,29 +928,205 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         Ok(())
     }
 
-    /// Marks the private pages of `[start, end)` clean (MADV_FREE): they stay resident but
-    /// move from Private_Dirty to Private_Clean until written again.
+    /// Makes the private pages of `[start, end)` lazy-free (MADV_FREE) as
+    /// `madvise_free_single_vma` does: it drains the folio batches first, then leaves every
+    /// page resident, clean and old (`pte_mkclean`, `pte_mkold`: Private_Dirty becomes
+    /// Private_Clean, Referenced drops until the next access) and hands each folio that is
+    /// not lazy-free yet to the per-CPU `lru_lazyfree` batch (`folio_mark_lazyfree`). A
+    /// folio counts as LazyFree once that batch moves: when it fills
+    /// ([`PagingConfig::lru_batch`]), at once for a THP, or at the next drain.
     ///
     /// # Errors
     /// [`MapError`] if a table change fails.
     pub fn mark_clean(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        self.lru_add_drain()?;
+        let page = self.page();
         let mut cursor = start;
         while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
-            if !self.is_zero(leaf.pa.as_u64()) && leaf.descriptor.dbm() {
-                let mem = self.mmu.memory_mut();
-                let flush = self.mapper.protect(
-                    mem,
-                    &mut self.frames,
-                    VirtAddr::new(s),
-                    e - s,
-                    Attributes::AP_RO,
-                    Attributes::empty(),
-                )?;
-                self.mmu.flush(flush);
-                self.settle_split(&leaf, s);
-            }
             cursor = e;
+            if self.is_zero(leaf.pa.as_u64()) {
+                continue;
+            }
+            let mem = self.mmu.memory_mut();
+            let flush = self.mapper.protect(
+                mem,
+                &mut self.frames,
+                VirtAddr::new(s),
+                e - s,
+                Attributes::AP_RO,
+                PTE_DIRTY | Attributes::AF,
+            )?;
+            self.mmu.flush(flush);
+            self.settle_split(&leaf, s);
+            if leaf.descriptor.bits() & PTE_LAZYFREE.bits() != 0 {
+                // Already lazy-free (not swap-backed): folio_mark_lazyfree skips it.
+                continue;
+            }
+            let size = 1u64 << leaf.size_log2;
+            if size > page && s == leaf.va.as_u64() && e - s == size {
+                // A whole THP: a large folio moves the batch at once.
+                self.set_lazyfree(s, size)?;
+                self.lru_add_drain()?;
+                continue;
+            }
+            let pa0 = leaf.pa.as_u64() + (s - leaf.va.as_u64());
+            let mut a = s;
+            while a < e {
+                if self.lazyfree_batch.is_full() {
+                    self.lru_add_drain()?;
+                }
+                let pushed = self.lazyfree_batch.try_push((a, pa0 + (a - s))).is_ok();
+                debug_assert!(pushed, "a drained batch has room");
+                if self.lazyfree_batch.len() >= usize::from(self.config.lru_batch).max(1) {
+                    // folio_batch_add() returned no space left: the batch moves.
+                    self.lru_add_drain()?;
+                }
+                a += page;
+            }
         }
+        Ok(())
+    }
+
+    /// Deactivates the private pages of `[start, end)` (MADV_COLD) as
+    /// `madvise_cold_or_pageout_pte_range` does after draining the folio batches: each
+    /// page that is not a zero page becomes old and loses `PG_referenced`, so that smaps
+    /// no longer counts it as Referenced until it is accessed again. A THP that the range
+    /// covers only in part is split first.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails.
+    pub fn deactivate(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        self.lru_add_drain()?;
+        let mut cursor = start;
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
+            cursor = e;
+            if self.is_zero(leaf.pa.as_u64()) {
+                continue;
+            }
+            let mem = self.mmu.memory_mut();
+            let flush = self.mapper.protect(
+                mem,
+                &mut self.frames,
+                VirtAddr::new(s),
+                e - s,
+                Attributes::empty(),
+                Attributes::AF | PG_REFERENCED,
+            )?;
+            self.mmu.flush(flush);
+            self.settle_split(&leaf, s);
+        }
+        Ok(())
+    }
+
+    /// Faults in and touches one page as `get_user_pages` with FOLL_TOUCH does
+    /// (MAP_POPULATE, MADV_POPULATE_READ/WRITE): a page that is present and allows the
+    /// access is not accessed through the MMU, so its access flag and hardware dirty state
+    /// stay as they are; its folio is marked accessed (`folio_mark_accessed`: the first
+    /// time sets [`PG_REFERENCED`], the next activates the folio and clears it) and, for a
+    /// write, dirty. A missing page, or a write to one that is not writable (a zero page),
+    /// is faulted in first, as [`Paging::access`] does.
+    pub fn gup_touch(
+        &mut self,
+        va: VirtAddr,
+        kind: AccessKind,
+        find_vma: &mut dyn FnMut(u64) -> Option<VmaView>,
+    ) -> Touch {
+        let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
+        let write = kind == AccessKind::Write;
+        let present = self.leaf_at(addr).is_some_and(|l| {
+            let d = l.descriptor.bits();
+            // pte_write() on arm64 is PTE_WRITE, the DBM bit.
+            !write || d & Attributes::DBM.bits() != 0
+        });
+        let done = if present {
+            match self.leaf_at(addr) {
+                Some(l) => Touch::Done(PhysAddr::new(
+                    l.pa.as_u64() + (addr - l.va.as_u64()),
+                )),
+                None => return Touch::OutOfMemory { addr: va },
+            }
+        } else {
+            match self.access(va, kind, find_vma) {
+                Touch::Done(pa) => Touch::Done(pa),
+                t => return t,
+            }
+        };
+        let Some(l) = self.leaf_at(addr) else {
+            return done;
+        };
+        if self.is_zero(l.pa.as_u64()) {
+            return done;
+        }
+        let d = l.descriptor.bits();
+        let mut set = Attributes::empty();
+        let mut clear = Attributes::empty();
+        if write && !pte_dirty(d) {
+            // folio_mark_dirty: pagesim keeps folio and PTE dirtiness in one bit.
+            set |= PTE_DIRTY;
+        }
+        if d & PG_REFERENCED.bits() == 0 {
+            set |= PG_REFERENCED;
+        } else {
+            clear |= PG_REFERENCED;
+        }
+        let mem = self.mmu.memory_mut();
+        match self.mapper.protect(
+            mem,
+            &mut self.frames,
+            l.va,
+            1u64 << l.size_log2,
+            set,
+            clear,
+        ) {
+            Ok(flush) => {
+                self.mmu.flush(flush);
+                done
+            }
+            Err(_) => Touch::OutOfMemory { addr: va },
+        }
+    }
+
+    /// Drains this CPU's folio batches (`lru_add_drain`): the folios waiting in the
+    /// `lru_lazyfree` batch become lazy-free. The kernel drains before MADV_FREE,
+    /// MADV_DONTNEED, MADV_COLD/PAGEOUT and before unmapping VMAs (munmap, MAP_FIXED over
+    /// a mapping, brk shrink); [`crate::linux::process::Process`] calls it there.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails (a software-bit change of a mapped page never
+    /// needs a frame).
+    pub fn lru_add_drain(&mut self) -> Result<(), MapError> {
+        let page = self.page();
+        while let Some((va, pa)) = self.lazyfree_batch.pop_at(0) {
+            // The folio is still mapped where MADV_FREE found it: every path that unmaps
+            // pages drains first, so the check only guards the model's own invariant.
+            let same = self
+                .leaf_at(va)
+                .is_some_and(|l| l.pa.as_u64() + (va - l.va.as_u64()) == pa);
+            if same {
+                self.set_lazyfree(va, page)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns how many small folios wait in the `lru_lazyfree` batch.
+    pub fn pending_lazyfree(&self) -> usize {
+        self.lazyfree_batch.len()
+    }
+
+    /// The lazy-free move of one folio (`lru_lazyfree`): not swap-backed any more, and
+    /// neither referenced nor active.
+    fn set_lazyfree(&mut self, va: u64, len: u64) -> Result<(), MapError> {
+        let mem = self.mmu.memory_mut();
+        let flush = self.mapper.protect(
+            mem,
+            &mut self.frames,
+            VirtAddr::new(va),
+            len,
+            PTE_LAZYFREE,
+            PG_REFERENCED,
+        )?;
+        self.mmu.flush(flush);
         Ok(())
     }
 
@@ -925,11 +1161,18 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     let e = (l_start + size).min(end);
                     r.present_pages += (e - s) / page;
                     if !self.is_zero(l.pa.as_u64()) {
+                        let d = l.descriptor.bits();
                         r.rss += e - s;
-                        if l.descriptor.bits() & Attributes::AP_RO.bits() == 0 {
+                        if pte_dirty(d) {
                             r.private_dirty += e - s;
                         } else {
                             r.private_clean += e - s;
+                            if d & PTE_LAZYFREE.bits() != 0 {
+                                r.lazy_free += e - s;
+                            }
+                        }
+                        if d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
+                            r.referenced += e - s;
                         }
                         if size > page && s == l_start && e == l_start + size {
                             r.anon_huge += size;

@@ -34,6 +34,11 @@ impl<M: PhysMemory, const N: usize> Sync<'_, '_, M, N> {
 
 impl<M: PhysMemory, const N: usize> PageOps for Sync<'_, '_, M, N> {
     fn unmapped(&mut self, start: u64, end: u64) {
+        if self.paging.config().unmap_drains {
+            // unmap_region: lru_add_drain() before the zap.
+            let r = self.paging.lru_add_drain();
+            self.note(r);
+        }
         let r = self.paging.zap(start, end);
         self.note(r);
     }
@@ -44,6 +49,11 @@ impl<M: PhysMemory, const N: usize> PageOps for Sync<'_, '_, M, N> {
     }
 
     fn zap(&mut self, start: u64, end: u64) {
+        if self.paging.config().unmap_drains {
+            // zap_page_range_single: lru_add_drain() before the zap.
+            let r = self.paging.lru_add_drain();
+            self.note(r);
+        }
         let r = self.paging.zap(start, end);
         self.note(r);
     }
@@ -61,6 +71,13 @@ impl<M: PhysMemory, const N: usize> PageOps for Sync<'_, '_, M, N> {
     fn advise(&mut self, start: u64, end: u64, advice: Advice) {
         if advice == mman::MADV_FREE {
             let r = self.paging.mark_clean(start, end);
+            self.note(r);
+        } else if advice == mman::MADV_COLD {
+            let r = self.paging.deactivate(start, end);
+            self.note(r);
+        } else if advice == mman::MADV_PAGEOUT || advice == mman::MADV_WILLNEED {
+            // Both run after lru_add_drain(); reclaim itself is not modelled.
+            let r = self.paging.lru_add_drain();
             self.note(r);
         }
     }
@@ -99,6 +116,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// writable private mappings, read faults elsewhere; inaccessible pages are skipped.
     fn populate(&mut self, start: u64, end: u64, write: bool) {
         let page = self.paging.config().granule.page_size();
+        let mut drained = false;
         let mut a = start;
         while a < end {
             let kind = match self.space.vma_lookup(a) {
@@ -114,7 +132,15 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
                     continue;
                 }
             };
-            if let Touch::OutOfMemory { .. } = self.access(VirtAddr::new(a), kind) {
+            if !drained {
+                // get_user_pages on an accessible VMA drains the folio batches first
+                // (observed: a PROT_NONE MAP_POPULATE does not).
+                drained = true;
+                if self.paging.lru_add_drain().is_err() {
+                    return;
+                }
+            }
+            if let Touch::OutOfMemory { .. } = self.gup_touch(VirtAddr::new(a), kind) {
                 return;
             }
             a += page;
@@ -184,6 +210,10 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// The kernel's errno for the call.
     pub fn madvise(&mut self, addr: u64, len: u64, advice: Advice) -> Result<(), Errno> {
+        if advice == mman::MADV_POPULATE_READ || advice == mman::MADV_POPULATE_WRITE {
+            // Observed on 6.18: MADV_POPULATE_* drains the folio batches even when it fails.
+            self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
+        }
         let mut s = Sync {
             paging: &mut self.paging,
             populate: ArrayVec::new(),
@@ -248,6 +278,15 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
 
     /// Performs one user access through the MMU, taking page faults as the kernel does.
     pub fn access(&mut self, va: VirtAddr, kind: AccessKind) -> Touch {
+        self.touch(va, kind, false)
+    }
+
+    /// Touches a page as get_user_pages does for population (see [`Paging::gup_touch`]).
+    fn gup_touch(&mut self, va: VirtAddr, kind: AccessKind) -> Touch {
+        self.touch(va, kind, true)
+    }
+
+    fn touch(&mut self, va: VirtAddr, kind: AccessKind, gup: bool) -> Touch {
         let space = &mut self.space;
         let before = *self.paging.stats();
         // Called only when the access faults. A fault below a grows-down VMA grows it first
@@ -262,19 +301,23 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             if let Some(v) = space.vma_lookup(a) {
                 return Some(view(space, v));
             }
-            let _ = space.expand_stack(a);
+            // The kernel ignores a refused expansion here too: the lookup below fails.
+            let _refused = space.expand_stack(a).is_err();
             space.vma_lookup(a).map(|v| view(space, v))
         };
-        let t = self.paging.access(va, kind, &mut find);
+        let t = if gup {
+            self.paging.gup_touch(va, kind, &mut find)
+        } else {
+            self.paging.access(va, kind, &mut find)
+        };
         let after = self.paging.stats();
         if after.anon_pages != before.anon_pages || after.thp != before.thp {
             // A private page was allocated: the VMA gets its anon_vma (which decides merges).
+            // Shared anonymous (shmem) pages are page cache, with no anon_vma.
             let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
-            if self
-                .space
-                .vma_lookup(addr)
-                .is_some_and(|v| v.anon_vma.is_none())
-            {
+            if self.space.vma_lookup(addr).is_some_and(|v| {
+                v.anon_vma.is_none() && !v.vm_flags.contains(VmFlags::VM_SHARED)
+            }) {
                 let _ = self.space.anon_vma_prepare(addr);
             }
         }
@@ -311,8 +354,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             pss_dirty: kb(r.private_dirty),
             private_clean: kb(r.private_clean),
             private_dirty: kb(r.private_dirty),
-            referenced: kb(r.rss),
+            referenced: kb(r.referenced),
             anonymous: if anon { kb(r.rss) } else { 0 },
+            lazy_free: if anon { kb(r.lazy_free) } else { 0 },
             anon_huge_pages: kb(r.anon_huge),
             locked: if flags.contains(VmFlags::VM_LOCKED) {
                 kb(r.rss)

@@ -24,19 +24,81 @@ pub struct Reply {
 /// The stack rlimit the executor runs with.
 pub const STACK_RLIMIT: u64 = 8 << 20;
 
+/// The CPUs this process could run on before [`pin_driver`] narrowed them.
+fn allowed_cpus() -> Vec<usize> {
+    static CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    CPUS.get_or_init(affinity).clone()
+}
+
+fn affinity() -> Vec<usize> {
+    // SAFETY: sched_getaffinity writes into the zeroed set it is given.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![];
+        }
+        set
+    };
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: reads a bit of a valid set.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+/// The CPU every executor runs on, when there are two or more: the last allowed one. The
+/// driver pins itself to another ([`pin_driver`]), so that its own munmaps never drain the
+/// executor's per-CPU folio batches (`lru_add_drain` is per CPU), which decide when
+/// MADV_FREE'd pages count as LazyFree.
+pub fn executor_cpu() -> Option<usize> {
+    let cpus = allowed_cpus();
+    (cpus.len() >= 2).then(|| cpus[cpus.len() - 1])
+}
+
+/// Pins the driver to the first allowed CPU (see [`executor_cpu`]); returns false when
+/// there is only one CPU, so that executor and driver share its folio batches.
+pub fn pin_driver() -> bool {
+    let cpus = allowed_cpus();
+    if cpus.len() < 2 {
+        return false;
+    }
+    // SAFETY: sched_setaffinity reads the set it is given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus[0], &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
 impl Kernel {
     /// Spawns a fresh executor: this test binary re-exec'd with PAGESIM_EXECUTOR=1, address
-    /// randomisation off and an 8 MiB stack rlimit.
+    /// randomisation off and an 8 MiB stack rlimit, on [`executor_cpu`].
     pub fn spawn() -> std::io::Result<Kernel> {
+        Kernel::spawn_on(executor_cpu())
+    }
+
+    /// Spawns a throwaway executor (one that replays a sequence to see a signal) on the
+    /// driver's CPU, so that its exit, which drains that CPU's folio batches, leaves the
+    /// batches of the executor on [`executor_cpu`] alone.
+    pub fn spawn_throwaway() -> std::io::Result<Kernel> {
+        Kernel::spawn_on(allowed_cpus().first().copied().filter(|_| executor_cpu().is_some()))
+    }
+
+    fn spawn_on(cpu: Option<usize>) -> std::io::Result<Kernel> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.env("PAGESIM_EXECUTOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: only async-signal-safe calls (personality, setrlimit) between fork and exec.
+        // SAFETY: only async-signal-safe calls (personality, setrlimit, sched_setaffinity)
+        // between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if let Some(c) = cpu {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(c, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                }
                 libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
                 let lim = libc::rlimit {
                     rlim_cur: STACK_RLIMIT,
@@ -86,35 +148,49 @@ impl Kernel {
         Ok(String::from_utf8_lossy(&self.call(op::SMAPS, &[])?.payload).into_owned())
     }
 
-    /// Touches one byte of every page of `[addr, addr + len)` from outside the process
-    /// (process_vm_readv / writev), which faults pages in like a user access but reports
-    /// EFAULT instead of raising SIGSEGV. Returns how many pages completed before a fault.
-    pub fn touch(&mut self, addr: u64, len: u64, write: bool) -> (u64, bool) {
+    /// Touches one byte of every page of `[addr, addr + len)` from inside the executor, as
+    /// its own loads and stores (so the hardware sets the accessed and dirty bits, as for a
+    /// program), stopping before the first page that would fault: one outside every VMA
+    /// of the current maps, or in a VMA without the permission (any of `rwx` for a read,
+    /// `w` for a write). Returns how many pages completed and whether it stopped early;
+    /// the signal the faulting access raises is found by replaying in a throwaway executor.
+    pub fn touch(&mut self, addr: u64, len: u64, write: bool) -> std::io::Result<(u64, bool)> {
+        let maps = self.maps()?;
+        let vmas: Vec<(u64, u64, String)> = maps
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (s, e) = f.next()?.split_once('-')?;
+                let perms = f.next()?.to_string();
+                Some((
+                    u64::from_str_radix(s, 16).ok()?,
+                    u64::from_str_radix(e, 16).ok()?,
+                    perms,
+                ))
+            })
+            .collect();
         let pages = len.div_ceil(4096);
-        for i in 0..pages {
-            let mut byte = [0u8; 1];
-            let local = libc::iovec {
-                iov_base: byte.as_mut_ptr() as *mut _,
-                iov_len: 1,
-            };
-            let remote = libc::iovec {
-                iov_base: (addr + i * 4096) as *mut _,
-                iov_len: 1,
-            };
-            // SAFETY: the local iovec points at a live 1-byte buffer; the remote one is only
-            // interpreted by the kernel in the executor's address space.
-            let n = unsafe {
-                if write {
-                    libc::process_vm_writev(self.pid() as i32, &local, 1, &remote, 1, 0)
-                } else {
-                    libc::process_vm_readv(self.pid() as i32, &local, 1, &remote, 1, 0)
-                }
-            };
-            if n != 1 {
-                return (i, true);
+        let mut ok = 0;
+        while ok < pages {
+            let a = addr + ok * 4096;
+            let allowed = vmas.iter().any(|(s, e, p)| {
+                a >= *s
+                    && a < *e
+                    && if write {
+                        p.as_bytes()[1] == b'w'
+                    } else {
+                        p[..3].bytes().any(|c| c != b'-')
+                    }
+            });
+            if !allowed {
+                break;
             }
+            ok += 1;
         }
-        (pages, false)
+        if ok > 0 {
+            self.call(op::TOUCH, &[addr, ok, write as u64])?;
+        }
+        Ok((ok, ok < pages))
     }
 
     /// Reads /proc/PID/pagemap entries for the pages of `[start, end)`.

@@ -30,6 +30,10 @@ pub mod op {
     /// ret 0 when the access completed, or ret -2 with errno = si_code and an 8-byte payload
     /// si_addr, after which the executor exits (it is a throwaway process).
     pub const TOUCH_SIGNAL: u32 = 10;
+    /// Touch one byte of each of the a1 pages from a0 itself (a2 != 0: write a zero, else
+    /// read), as a program does: the hardware sets the accessed and dirty bits. The driver
+    /// asks only for pages that cannot fault (see `Kernel::touch`).
+    pub const TOUCH: u32 = 11;
 }
 
 /// The SIGSEGV handler of TOUCH_SIGNAL: reports si_code and si_addr on fd 1 and exits.
@@ -162,6 +166,21 @@ pub fn run() -> ! {
                         std::ptr::write_volatile(p, std::ptr::read_volatile(p));
                     } else {
                         std::hint::black_box(std::ptr::read_volatile(p));
+                    }
+                }
+                (0, 0, 0)
+            }
+            op::TOUCH => {
+                for i in 0..a[1] {
+                    let p = (a[0] + i * 4096) as *mut u8;
+                    // SAFETY: the driver asks only for pages inside VMAs that allow the
+                    // access, and only for memory the sequence mapped (never the executor's).
+                    unsafe {
+                        if a[2] != 0 {
+                            std::ptr::write_volatile(p, 0);
+                        } else {
+                            std::hint::black_box(std::ptr::read_volatile(p));
+                        }
                     }
                 }
                 (0, 0, 0)
