@@ -21,6 +21,15 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CpuArg {
+    /// Every feature pagesim models, with a 52-bit physical address space (FEAT_LPA).
+    Max,
+    /// Armv8.0: a 48-bit physical address space, no optional features.
+    #[value(name = "v8.0")]
+    V8_0,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum CompatArg {
     /// The Arm architecture (default).
     Arch,
@@ -45,6 +54,10 @@ enum Command {
         /// Which behaviour to follow where QEMU and the architecture differ.
         #[arg(long, value_enum, default_value = "arch")]
         compat: CompatArg,
+        /// The CPU model: `max` (every feature, 52-bit PA: FEAT_LPA, LPA2, HAFDBS, PAN3 …)
+        /// or `v8.0` (Armv8.0: 48-bit PA, no optional features).
+        #[arg(long, value_enum, default_value = "max")]
+        cpu: CpuArg,
     },
     /// Replay the seed notes' two programs on a simulated arm64 process (the default).
     #[command(
@@ -249,14 +262,18 @@ fn run_script(a: RunArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo) {
-        Command::At { compat } => {
+        Command::At { compat, cpu } => {
             let compat = match compat {
                 CompatArg::Arch => Compat::Arch,
                 CompatArg::Qemu => Compat::Qemu,
             };
+            let cpu = match cpu {
+                CpuArg::Max => Cpu::MAX,
+                CpuArg::V8_0 => Cpu::V8_0,
+            };
             let stdin = io::stdin().lock();
             let stdout = BufWriter::new(io::stdout().lock());
-            pagesim::cli::at::run(stdin, stdout, Cpu::MAX.with_compat(compat))
+            pagesim::cli::at::run(stdin, stdout, cpu.with_compat(compat))
         }
         Command::Demo => pagesim::cli::demo::run(&mut io::stdout().lock()),
         Command::Run(a) => match run_script(a) {

@@ -4,17 +4,9 @@
 
 use pagesim::cli::demo;
 
+/// The two programs' terminal output, copied from the seed notes into the repository.
 fn notes() -> String {
-    // The notes live beside the project (../shared/seed); the repo keeps a copy of the part
-    // the demo starts from, so the test can tell when the notes are missing.
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/seed/000_177aca69400f7876.txt"
-    );
-    match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => panic!("the seed notes are needed for this test ({path}): {e}"),
-    }
+    include_str!("data/seed_terminal.txt").to_string()
 }
 
 fn fold(line: &str) -> String {

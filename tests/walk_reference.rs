@@ -175,7 +175,9 @@ fn reference(
             let allowed = match g {
                 12 => level == 1 || level == 2 || (level == 0 && ds),
                 14 => level == 2 || (level == 1 && ds),
-                _ => level == 2 || (level == 1 && oasize == 52),
+                // Cpu::MAX implements a 52-bit PA: AArch64.BlockDescSupported allows 64 KiB
+                // level-1 blocks whatever TCR.IPS is.
+                _ => level == 2 || level == 1,
             };
             if !allowed {
                 return f(FaultKind::Translation, level as i8);

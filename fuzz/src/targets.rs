@@ -644,7 +644,8 @@ fn check_walk_result(
             let lv = l.get();
             assert!((start..=3).contains(&lv), "leaf level {lv} (start {start})");
             let oa_bits = regime.oa_bits(upper);
-            let lpa = h.granule == Granule::K64 && oa_bits > 48;
+            // AArch64.BlockDescSupported: 64 KiB level-1 blocks with PAMax = 52.
+            let lpa = regime.cpu().pa_bits() == 52;
             assert!(
                 lv == 3 || h.granule.block_allowed(l, h.ds, lpa),
                 "block at level {lv} with {:?}",
@@ -662,6 +663,7 @@ fn check_walk_result(
                 granule: h.granule,
                 ds: h.ds,
                 oa_bits,
+                pa_max_52: oa_bits > 48,
             };
             assert_eq!(
                 pa & !mask,
@@ -742,7 +744,7 @@ fn check_walk_result(
                     let lv = l.get();
                     assert!(regime.mmu_enabled() && walked);
                     assert!((start.max(0)..=3).contains(&lv), "leaf fault at level {lv}");
-                    let lpa = h.granule == Granule::K64 && regime.oa_bits(upper) > 48;
+                    let lpa = regime.cpu().pa_bits() == 52;
                     assert!(lv == 3 || h.granule.block_allowed(l, h.ds, lpa));
                     if f.kind == FaultKind::AccessFlag {
                         assert!(!regime.ha(), "access flag fault with TCR.HA");

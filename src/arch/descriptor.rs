@@ -82,6 +82,10 @@ pub struct DescriptorFormat {
     /// The output address size in bits; above 48, the high OA bits are taken from the
     /// descriptor (bits \[9:8\] with DS, bits \[15:12\] with 64 KiB FEAT_LPA).
     pub oa_bits: u32,
+    /// The CPU implements a 52-bit physical address space (`AArch64.PAMax() == 52`, FEAT_LPA):
+    /// with the 64 KiB granule, level-1 blocks are legal (`AArch64.BlockDescSupported`),
+    /// whatever TCR.IPS says (IPS only bounds the output address).
+    pub pa_max_52: bool,
 }
 
 impl DescriptorFormat {
@@ -90,6 +94,7 @@ impl DescriptorFormat {
         granule: Granule::K4,
         ds: false,
         oa_bits: 48,
+        pa_max_52: false,
     };
 
     /// Returns the mask of the output-address bits held in bits \[49:g\] or \[47:g\].
@@ -241,7 +246,8 @@ impl Descriptor {
                 }
             }
         } else {
-            let lpa = matches!(format.granule, Granule::K64) && format.oa_bits > 48;
+            // A 52-bit output address implies PAMax = 52.
+            let lpa = format.pa_max_52 || format.oa_bits > 48;
             if format.granule.block_allowed(level, format.ds, lpa) {
                 let size = 1u64 << format.granule.level_shift(level);
                 DecodedDescriptor::Block {
@@ -330,6 +336,7 @@ mod tests {
             granule: Granule::K4,
             ds: true,
             oa_bits: 52,
+            pa_max_52: true,
         };
         let oa = 0xf_abcd_1234_5000u64;
         let raw = ds.encode_output_address(oa);
@@ -338,6 +345,7 @@ mod tests {
             granule: Granule::K64,
             ds: false,
             oa_bits: 52,
+            pa_max_52: true,
         };
         let oa = 0xf_abcd_1234_0000u64;
         assert_eq!(lpa.output_address(lpa.encode_output_address(oa) | 3), oa);
@@ -353,6 +361,7 @@ mod tests {
                             granule: g,
                             ds,
                             oa_bits: 52,
+                            pa_max_52: ds,
                         };
                         let _ = Descriptor(raw).decode(Level::new(lvl).unwrap(), f);
                     }

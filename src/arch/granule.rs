@@ -50,17 +50,18 @@ impl Granule {
 
     /// Returns whether a block descriptor is architecturally permitted at `level`.
     ///
-    /// `ds` is the effective TCR.DS (FEAT_LPA2); `lpa` says FEAT_LPA is in use for a
-    /// 64 KiB granule (52-bit output).
+    /// `ds` is the effective TCR.DS (FEAT_LPA2); `pa_max_52` says the CPU implements a
+    /// 52-bit physical address space (`AArch64.PAMax() == 52`), which makes level-1 blocks
+    /// legal with the 64 KiB granule (`AArch64.BlockDescSupported`).
     #[inline]
-    pub const fn block_allowed(self, level: Level, ds: bool, lpa: bool) -> bool {
+    pub const fn block_allowed(self, level: Level, ds: bool, pa_max_52: bool) -> bool {
         match (self, level.0) {
             (Granule::K4, 1) | (Granule::K4, 2) => true,
             (Granule::K4, 0) => ds,
             (Granule::K16, 2) => true,
             (Granule::K16, 1) => ds,
             (Granule::K64, 2) => true,
-            (Granule::K64, 1) => lpa,
+            (Granule::K64, 1) => pa_max_52,
             _ => false,
         }
     }

@@ -487,7 +487,7 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
     }
     base &= !((1u64 << align_log2) - 1);
     h.table_base = base;
-    h.fast = walk_params(&h, oa_bits);
+    h.fast = walk_params(&h, oa_bits, cpu.pa_bits() == 52);
     let straight = h.fast.walk_fault.is_none()
         && regs.sctlr & sctlr::EE == 0
         && h.start_level.get() >= 0
@@ -496,7 +496,9 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
     h
 }
 
-fn walk_params(h: &Half, oa_bits: u32) -> WalkParams {
+/// `pa_max_52`: `AArch64.PAMax() == 52`, which alone decides whether 64 KiB level-1
+/// blocks are legal.
+fn walk_params(h: &Half, oa_bits: u32, pa_max_52: bool) -> WalkParams {
     let g = h.granule;
     let input_bits = h.input_bits();
     let range = |top: u32| {
@@ -514,7 +516,7 @@ fn walk_params(h: &Half, oa_bits: u32) -> WalkParams {
     let mut block_levels = 0u8;
     for l in -1i8..=3 {
         if let Some(level) = Level::new(l) {
-            if g.block_allowed(level, h.ds, lpa) {
+            if g.block_allowed(level, h.ds, pa_max_52) {
                 block_levels |= 1 << (l + 1);
             }
         }

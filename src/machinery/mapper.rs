@@ -207,6 +207,8 @@ impl TableFormat {
             granule: self.granule,
             ds: self.ds,
             oa_bits: self.oa_bits,
+            // The mapper makes 64 KiB level-1 blocks only with a 52-bit output size.
+            pa_max_52: self.oa_bits > 48,
         }
     }
 
