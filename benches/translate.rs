@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pagesim::arch::{walk, walk_pa, Access, Attributes, Cpu, El, Granule, Regime, Registers};
-use pagesim::machinery::{FrameSource, Mapper, Mmu, SliceMemory, TableFormat};
+use pagesim::machinery::{FrameError, FrameSource, Mapper, Mmu, SliceMemory, TableFormat};
 use pagesim::{PhysAddr, VirtAddr};
 use x86_64::structures::paging::mapper::Translate;
 use x86_64::structures::paging::{OffsetPageTable, PageTable, PageTableFlags};
@@ -382,8 +382,9 @@ impl FrameSource for ListFrames {
         assert_eq!(order, 0);
         self.0.pop().map(|p| (PhysAddr::new(p), false))
     }
-    fn release(&mut self, pa: PhysAddr, _order: u32, _zeroed: bool) {
+    fn release(&mut self, pa: PhysAddr, _order: u32, _zeroed: bool) -> Result<(), FrameError> {
         self.0.push(pa.as_u64());
+        Ok(())
     }
     fn available(&self, _order: u32) -> u64 {
         self.0.len() as u64

@@ -38,7 +38,7 @@ use crate::linux::mm::mman;
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Access, AccessKind, Attributes, Cpu, El, Granule, Regime, Registers};
-use crate::machinery::{FrameSource, Mapper, PhysMemory, SparseMemory, TableFormat};
+use crate::machinery::{FrameError, FrameSource, Mapper, PhysMemory, SparseMemory, TableFormat};
 
 /// Where [`table_image`] places its tables in physical memory.
 pub const IMAGE_RAM_BASE: u64 = 0x4000_0000;
@@ -152,7 +152,9 @@ impl FrameSource for Bump {
         self.0 = pa + size;
         Some((PhysAddr::new(pa), true))
     }
-    fn release(&mut self, _: PhysAddr, _: u32, _: bool) {}
+    fn release(&mut self, _: PhysAddr, _: u32, _: bool) -> Result<(), FrameError> {
+        Ok(())
+    }
     fn available(&self, order: u32) -> u64 {
         (self.1 - self.0) >> (12 + order)
     }

@@ -131,7 +131,9 @@ impl pagesim::machinery::FrameSource for NoFrames {
     fn allocate(&mut self, _: u32) -> Option<(PhysAddr, bool)> {
         None
     }
-    fn release(&mut self, _: PhysAddr, _: u32, _: bool) {}
+    fn release(&mut self, _: PhysAddr, _: u32, _: bool) -> Result<(), FrameError> {
+        Ok(())
+    }
     fn available(&self, _: u32) -> u64 {
         0
     }
@@ -291,8 +293,8 @@ fn paging_and_process() {
     assert_eq!(p.mmap(0, 0, rw, pa), Err(Errno::EINVAL));
     assert_eq!(p.mmap(0, u64::MAX, rw, pa), Err(Errno::ENOMEM));
     assert_eq!(p.munmap(1, 0x1000), Err(Errno::EINVAL));
-    let brk = p.brk(0);
-    assert_eq!(p.brk(u64::MAX), brk);
+    let brk = p.brk(0).unwrap();
+    assert_eq!(p.brk(u64::MAX), Ok(brk));
     assert_eq!(p.maps_string(), before, "hostile calls changed the map");
     for va in EDGES {
         for k in [AccessKind::Read, AccessKind::Write, AccessKind::Fetch] {

@@ -337,7 +337,9 @@ fn check(params: LayoutParams, ops: &[Op]) -> Result<(), String> {
             Op::Brk { delta } => {
                 let a = brk0.wrapping_add(*delta as u64);
                 let kr = logged(&mut k, &mut log, op::BRK, &[a]).map_err(|e| e.to_string())?;
-                let sr = p.brk(a);
+                let sr = p
+                    .brk(a)
+                    .map_err(|e| format!("{line}: pagesim brk failed: {e:?}"))?;
                 if kr.ret as u64 != sr {
                     return fail(
                         format!("{line}: kernel {:#x}, pagesim {sr:#x}", kr.ret),
@@ -568,7 +570,7 @@ fn compare_residency(
     script: &str,
 ) -> Result<(), String> {
     let ks = normalise_shmem(&k.smaps().map_err(|e| e.to_string())?);
-    let ss = normalise_shmem(&p.smaps_string());
+    let ss = normalise_shmem(&p.smaps_string().map_err(|e| e.to_string())?);
     let pick = |t: &str| -> Vec<String> {
         let mut out = vec![];
         let mut anon = false;
@@ -615,7 +617,9 @@ fn compare_residency(
             .call(op::MINCORE, &[s, e - s])
             .map_err(|e| e.to_string())?;
         let mut sv = vec![0u8; ((e - s) / 4096) as usize];
-        p.paging().mincore(s, e - s, &mut sv);
+        p.paging()
+            .mincore(s, e - s, &mut sv)
+            .map_err(|e| e.to_string())?;
         let kv: Vec<u8> = kr.payload.iter().map(|b| b & 1).collect();
         if kv != sv {
             return Err(format!("mincore differs on {l}\nscript:\n{script}"));
@@ -634,7 +638,10 @@ fn normalise_shmem(text: &str) -> String {
             Some(head) => {
                 let f: Vec<&str> = head.split_whitespace().collect();
                 if f.len() == 5 {
-                    out.push_str(&format!("{} {} {} {} # /dev/zero (deleted)", f[0], f[1], f[2], f[3]));
+                    out.push_str(&format!(
+                        "{} {} {} {} # /dev/zero (deleted)",
+                        f[0], f[1], f[2], f[3]
+                    ));
                 } else {
                     out.push_str(l);
                 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use pagesim::arch::{walk, Access, Attributes, Cpu, El, FaultKind, Granule, Registers};
-use pagesim::machinery::{FrameSource, MapError, Mapper, Mmu, SliceMemory, TableFormat};
+use pagesim::machinery::{
+    FrameError, FrameSource, MapError, Mapper, Mmu, SliceMemory, TableFormat,
+};
 use pagesim::{PhysAddr, VirtAddr};
 use proptest::prelude::*;
 
@@ -50,7 +52,7 @@ impl FrameSource for Frames {
         Some((PhysAddr::new(start), false))
     }
 
-    fn release(&mut self, pa: PhysAddr, order: u32, _zeroed: bool) {
+    fn release(&mut self, pa: PhysAddr, order: u32, _zeroed: bool) -> Result<(), FrameError> {
         for i in 0..(1u64 << order) {
             assert!(
                 !self.free.contains(&(pa.as_u64() + i * 4096)),
@@ -59,6 +61,7 @@ impl FrameSource for Frames {
             self.free.push(pa.as_u64() + i * 4096);
         }
         self.used -= 1 << order;
+        Ok(())
     }
 
     fn available(&self, order: u32) -> u64 {

@@ -129,7 +129,7 @@ fn check_invariants(p: &SimProcess<'_>) -> Result<(), TestCaseError> {
     prop_assert_eq!(blocks, paging.deposited_tables(), "one deposit per block");
     prop_assert!(paging.frames().free_frames() as u64 >= blocks);
     for v in p.space().iter() {
-        rss += paging.residency(v.vm_start, v.vm_end).rss;
+        rss += paging.residency(v.vm_start, v.vm_end).unwrap().rss;
     }
     let frames = paging.frames();
     let used = (frames.total_frames() - frames.free_frames()) as u64;
@@ -154,7 +154,7 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
         .build(params, Start::Fresh, ImportHints::default())
         .unwrap();
     let mut slots: Vec<u64> = vec![];
-    let brk0 = p.brk(0);
+    let brk0 = p.brk(0).unwrap();
     let addr = |slots: &Vec<u64>, slot: usize, off: u64| {
         slots
             .get(slot % slots.len().max(1))
@@ -229,7 +229,7 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
                 false
             }
             Op::Brk { pages } => {
-                let _ = p.brk(brk0 + pages * PAGE);
+                prop_assert!(p.brk(brk0 + pages * PAGE).is_ok());
                 false
             }
         };

@@ -175,7 +175,12 @@ fn level_1_blocks_follow_pamax_through_pagesim_at() {
             }
             Err((_, fsc, _)) => {
                 assert_eq!(par & 1, 1, "{}: PAR.F in {text}", v.id);
-                assert_eq!((par >> 1) & 0x3f, u64::from(fsc), "{}: PAR.FST in {text}", v.id);
+                assert_eq!(
+                    (par >> 1) & 0x3f,
+                    u64::from(fsc),
+                    "{}: PAR.FST in {text}",
+                    v.id
+                );
             }
         }
     }

@@ -25,7 +25,7 @@ use pagesim::linux::vma::{Vma, VmaKind};
 use pagesim::linux::vma_tree::{VmaSlot, VmaTree};
 use pagesim::linux::vmflags::MnemonicTable;
 use pagesim::machinery::{
-    Flush, FrameAllocator, FrameSource, MapError, Mapper, MemoryError, Mmu, PhysMemory,
+    Flush, FrameAllocator, FrameError, FrameSource, MapError, Mapper, MemoryError, Mmu, PhysMemory,
     SliceMemory, TableFormat, Tlbi,
 };
 use pagesim::{PhysAddr, VirtAddr};
@@ -984,7 +984,7 @@ impl FrameSource for Frames<'_> {
         Some((pa, zeroed))
     }
 
-    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) {
+    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) -> Result<(), FrameError> {
         for i in 0..1u64 << order {
             let f = PhysAddr::new(pa.as_u64() + i * 4096);
             assert_eq!(
@@ -998,7 +998,7 @@ impl FrameSource for Frames<'_> {
             );
         }
         self.released.push((pa.as_u64(), order, zeroed));
-        FrameSource::release(&mut self.alloc, pa, order, zeroed);
+        FrameSource::release(&mut self.alloc, pa, order, zeroed)
     }
 
     fn available(&self, order: u32) -> u64 {
@@ -2510,7 +2510,7 @@ fn mm_check_maps(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
 /// Rss is what the page tables hold.
 fn mm_check_smaps(p: &SimProcess<'_>, params: &LayoutParams, maps: &[Vma]) {
     let fmt = &params.maps;
-    let text = p.smaps_string();
+    let text = p.smaps_string().expect("the tables are readable");
     let entries: Vec<SmapsEntry> = SmapsParser::new(&text, fmt)
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("the process's smaps do not parse: {e}\n{text}"));
@@ -2526,7 +2526,7 @@ fn mm_check_smaps(p: &SimProcess<'_>, params: &LayoutParams, maps: &[Vma]) {
     assert_eq!(vmas.len(), maps.len(), "smaps and maps list other VMAs");
     for (e, m) in vmas.iter().zip(maps) {
         assert_eq!((e.vma.vm_start, e.vma.vm_end), (m.vm_start, m.vm_end));
-        let rss = p.paging().residency(m.vm_start, m.vm_end).rss;
+        let rss = p.paging().residency(m.vm_start, m.vm_end).unwrap().rss;
         assert_eq!(e.counters.rss, rss >> 10, "smaps Rss of {:#x}", m.vm_start);
     }
 }
@@ -2603,7 +2603,7 @@ fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
     let rss: u64 = p
         .space()
         .iter()
-        .map(|v| paging.residency(v.vm_start, v.vm_end).rss)
+        .map(|v| paging.residency(v.vm_start, v.vm_end).unwrap().rss)
         .sum();
     let frames = paging.frames();
     let used = (frames.total_frames() - frames.free_frames()) as u64;
@@ -2794,7 +2794,7 @@ pub fn mm_ops(data: &[u8]) {
     let trace = std::env::var_os("PAGESIM_FUZZ_TRACE").is_some();
     while !r.is_empty() && ops < MM_MAX_OPS {
         ops += 1;
-        let brk = p.brk(0);
+        let brk = p.brk(0).expect("brk(0) changes no table");
         let before = maps.clone();
         let op = r.u8() % 8;
         if trace {
@@ -2911,7 +2911,7 @@ pub fn mm_ops(data: &[u8]) {
                     2 => brk.wrapping_sub(u64::from(r.u8()) * page),
                     _ => mm_addr(&mut r, &slots, &params, brk),
                 };
-                let got = p.brk(target);
+                let got = p.brk(target).expect("brk keeps the tables in step");
                 if trace {
                     eprintln!("brk({target:#x}) = {got:#x}");
                 }

@@ -127,7 +127,10 @@ pub fn run(out: &mut dyn Write) -> io::Result<()> {
         .mapper()
         .tables_per_level(p.paging().mmu().memory())
         .map_err(|e| io::Error::other(e.to_string()))?;
-    let res = p.paging().residency(addr, addr + ALLOC_SIZE);
+    let res = p
+        .paging()
+        .residency(addr, addr + ALLOC_SIZE)
+        .map_err(|e| io::Error::other(e.to_string()))?;
     let touches = ALLOC_SIZE / page;
     writeln!(out, "  writes (one byte per 4 KiB page)  {touches:>10}")?;
     writeln!(out, "  page faults taken                 {:>10}", st.faults)?;

@@ -2,7 +2,6 @@
 //! result like strace, and maps/smaps exactly as the kernel would.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::string::String;
 
 use super::script::{Addr, Call};
@@ -187,7 +186,10 @@ pub fn run(
             }
             Call::Brk { addr } => {
                 let a = resolve(addr)?;
-                format!("brk({}) = {:#x}", addr_arg(a), p.brk(a))
+                match p.brk(a) {
+                    Ok(b) => format!("brk({}) = {b:#x}", addr_arg(a)),
+                    Err(e) => format!("brk({}) = -1 {} ({})", addr_arg(a), e.name(), e.strerror()),
+                }
             }
             Call::Touch { kind, addr, len } => {
                 let a = resolve(addr)?;
@@ -210,7 +212,7 @@ pub fn run(
                                 s.addr.as_u64()
                             );
                             if quiet {
-                                let _ = writeln!(out, "{name}({a:#x}, {len:#x}) = {result}");
+                                out.push_str(&format!("{name}({a:#x}, {len:#x}) = {result}\n"));
                             }
                             break;
                         }
@@ -232,7 +234,10 @@ pub fn run(
                 continue;
             }
             Call::Smaps => {
-                out.push_str(&p.smaps_string());
+                let smaps = p
+                    .smaps_string()
+                    .map_err(|e| (*line, format!("smaps: {e}")))?;
+                out.push_str(&smaps);
                 out.push('\n');
                 continue;
             }

@@ -5,9 +5,8 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::addr::PhysAddr;
-use crate::arch::Granule;
-use crate::linux::mm::{AddressSpace, ImportHints, KernelVersion, LayoutParams};
-use crate::linux::paging::{HugeZeroWrite, Paging, PagingConfig};
+use crate::linux::mm::{AddressSpace, ImportHints, LayoutParams};
+use crate::linux::paging::{Paging, PagingConfig};
 use crate::linux::process::Process;
 use crate::linux::vma_tree::VmaSlot;
 use crate::machinery::{FrameAllocator, SliceMemory};
@@ -91,7 +90,7 @@ impl Storage {
         let frames = FrameAllocator::new(PhysAddr::new(RAM_BASE), size, frame_words, true)
             .map_err(|e| e.to_string())?;
         let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), ram);
-        let cfg = paging_config(&params);
+        let cfg = PagingConfig::for_layout(&params);
         let paging = Paging::new(cfg, mem, frames).map_err(|e| e.to_string())?;
         Ok(Process::new(space, paging))
     }
@@ -99,22 +98,5 @@ impl Storage {
 
 /// Returns the paging configuration matching a layout.
 pub fn paging_config(params: &LayoutParams) -> PagingConfig {
-    let va_bits = 64 - (params.task_size - 1).leading_zeros();
-    PagingConfig {
-        granule: if params.page_shift == 14 {
-            Granule::K16
-        } else {
-            Granule::K4
-        },
-        va_bits: va_bits.clamp(36, 52),
-        huge_zero_page: true,
-        huge_zero_write: if params.version >= KernelVersion::V6_18 {
-            HugeZeroWrite::AllocateThp
-        } else {
-            HugeZeroWrite::SplitAndCopy
-        },
-        asid: 1,
-        lru_batch: crate::linux::paging::MAX_LRU_BATCH as u8,
-        unmap_drains: params.version < KernelVersion::V6_18,
-    }
+    PagingConfig::for_layout(params)
 }

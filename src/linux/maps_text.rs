@@ -776,7 +776,9 @@ fn insert_all<I: Iterator<Item = (usize, Vma)> + Clone>(
                 .filter(|(_, u)| u.kind != VmaKind::Vsyscall)
                 .take(inserted)
             {
-                let _ = tree.remove(u.vm_start);
+                // Inserted by this call a moment ago, so it is there to remove.
+                let removed = tree.remove(u.vm_start);
+                debug_assert!(removed.is_ok(), "a VMA just inserted is in the tree");
             }
             return Err(ParseError {
                 line,

@@ -8,7 +8,6 @@
 pub mod maps_text;
 pub mod mm;
 pub mod paging;
-#[cfg(feature = "std")]
 pub mod process;
 pub mod vma;
 pub mod vma_tree;

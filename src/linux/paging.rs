@@ -9,6 +9,7 @@ use core::fmt;
 
 use arrayvec::ArrayVec;
 
+use super::mm::{KernelVersion, LayoutParams};
 use super::vmflags::VmFlags;
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{
@@ -16,7 +17,7 @@ use crate::arch::{
     Registers,
 };
 use crate::machinery::{
-    FrameAllocator, FrameSource, Leaf, MapError, Mapper, Mmu, PhysMemory, TableFormat,
+    FrameAllocator, FrameError, FrameSource, Leaf, MapError, Mapper, Mmu, PhysMemory, TableFormat,
 };
 
 /// The `si_code` of a SIGSEGV.
@@ -112,6 +113,31 @@ pub struct PagingConfig {
 /// The largest folio batch of any kernel modelled (`PAGEVEC_SIZE` of Linux 6.6 and later).
 pub const MAX_LRU_BATCH: usize = 31;
 
+impl PagingConfig {
+    /// Returns the paging of a process laid out by `params`: its page size and VA size,
+    /// and the kernel version's huge-zero-page write, folio batch and drain rules.
+    pub fn for_layout(params: &LayoutParams) -> PagingConfig {
+        let va_bits = 64 - params.task_size.saturating_sub(1).leading_zeros();
+        PagingConfig {
+            granule: if params.page_shift == 14 {
+                Granule::K16
+            } else {
+                Granule::K4
+            },
+            va_bits: va_bits.clamp(36, 52),
+            huge_zero_page: true,
+            huge_zero_write: if params.version >= KernelVersion::V6_18 {
+                HugeZeroWrite::AllocateThp
+            } else {
+                HugeZeroWrite::SplitAndCopy
+            },
+            asid: 1,
+            lru_batch: MAX_LRU_BATCH as u8,
+            unmap_drains: params.version < KernelVersion::V6_18,
+        }
+    }
+}
+
 impl Default for PagingConfig {
     fn default() -> Self {
         PagingConfig {
@@ -135,6 +161,8 @@ pub enum PagingError {
     OutOfFrames,
     /// A table operation failed.
     Map(MapError),
+    /// The frame allocator's range is not backed by the physical memory given.
+    FramesOutsideMemory,
 }
 
 impl core::error::Error for PagingError {}
@@ -145,6 +173,9 @@ impl fmt::Display for PagingError {
             PagingError::InvalidConfig => f.write_str("unsupported paging configuration"),
             PagingError::OutOfFrames => f.write_str("no frames for the page tables"),
             PagingError::Map(e) => write!(f, "{e}"),
+            PagingError::FramesOutsideMemory => {
+                f.write_str("the frame allocator's range is not backed by the memory")
+            }
         }
     }
 }
@@ -192,6 +223,52 @@ pub struct Residency {
     pub anon_huge: u64,
     /// Pages with any mapping, zero pages included (what mincore reports), in base pages.
     pub present_pages: u64,
+}
+
+/// A paging invariant that does not hold (see [`Paging::validate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingInvariant {
+    /// The tables could not be read.
+    Tables(MapError),
+    /// Blocks mapped and tables deposited differ.
+    Deposits {
+        /// Blocks (THPs and huge-zero-page maps) in the tables.
+        blocks: u64,
+        /// Tables deposited.
+        deposits: u64,
+    },
+    /// Fewer frames are free than the deposits hold back.
+    DepositsSpent {
+        /// Free frames.
+        free: u64,
+        /// Frames the deposits need.
+        needed: u64,
+    },
+    /// Frames in use are not the tables, mapped pages and zero pages.
+    Frames {
+        /// Frames the allocator has handed out.
+        used: u64,
+        /// Tables + frames the leaves map + the zero pages.
+        accounted: u64,
+    },
+}
+
+impl fmt::Display for PagingInvariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PagingInvariant::Tables(e) => write!(f, "tables unreadable: {e}"),
+            PagingInvariant::Deposits { blocks, deposits } => {
+                write!(f, "{blocks} blocks mapped but {deposits} tables deposited")
+            }
+            PagingInvariant::DepositsSpent { free, needed } => {
+                write!(f, "{free} frames free, the deposits need {needed}")
+            }
+            PagingInvariant::Frames { used, accounted } => write!(
+                f,
+                "{used} frames in use, {accounted} held by tables, pages and zero pages"
+            ),
+        }
+    }
 }
 
 /// The software dirty bit, arm64 Linux's `PTE_DIRTY` (bit 55). It keeps a page's dirty
@@ -267,8 +344,8 @@ impl FrameSource for Reserve<'_, '_> {
         self.frames.allocate(order)
     }
 
-    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) {
-        self.frames.release(pa, order, zeroed);
+    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) -> Result<(), FrameError> {
+        self.frames.release(pa, order, zeroed)
     }
 
     fn available(&self, order: u32) -> u64 {
@@ -316,23 +393,37 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let mut mapper =
             Mapper::new(format, &mut mem, &mut frames).map_err(|_| PagingError::OutOfFrames)?;
         mapper.set_asid(config.asid);
+        // Every frame the allocator hands out must be backed by memory (tables and pages
+        // live there): the first and the last are probed.
+        let first = frames.base();
+        let last = PhysAddr::try_new(
+            first.as_u64() + (frames.total_frames() as u64).saturating_sub(1) * 4096,
+        )
+        .map_err(|_| PagingError::FramesOutsideMemory)?;
+        for pa in [first, last] {
+            if frames.total_frames() > 0 && mem.read_u64(pa).is_err() {
+                return Err(PagingError::FramesOutsideMemory);
+            }
+        }
         let page_order = g.page_shift() - 12;
+        let mut zeroing = Ok(());
         let zero = frames
             .alloc_run_zeroed(page_order, |pa, len| {
-                let _ = mem.zero(pa, len);
+                zeroing = zeroing.and(mem.zero(pa, len));
             })
             .map_err(|_| PagingError::OutOfFrames)?;
         let huge_zero = if config.huge_zero_page {
             let order = g.level_shift(Level::L2) - 12;
             let pa = frames
                 .alloc_run_zeroed(order, |pa, len| {
-                    let _ = mem.zero(pa, len);
+                    zeroing = zeroing.and(mem.zero(pa, len));
                 })
                 .map_err(|_| PagingError::OutOfFrames)?;
             Some(pa)
         } else {
             None
         };
+        zeroing.map_err(|e| PagingError::Map(MapError::Memory(e)))?;
         let tg0 = g.tg0();
         let mut tcr = (64 - config.va_bits as u64) | (tg0 << 14) | (3 << 12) | (1 << 8) | (1 << 10);
         tcr |= 1 << 23; // EPD1: the kernel half is not modelled.
@@ -413,35 +504,37 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         }
     }
 
-    fn leaf_at(&self, va: u64) -> Option<Leaf> {
-        self.mapper
-            .lookup(self.mmu.memory(), VirtAddr::new(va))
-            .ok()
-            .flatten()
+    /// Returns the leaf mapping `va`, if any.
+    ///
+    /// The tables lie in frames of the allocator, which [`Paging::new`] checked are backed
+    /// by memory, so the error is not expected; it is returned all the same.
+    fn leaf_at(&self, va: u64) -> Result<Option<Leaf>, MapError> {
+        self.mapper.lookup(self.mmu.memory(), VirtAddr::new(va))
     }
 
     /// Returns the first leaf overlapping `[from, end)`.
-    fn next_leaf(&self, from: u64, end: u64) -> Option<Leaf> {
+    fn next_leaf(&self, from: u64, end: u64) -> Result<Option<Leaf>, MapError> {
         let mut found = None;
-        let _ =
-            self.mapper
-                .for_each_leaf(self.mmu.memory(), VirtAddr::new(from), end - from, |l| {
-                    found = Some(*l);
-                    false
-                });
-        found
+        self.mapper
+            .for_each_leaf(self.mmu.memory(), VirtAddr::new(from), end - from, |l| {
+                found = Some(*l);
+                false
+            })?;
+        Ok(found)
     }
 
     /// Returns the first leaf overlapping `[from, end)` with the part of it inside that
     /// range.
-    fn next_leaf_part(&self, from: u64, end: u64) -> Option<(Leaf, u64, u64)> {
+    fn next_leaf_part(&self, from: u64, end: u64) -> Result<Option<(Leaf, u64, u64)>, MapError> {
         if from >= end {
-            return None;
+            return Ok(None);
         }
-        let leaf = self.next_leaf(from, end)?;
+        let Some(leaf) = self.next_leaf(from, end)? else {
+            return Ok(None);
+        };
         let l_start = leaf.va.as_u64();
         let l_end = l_start + (1u64 << leaf.size_log2);
-        Some((leaf, l_start.max(from), l_end.min(end)))
+        Ok(Some((leaf, l_start.max(from), l_end.min(end))))
     }
 
     /// Performs one user (EL0) access of `kind` at `va`, taking page faults as the kernel
@@ -519,27 +612,40 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             return None;
         }
         let mem = self.mmu.memory_mut();
-        self.frames
+        let mut zeroing = Ok(());
+        let pa = self
+            .frames
             .alloc_run_zeroed(order, |pa, len| {
-                let _ = mem.zero(pa, len);
+                zeroing = zeroing.and(mem.zero(pa, len));
             })
-            .ok()
+            .ok()?;
+        if zeroing.is_err() {
+            // Memory backs every frame (Paging::new checked); a page that could not be
+            // zeroed is never handed out all the same.
+            return self.frames.free_run(pa, order).ok().and(None);
+        }
+        Some(pa)
+    }
+
+    /// Returns the frames held back for the deposits (one table each).
+    fn deposit_frames(&self) -> u64 {
+        self.deposits << (self.config.granule.page_shift() - 12)
     }
 
     /// Allocates a zeroed run for a page, leaving the deposits free.
     fn alloc(&mut self, order: u32) -> Option<PhysAddr> {
-        self.alloc_above(order, self.deposits)
+        self.alloc_above(order, self.deposit_frames())
     }
 
     /// Maps `[va, va + len)`, leaving the deposits free.
     fn map(&mut self, va: u64, pa: PhysAddr, len: u64, attrs: Attributes) -> Result<(), MapError> {
-        self.map_above(va, pa, len, attrs, self.deposits)
+        self.map_above(va, pa, len, attrs, self.deposit_frames())
     }
 
     /// Maps the block at `va` to `pa`, with a frame left over for its deposit, which it then
     /// takes. Returns whether it did.
     fn map_block(&mut self, va: u64, pa: PhysAddr, attrs: Attributes) -> bool {
-        let floor = self.deposits + 1;
+        let floor = (self.deposits + 1) << (self.config.granule.page_shift() - 12);
         let ok = self.map_above(va, pa, self.pmd(), attrs, floor).is_ok();
         if ok {
             self.deposits += 1;
@@ -620,15 +726,15 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 }
             } else if let Some(pa) = self.alloc_above(
                 self.config.granule.level_shift(Level::L2) - 12,
-                self.deposits + 1,
+                (self.deposits + 1) << (self.config.granule.page_shift() - 12),
             ) {
                 if self.map_block(block, pa, page_attrs(vma.flags, writable) | PTE_DIRTY) {
                     self.stats.thp += 1;
                     return Ok(());
                 }
-                let _ = self
-                    .frames
-                    .free_run(pa, self.config.granule.level_shift(Level::L2) - 12);
+                self.frames
+                    .free_run(pa, self.config.granule.level_shift(Level::L2) - 12)
+                    .map_err(|_| oom)?;
             }
             // Allocation failure falls back to base pages.
         }
@@ -650,7 +756,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             attrs | Attributes::AP_RO
         };
         if self.map(va, pa, page, attrs).is_err() {
-            let _ = self.frames.free_run(pa, order);
+            self.frames.free_run(pa, order).map_err(|_| oom)?;
             return Err(oom);
         }
         self.stats.anon_pages += 1;
@@ -664,7 +770,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             addr: VirtAddr::new(addr),
         };
         let page = self.page();
-        let leaf = match self.leaf_at(addr) {
+        let leaf = match self.leaf_at(addr).map_err(|_| oom)? {
             Some(l) => l,
             None => return Ok(()),
         };
@@ -689,7 +795,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                                 return Ok(());
                             }
                         }
-                        let _ = self.frames.free_run(thp, order);
+                        self.frames.free_run(thp, order).map_err(|_| oom)?;
                     }
                 }
                 // Split: every base page maps the zero page; then copy one page.
@@ -714,7 +820,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 .map(va, new, page, page_attrs(vma.flags, true) | PTE_DIRTY)
                 .is_err()
             {
-                let _ = self.frames.free_run(new, order);
+                self.frames.free_run(new, order).map_err(|_| oom)?;
                 return Err(oom);
             }
             self.stats.anon_pages += 1;
@@ -746,7 +852,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if the tables cannot be changed (then nothing was freed).
     pub fn zap(&mut self, start: u64, end: u64) -> Result<(), MapError> {
-        if end <= start || self.next_leaf(start, end).is_none() {
+        if end <= start || self.next_leaf(start, end)?.is_none() {
             // Nothing mapped (an untouched mapping): no table change, no TLBI.
             return Ok(());
         }
@@ -754,7 +860,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         // the only step that needs frames (for the split tables), so the only one that can
         // fail, and it fails before changing anything.
         let (mut a, mut b) = (start, end);
-        if let Some(l) = self.leaf_at(a) {
+        if let Some(l) = self.leaf_at(a)? {
             let ls = l.va.as_u64();
             if ls < a {
                 let e = (ls + (1u64 << l.size_log2)).min(b);
@@ -763,7 +869,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             }
         }
         if a < b {
-            if let Some(l) = self.leaf_at(b - 1) {
+            if let Some(l) = self.leaf_at(b - 1)? {
                 let ls = l.va.as_u64();
                 if ls + (1u64 << l.size_log2) > b && ls >= a {
                     self.zap_part(&l, ls, b)?;
@@ -792,10 +898,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             ..
         } = self;
         let mut blocks = 0;
+        let mut freeing = Ok(());
         mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
             if !is_zero(l.pa.as_u64()) {
                 let order = (l.size_log2 - 12).max(page_order);
-                let _ = frames.free_run(l.pa, order);
+                freeing = freeing.and(frames.free_run(l.pa, order));
             }
             if l.size_log2 > page_log2 {
                 blocks += 1;
@@ -805,6 +912,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let flush = mapper.unmap(mmu.memory_mut(), frames, VirtAddr::new(a), b - a)?;
         mmu.flush(flush);
         *deposits = deposits.saturating_sub(blocks);
+        freeing?;
         Ok(())
     }
 
@@ -825,7 +933,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         match self.unmap(s, e - s) {
             Ok(()) => {}
             Err(MapError::OutOfFrames { .. }) if size > page && !zero => {
-                let _ = self.frames.free_run(PhysAddr::new(pa), order);
+                self.frames.free_run(PhysAddr::new(pa), order)?;
                 self.unmap(s, e - s)?;
                 first = pa + page;
             }
@@ -843,7 +951,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         if !zero {
             let mut x = first;
             while x < pa + (e - s) {
-                let _ = self.frames.free_run(PhysAddr::new(x), order);
+                self.frames.free_run(PhysAddr::new(x), order)?;
                 x += page;
             }
         }
@@ -857,7 +965,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// [`MapError::OutOfFrames`] when no frame is left for the page table (nothing changes).
     pub fn split_block_at(&mut self, addr: u64) -> Result<(), MapError> {
         let page = self.page();
-        if let Some(l) = self.leaf_at(addr) {
+        if let Some(l) = self.leaf_at(addr)? {
             let ls = l.va.as_u64();
             let size = 1u64 << l.size_log2;
             if size > page && addr > ls && addr < ls + size {
@@ -894,7 +1002,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         flags: VmFlags,
     ) -> Result<(), MapError> {
         let mut cursor = start;
-        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
             let writable = flags.contains(VmFlags::VM_WRITE) && !self.is_zero(leaf.pa.as_u64());
             let dirty = pte_dirty(leaf.descriptor.bits());
             let mut want = page_attrs(flags, writable && dirty);
@@ -922,7 +1030,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 self.mapper
                     .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
             self.mmu.flush(flush);
-            self.settle_split(&leaf, s);
+            self.settle_split(&leaf, s)?;
             cursor = e;
         }
         Ok(())
@@ -942,7 +1050,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         self.lru_add_drain()?;
         let page = self.page();
         let mut cursor = start;
-        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
             cursor = e;
             if self.is_zero(leaf.pa.as_u64()) {
                 continue;
@@ -957,7 +1065,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 PTE_DIRTY | Attributes::AF,
             )?;
             self.mmu.flush(flush);
-            self.settle_split(&leaf, s);
+            self.settle_split(&leaf, s)?;
             if leaf.descriptor.bits() & PTE_LAZYFREE.bits() != 0 {
                 // Already lazy-free (not swap-backed): folio_mark_lazyfree skips it.
                 continue;
@@ -998,7 +1106,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     pub fn deactivate(&mut self, start: u64, end: u64) -> Result<(), MapError> {
         self.lru_add_drain()?;
         let mut cursor = start;
-        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end) {
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
             cursor = e;
             if self.is_zero(leaf.pa.as_u64()) {
                 continue;
@@ -1013,7 +1121,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 Attributes::AF | PG_REFERENCED,
             )?;
             self.mmu.flush(flush);
-            self.settle_split(&leaf, s);
+            self.settle_split(&leaf, s)?;
         }
         Ok(())
     }
@@ -1033,26 +1141,23 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     ) -> Touch {
         let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
         let write = kind == AccessKind::Write;
-        let present = self.leaf_at(addr).is_some_and(|l| {
-            let d = l.descriptor.bits();
-            // pte_write() on arm64 is PTE_WRITE, the DBM bit.
-            !write || d & Attributes::DBM.bits() != 0
-        });
-        let done = if present {
-            match self.leaf_at(addr) {
-                Some(l) => Touch::Done(PhysAddr::new(
-                    l.pa.as_u64() + (addr - l.va.as_u64()),
-                )),
-                None => return Touch::OutOfMemory { addr: va },
+        // A table that cannot be read is reported like the kernel's failure to get a page.
+        let oom = Touch::OutOfMemory { addr: va };
+        let Ok(leaf) = self.leaf_at(addr) else {
+            return oom;
+        };
+        // pte_write() on arm64 is PTE_WRITE, the DBM bit.
+        let done = match leaf {
+            Some(l) if !write || l.descriptor.bits() & Attributes::DBM.bits() != 0 => {
+                Touch::Done(PhysAddr::new(l.pa.as_u64() + (addr - l.va.as_u64())))
             }
-        } else {
-            match self.access(va, kind, find_vma) {
+            _ => match self.access(va, kind, find_vma) {
                 Touch::Done(pa) => Touch::Done(pa),
                 t => return t,
-            }
+            },
         };
-        let Some(l) = self.leaf_at(addr) else {
-            return done;
+        let Ok(Some(l)) = self.leaf_at(addr) else {
+            return oom;
         };
         if self.is_zero(l.pa.as_u64()) {
             return done;
@@ -1070,14 +1175,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             clear |= PG_REFERENCED;
         }
         let mem = self.mmu.memory_mut();
-        match self.mapper.protect(
-            mem,
-            &mut self.frames,
-            l.va,
-            1u64 << l.size_log2,
-            set,
-            clear,
-        ) {
+        match self
+            .mapper
+            .protect(mem, &mut self.frames, l.va, 1u64 << l.size_log2, set, clear)
+        {
             Ok(flush) => {
                 self.mmu.flush(flush);
                 done
@@ -1100,7 +1201,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             // The folio is still mapped where MADV_FREE found it: every path that unmaps
             // pages drains first, so the check only guards the model's own invariant.
             let same = self
-                .leaf_at(va)
+                .leaf_at(va)?
                 .is_some_and(|l| l.pa.as_u64() + (va - l.va.as_u64()) == pa);
             if same {
                 self.set_lazyfree(va, page)?;
@@ -1138,61 +1239,66 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
 
     /// Releases the deposit of block `leaf` if a change starting at `s` split it (a
     /// protect of part of a block splits it).
-    fn settle_split(&mut self, leaf: &Leaf, s: u64) {
+    fn settle_split(&mut self, leaf: &Leaf, s: u64) -> Result<(), MapError> {
         let size = 1u64 << leaf.size_log2;
-        if size > self.page() && self.leaf_at(s).is_some_and(|l| 1u64 << l.size_log2 < size) {
+        if size > self.page() && self.leaf_at(s)?.is_some_and(|l| 1u64 << l.size_log2 < size) {
             self.release_deposits(1);
         }
+        Ok(())
     }
 
     /// Returns what smaps counts as resident in `[start, end)`.
-    pub fn residency(&self, start: u64, end: u64) -> Residency {
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
+    pub fn residency(&self, start: u64, end: u64) -> Result<Residency, MapError> {
         let mut r = Residency::default();
         if end <= start {
-            return r;
+            return Ok(r);
         }
         let page = self.page();
-        let _ =
-            self.mapper
-                .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), end - start, |l| {
-                    let l_start = l.va.as_u64();
-                    let size = 1u64 << l.size_log2;
-                    let s = l_start.max(start);
-                    let e = (l_start + size).min(end);
-                    r.present_pages += (e - s) / page;
-                    if !self.is_zero(l.pa.as_u64()) {
-                        let d = l.descriptor.bits();
-                        r.rss += e - s;
-                        if pte_dirty(d) {
-                            r.private_dirty += e - s;
-                        } else {
-                            r.private_clean += e - s;
-                            if d & PTE_LAZYFREE.bits() != 0 {
-                                r.lazy_free += e - s;
-                            }
-                        }
-                        if d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
-                            r.referenced += e - s;
-                        }
-                        if size > page && s == l_start && e == l_start + size {
-                            r.anon_huge += size;
+        self.mapper
+            .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), end - start, |l| {
+                let l_start = l.va.as_u64();
+                let size = 1u64 << l.size_log2;
+                let s = l_start.max(start);
+                let e = (l_start + size).min(end);
+                r.present_pages += (e - s) / page;
+                if !self.is_zero(l.pa.as_u64()) {
+                    let d = l.descriptor.bits();
+                    r.rss += e - s;
+                    if pte_dirty(d) {
+                        r.private_dirty += e - s;
+                    } else {
+                        r.private_clean += e - s;
+                        if d & PTE_LAZYFREE.bits() != 0 {
+                            r.lazy_free += e - s;
                         }
                     }
-                    true
-                });
-        r
+                    if d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
+                        r.referenced += e - s;
+                    }
+                    if size > page && s == l_start && e == l_start + size {
+                        r.anon_huge += size;
+                    }
+                }
+                true
+            })?;
+        Ok(r)
     }
 
     /// Writes one byte per page of `[start, start + len)` into `out`: 1 where a page is
     /// mapped (zero pages included), 0 elsewhere. Returns how many bytes were written.
-    pub fn mincore(&self, start: u64, len: u64, out: &mut [u8]) -> usize {
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
+    pub fn mincore(&self, start: u64, len: u64, out: &mut [u8]) -> Result<usize, MapError> {
         let page = self.page();
         let pages = (len.div_ceil(page) as usize).min(out.len());
         for b in out[..pages].iter_mut() {
             *b = 0;
         }
-        let _ = self
-            .mapper
+        self.mapper
             .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), len, |l| {
                 let l_start = l.va.as_u64();
                 let s = l_start.max(start);
@@ -1206,8 +1312,58 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     a += page;
                 }
                 true
+            })?;
+        Ok(pages)
+    }
+
+    /// Checks the paging invariants: one deposited table per block mapped, the deposits
+    /// still free, and every frame in use accounted for (the tables, the pages the leaves
+    /// map, and the zero pages). Property tests and fuzz targets call it after each step.
+    ///
+    /// # Errors
+    /// [`PagingInvariant`] naming the first invariant that does not hold.
+    pub fn validate(&self) -> Result<(), PagingInvariant> {
+        let page = self.page();
+        let mut blocks = 0u64;
+        let mut mapped_frames = 0u64;
+        self.mapper
+            .for_each_leaf(
+                self.mmu.memory(),
+                VirtAddr::new(0),
+                1u64 << self.config.va_bits,
+                |l| {
+                    let size = 1u64 << l.size_log2;
+                    if size > page {
+                        blocks += 1;
+                    }
+                    if !self.is_zero(l.pa.as_u64()) {
+                        mapped_frames += size >> 12;
+                    }
+                    true
+                },
+            )
+            .map_err(PagingInvariant::Tables)?;
+        if blocks != self.deposits {
+            return Err(PagingInvariant::Deposits {
+                blocks,
+                deposits: self.deposits,
             });
-        pages
+        }
+        let free = self.frames.free_frames() as u64;
+        if free < self.deposit_frames() {
+            return Err(PagingInvariant::DepositsSpent {
+                free,
+                needed: self.deposit_frames(),
+            });
+        }
+        let table_frames = self.mapper.table_count() << (self.config.granule.page_shift() - 12);
+        let zero_frames = (page >> 12) + self.huge_zero.map_or(0, |_| self.pmd() >> 12);
+        let used = self.frames.total_frames() as u64 - free;
+        let accounted = table_frames + mapped_frames + zero_frames;
+        if used != accounted {
+            return Err(PagingInvariant::Frames { used, accounted });
+        }
+        Ok(())
     }
 
     /// Walks the tables for an EL0 access of `kind` at `va` without the TLB and without
@@ -1228,8 +1384,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     /// Returns the leaf descriptor mapping `va`, if any (for showing translations).
-    pub fn descriptor(&self, va: VirtAddr) -> Option<Descriptor> {
-        self.leaf_at(va.as_u64()).map(|l| l.descriptor)
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
+    pub fn descriptor(&self, va: VirtAddr) -> Result<Option<Descriptor>, MapError> {
+        Ok(self.leaf_at(va.as_u64())?.map(|l| l.descriptor))
     }
 }
 
@@ -1281,7 +1440,7 @@ mod tests {
             let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Read, &mut v);
             assert_eq!(r, Touch::Done(PhysAddr::new(p.zero_page().as_u64() + 0x10)));
             assert_eq!(
-                p.residency(0x1000_0000, 0x1001_0000),
+                p.residency(0x1000_0000, 0x1001_0000).unwrap(),
                 Residency {
                     present_pages: 1,
                     ..Default::default()
@@ -1291,7 +1450,7 @@ mod tests {
             let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Write, &mut v);
             assert!(matches!(r, Touch::Done(pa) if pa.as_u64() != p.zero_page().as_u64() + 0x10));
             assert_eq!(p.stats().cow, 1);
-            let res = p.residency(0x1000_0000, 0x1001_0000);
+            let res = p.residency(0x1000_0000, 0x1001_0000).unwrap();
             assert_eq!(
                 (res.rss, res.private_dirty, res.present_pages),
                 (4096, 4096, 1)
@@ -1307,7 +1466,10 @@ mod tests {
             assert_eq!(p.stats().faults, faults);
             p.zap(0x1000_0000, 0x1001_0000).unwrap();
             assert_eq!(p.frames().free_frames(), free0);
-            assert_eq!(p.residency(0x1000_0000, 0x1001_0000), Residency::default());
+            assert_eq!(
+                p.residency(0x1000_0000, 0x1001_0000).unwrap(),
+                Residency::default()
+            );
         });
     }
 
@@ -1363,29 +1525,29 @@ mod tests {
                     p.access(VirtAddr::new(0x4000_1000), AccessKind::Write, &mut v),
                     Touch::Done(_)
                 ));
-                let r = p.residency(0x4000_0000, 0x4020_0000);
+                let r = p.residency(0x4000_0000, 0x4020_0000).unwrap();
                 assert_eq!((r.rss, r.anon_huge), (2 << 20, 2 << 20));
                 // Read fault in the next block: the huge zero page.
                 assert!(matches!(
                     p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &mut v),
                     Touch::Done(_)
                 ));
-                let r = p.residency(0x4020_0000, 0x4040_0000);
+                let r = p.residency(0x4020_0000, 0x4040_0000).unwrap();
                 assert_eq!((r.rss, r.present_pages), (0, 512));
                 // Write to it: 6.18 allocates a THP, 6.1/6.12 split and copy one page.
                 assert!(matches!(
                     p.access(VirtAddr::new(0x4020_0000), AccessKind::Write, &mut v),
                     Touch::Done(_)
                 ));
-                let r = p.residency(0x4020_0000, 0x4040_0000);
+                let r = p.residency(0x4020_0000, 0x4040_0000).unwrap();
                 assert_eq!(r.anon_huge, after_write_huge);
                 assert_eq!(r.rss, if after_write_huge > 0 { 2 << 20 } else { 4096 });
                 // MADV_DONTNEED of 4 KiB of the THP splits it.
                 p.zap(0x4000_0000, 0x4000_1000).unwrap();
-                let r = p.residency(0x4000_0000, 0x4020_0000);
+                let r = p.residency(0x4000_0000, 0x4020_0000).unwrap();
                 assert_eq!((r.rss, r.anon_huge), ((2 << 20) - 4096, 0));
                 let mut mc = vec![0u8; 512];
-                assert_eq!(p.mincore(0x4000_0000, 2 << 20, &mut mc), 512);
+                assert_eq!(p.mincore(0x4000_0000, 2 << 20, &mut mc), Ok(512));
                 assert_eq!(mc.iter().filter(|&&b| b == 1).count(), 511);
             });
         }
@@ -1431,13 +1593,13 @@ mod tests {
         p.change_protection(0x4010_0000, 0x4020_0000, VmFlags::VM_READ)
             .unwrap();
         assert_eq!(p.deposited_tables(), 1);
-        assert_eq!(p.leaf_at(0x4000_0000).unwrap().size_log2, 12);
-        assert_eq!(p.residency(0x4000_0000, 0x4020_0000).rss, 2 << 20);
+        assert_eq!(p.leaf_at(0x4000_0000).unwrap().unwrap().size_log2, 12);
+        assert_eq!(p.residency(0x4000_0000, 0x4020_0000).unwrap().rss, 2 << 20);
         // MADV_DONTNEED of one page of the huge zero map splits it too.
         p.zap(0x4020_0000, 0x4020_1000).unwrap();
         assert_eq!(p.deposited_tables(), 0);
         let mut mc = vec![0u8; 512];
-        assert_eq!(p.mincore(0x4020_0000, 2 << 20, &mut mc), 512);
+        assert_eq!(p.mincore(0x4020_0000, 2 << 20, &mut mc), Ok(512));
         assert_eq!(mc.iter().filter(|&&b| b == 1).count(), 511);
     }
 
@@ -1472,7 +1634,7 @@ mod tests {
         assert!(oom.is_some());
         assert_eq!(p.frames().free_frames(), 0);
         // Everything mapped before is still there.
-        let r = p.residency(0x1000_0000, 0x2000_0000);
+        let r = p.residency(0x1000_0000, 0x2000_0000).unwrap();
         assert_eq!(r.rss, done.len() as u64 * 4096);
         for &i in &done {
             assert!(matches!(

@@ -2,6 +2,8 @@
 //! translation tables kept in sync, with the calls returning errno results, accesses ending
 //! in a physical address or SIGSEGV, and maps/smaps text with real residency.
 
+use core::fmt;
+
 use arrayvec::ArrayVec;
 
 use super::maps_text::SmapsCounters;
@@ -9,11 +11,11 @@ use super::mm::errno::Errno;
 use super::mm::mman::{self, Advice, MapFlags, Prot};
 use super::mm::ops::PageOps;
 use super::mm::space::AddressSpace;
-use super::paging::{Paging, Touch, VmaView};
+use super::paging::{Paging, PagingInvariant, Touch, VmaView};
 use super::vma::Vma;
 use super::vmflags::VmFlags;
 use crate::addr::VirtAddr;
-use crate::arch::AccessKind;
+use crate::arch::{AccessKind, Attributes};
 use crate::machinery::{MapError, PhysMemory};
 
 /// Applies the page-level consequences of VMA changes to the page tables; population is
@@ -106,15 +108,44 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         &self.paging
     }
 
-    fn finish(&mut self, populate: ArrayVec<(u64, u64, bool), 8>) {
-        for (start, end, write) in populate {
-            self.populate(start, end, write);
+    /// Runs one address-space call with a [`Sync`] that keeps the page tables in step,
+    /// then faults in what it asked to populate. Returns the call's result, or `ENOMEM`
+    /// when the page tables could not be brought in line with the VMAs. That cannot happen
+    /// by construction (splits use the deposited tables, and [`Paging::new`] checked that
+    /// memory backs every frame), and `tests/exhaustion.rs` holds every call to it with no
+    /// frame left; but if it ever does, the caller hears of it.
+    fn with_sync<R>(
+        &mut self,
+        populate_errors: bool,
+        call: impl FnOnce(&mut AddressSpace<'a>, &mut dyn PageOps) -> R,
+    ) -> Result<R, Errno> {
+        let mut s = Sync {
+            paging: &mut self.paging,
+            populate: ArrayVec::new(),
+            error: None,
+        };
+        let r = call(&mut self.space, &mut s);
+        let (populate, error) = (s.populate, s.error);
+        if error.is_some() {
+            return Err(Errno::ENOMEM);
         }
+        for (start, end, write) in populate {
+            let p = self.populate(start, end, write);
+            // MAP_POPULATE (mm_populate) ignores failures, as the kernel does; the
+            // MADV_POPULATE_* advices report them.
+            if populate_errors {
+                p?;
+            }
+        }
+        Ok(r)
     }
 
     /// Faults in `[start, end)` like MAP_POPULATE / MADV_POPULATE_*: write faults on
     /// writable private mappings, read faults elsewhere; inaccessible pages are skipped.
-    fn populate(&mut self, start: u64, end: u64, write: bool) {
+    ///
+    /// # Errors
+    /// `ENOMEM` when a page could not be had.
+    fn populate(&mut self, start: u64, end: u64, write: bool) -> Result<(), Errno> {
         let page = self.paging.config().granule.page_size();
         let mut drained = false;
         let mut a = start;
@@ -136,25 +167,28 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
                 // get_user_pages on an accessible VMA drains the folio batches first
                 // (observed: a PROT_NONE MAP_POPULATE does not).
                 drained = true;
-                if self.paging.lru_add_drain().is_err() {
-                    return;
-                }
+                self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
             }
             if let Touch::OutOfMemory { .. } = self.gup_touch(VirtAddr::new(a), kind) {
-                return;
+                return Err(Errno::ENOMEM);
             }
             a += page;
         }
+        Ok(())
     }
 
     /// Splits blocks that straddle a VMA boundary at `start` or `end`, as the kernel
     /// splits a huge PMD when it splits a VMA.
-    fn split_blocks_at_boundaries(&mut self, start: u64, end: u64) {
+    ///
+    /// # Errors
+    /// `ENOMEM` if a split could not be made (not expected: it uses the deposited table).
+    fn split_blocks_at_boundaries(&mut self, start: u64, end: u64) -> Result<(), Errno> {
         for a in [start, end] {
             if self.space.vma_lookup(a).is_some_and(|v| v.vm_start == a) {
-                let _ = self.paging.split_block_at(a);
+                self.paging.split_block_at(a).map_err(|_| Errno::ENOMEM)?;
             }
         }
+        Ok(())
     }
 
     /// `mmap` of anonymous memory; MAP_POPULATE faults the range in.
@@ -162,15 +196,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// The kernel's errno for the call.
     pub fn mmap(&mut self, addr: u64, len: u64, prot: Prot, flags: MapFlags) -> Result<u64, Errno> {
-        let mut s = Sync {
-            paging: &mut self.paging,
-            populate: ArrayVec::new(),
-            error: None,
-        };
-        let r = self.space.mmap_with(addr, len, prot, flags, 0, &mut s);
-        let populate = s.populate;
-        self.finish(populate);
-        r
+        self.with_sync(false, |space, ops| {
+            space.mmap_with(addr, len, prot, flags, 0, ops)
+        })?
     }
 
     /// `munmap`.
@@ -178,12 +206,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// The kernel's errno for the call.
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        let mut s = Sync {
-            paging: &mut self.paging,
-            populate: ArrayVec::new(),
-            error: None,
-        };
-        self.space.munmap_with(addr, len, &mut s)
+        self.with_sync(false, |space, ops| space.munmap_with(addr, len, ops))?
     }
 
     /// `mprotect`.
@@ -191,17 +214,14 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// The kernel's errno for the call.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
-        let mut s = Sync {
-            paging: &mut self.paging,
-            populate: ArrayVec::new(),
-            error: None,
-        };
-        let r = self.space.mprotect_with(addr, len, prot, &mut s);
+        let r = self.with_sync(false, |space, ops| {
+            space.mprotect_with(addr, len, prot, ops)
+        })?;
         let page = self.paging.config().granule.page_size();
         self.split_blocks_at_boundaries(
             addr,
             addr.saturating_add(len).saturating_add(page - 1) & !(page - 1),
-        );
+        )?;
         r
     }
 
@@ -210,37 +230,41 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// The kernel's errno for the call.
     pub fn madvise(&mut self, addr: u64, len: u64, advice: Advice) -> Result<(), Errno> {
-        if advice == mman::MADV_POPULATE_READ || advice == mman::MADV_POPULATE_WRITE {
+        let populate = advice == mman::MADV_POPULATE_READ || advice == mman::MADV_POPULATE_WRITE;
+        if populate {
             // Observed on 6.18: MADV_POPULATE_* drains the folio batches even when it fails.
             self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
         }
+        // The VMA flags change first; the population that MADV_POPULATE_* asks for comes
+        // after the boundary splits.
         let mut s = Sync {
             paging: &mut self.paging,
             populate: ArrayVec::new(),
             error: None,
         };
         let r = self.space.madvise_with(addr, len, advice, &mut s);
-        let populate = s.populate;
+        let (ranges, error) = (s.populate, s.error);
+        if error.is_some() {
+            return Err(Errno::ENOMEM);
+        }
         let page = self.paging.config().granule.page_size();
         self.split_blocks_at_boundaries(
             addr,
             addr.saturating_add(len).saturating_add(page - 1) & !(page - 1),
-        );
-        self.finish(populate);
+        )?;
+        for (start, end, write) in ranges {
+            self.populate(start, end, write)?;
+        }
         r
     }
 
     /// `brk`: returns the new (or unchanged) break.
-    pub fn brk(&mut self, addr: u64) -> u64 {
-        let mut s = Sync {
-            paging: &mut self.paging,
-            populate: ArrayVec::new(),
-            error: None,
-        };
-        let r = self.space.brk_with(addr, &mut s);
-        let populate = s.populate;
-        self.finish(populate);
-        r
+    ///
+    /// # Errors
+    /// `ENOMEM` only when the page tables could not be brought in line with the VMAs (see
+    /// [`Process::mmap`]); a refused brk is not an error, it returns the old break.
+    pub fn brk(&mut self, addr: u64) -> Result<u64, Errno> {
+        self.with_sync(false, |space, ops| space.brk_with(addr, ops))
     }
 
     /// `mincore`: writes one byte per page of `[addr, addr + len)` into `out` (1 where a
@@ -273,7 +297,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         if out.len() < pages {
             return Err(Errno::EFAULT);
         }
-        Ok(self.paging.mincore(addr, end - addr, out))
+        self.paging
+            .mincore(addr, end - addr, out)
+            .map_err(|_| Errno::ENOMEM)
     }
 
     /// Performs one user access through the MMU, taking page faults as the kernel does.
@@ -315,10 +341,14 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             // A private page was allocated: the VMA gets its anon_vma (which decides merges).
             // Shared anonymous (shmem) pages are page cache, with no anon_vma.
             let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
-            if self.space.vma_lookup(addr).is_some_and(|v| {
-                v.anon_vma.is_none() && !v.vm_flags.contains(VmFlags::VM_SHARED)
-            }) {
-                let _ = self.space.anon_vma_prepare(addr);
+            if self
+                .space
+                .vma_lookup(addr)
+                .is_some_and(|v| v.anon_vma.is_none() && !v.vm_flags.contains(VmFlags::VM_SHARED))
+                && self.space.anon_vma_prepare(addr).is_err()
+            {
+                // The fault's anon_vma_prepare failed: VM_FAULT_OOM.
+                return Touch::OutOfMemory { addr: va };
             }
         }
         t
@@ -338,17 +368,20 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     }
 
     /// Returns the smaps counters of a VMA from the page tables.
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
     pub fn counters(
         &self,
         start: u64,
         end: u64,
         flags: VmFlags,
         thp_eligible: bool,
-    ) -> SmapsCounters {
-        let r = self.paging.residency(start, end);
+    ) -> Result<SmapsCounters, MapError> {
+        let r = self.paging.residency(start, end)?;
         let kb = |b: u64| b >> 10;
         let anon = !flags.contains(VmFlags::VM_SHARED);
-        SmapsCounters {
+        Ok(SmapsCounters {
             rss: kb(r.rss),
             pss: kb(r.rss),
             pss_dirty: kb(r.private_dirty),
@@ -365,20 +398,151 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             },
             thp_eligible,
             ..SmapsCounters::default()
-        }
+        })
+    }
+
+    /// Checks that VMAs and page tables agree: the VMA tree is sound, every leaf lies
+    /// inside one VMA whose flags allow what the leaf grants (write, EL0 access, execute),
+    /// and the paging invariants of [`Paging::validate`] hold. Property tests and fuzz
+    /// targets call it after every step.
+    ///
+    /// # Errors
+    /// [`Invariant`] naming the first thing that does not hold.
+    pub fn validate(&self) -> Result<(), Invariant> {
+        self.space.validate().map_err(|_| Invariant::VmaTree)?;
+        self.paging.validate().map_err(Invariant::Paging)?;
+        let mut bad = None;
+        let user = 1u64 << self.paging.config().va_bits;
+        self.paging
+            .mapper()
+            .for_each_leaf(self.paging.mmu().memory(), VirtAddr::new(0), user, |l| {
+                let start = l.va.as_u64();
+                let end = start + (1u64 << l.size_log2);
+                let d = l.descriptor.bits();
+                let ok = match self.space.vma_lookup(start) {
+                    Some(v) if v.vm_end >= end => {
+                        let f = v.vm_flags;
+                        let writable =
+                            d & Attributes::AP_RO.bits() == 0 || d & Attributes::DBM.bits() != 0;
+                        let el0 = d & Attributes::AP_EL0.bits() != 0;
+                        let exec = d & Attributes::UXN.bits() == 0;
+                        (!writable || f.contains(VmFlags::VM_WRITE))
+                            && (!el0
+                                || f.intersects(
+                                    VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC,
+                                ))
+                            && (!exec || f.contains(VmFlags::VM_EXEC))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    bad = Some(Invariant::Leaf {
+                        va: l.va,
+                        descriptor: d,
+                    });
+                }
+                ok
+            })
+            .map_err(|e| Invariant::Paging(PagingInvariant::Tables(e)))?;
+        bad.map_or(Ok(()), Err)
+    }
+
+    /// Writes /proc/PID/maps into `w`, byte for byte as the kernel prints it.
+    ///
+    /// # Errors
+    /// The writer's error.
+    pub fn write_maps<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
+        self.space.render_maps(w)
+    }
+
+    /// Writes /proc/PID/smaps into `w`, with residency from the page tables.
+    ///
+    /// # Errors
+    /// [`SmapsError::Format`] for the writer's error; [`SmapsError::Tables`] if the page
+    /// tables cannot be read (not expected: see [`Paging::new`]).
+    pub fn write_smaps<W: fmt::Write>(&self, w: &mut W) -> Result<(), SmapsError> {
+        let mut tables = Ok(());
+        let written = self.space.render_smaps(w, |v| {
+            match self.counters(v.vm_start, v.vm_end, v.vm_flags, self.space.thp_eligible(v)) {
+                Ok(c) => c,
+                Err(e) => {
+                    tables = Err(e);
+                    SmapsCounters::default()
+                }
+            }
+        });
+        tables.map_err(SmapsError::Tables)?;
+        written.map_err(|_| SmapsError::Format)
     }
 
     /// Returns /proc/PID/maps.
+    #[cfg(feature = "std")]
     pub fn maps_string(&self) -> std::string::String {
         self.space.maps_string()
     }
 
     /// Returns /proc/PID/smaps with residency from the page tables.
-    pub fn smaps_string(&self) -> std::string::String {
+    ///
+    /// # Errors
+    /// [`MapError`] if the page tables cannot be read (not expected: see [`Paging::new`]).
+    #[cfg(feature = "std")]
+    pub fn smaps_string(&self) -> Result<std::string::String, MapError> {
         let mut s = std::string::String::new();
-        let _ = self.space.render_smaps(&mut s, |v| {
-            self.counters(v.vm_start, v.vm_end, v.vm_flags, self.space.thp_eligible(v))
-        });
-        s
+        match self.write_smaps(&mut s) {
+            Ok(()) => Ok(s),
+            Err(SmapsError::Tables(e)) => Err(e),
+            // Writing to a String never fails.
+            Err(SmapsError::Format) => Ok(s),
+        }
     }
 }
+
+/// A process invariant that does not hold (see [`Process::validate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invariant {
+    /// The VMA tree is corrupted.
+    VmaTree,
+    /// A paging invariant.
+    Paging(PagingInvariant),
+    /// A leaf outside every VMA, or granting more than its VMA allows.
+    Leaf {
+        /// The leaf's first address.
+        va: VirtAddr,
+        /// Its descriptor.
+        descriptor: u64,
+    },
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invariant::VmaTree => f.write_str("the VMA tree is corrupted"),
+            Invariant::Paging(p) => write!(f, "{p}"),
+            Invariant::Leaf { va, descriptor } => write!(
+                f,
+                "leaf at {:#x} ({descriptor:#x}) is outside a VMA that allows it",
+                va.as_u64()
+            ),
+        }
+    }
+}
+
+/// Returned when smaps cannot be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmapsError {
+    /// The writer failed.
+    Format,
+    /// The page tables could not be read.
+    Tables(MapError),
+}
+
+impl fmt::Display for SmapsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SmapsError::Format => f.write_str("the writer failed"),
+            SmapsError::Tables(e) => write!(f, "page tables: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for SmapsError {}

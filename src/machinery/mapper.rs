@@ -6,6 +6,7 @@ use core::fmt;
 use arrayvec::ArrayVec;
 
 use super::flush::Flush;
+use super::frames::FrameError;
 use super::phys::{MemoryError, PhysMemory};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Attributes, Descriptor, DescriptorFormat, Granule, Level, Regime};
@@ -18,7 +19,10 @@ pub trait FrameSource {
 
     /// Returns a run obtained from [`FrameSource::allocate`]; `zeroed` says it reads as
     /// zero.
-    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool);
+    ///
+    /// # Errors
+    /// [`FrameError`] when the run was not allocated from this source (nothing changes).
+    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) -> Result<(), FrameError>;
 
     /// Returns about how many runs of `2^order` frames can still be allocated. The mapper
     /// refuses early when fewer are available than it needs, and rolls back cleanly when an
@@ -33,12 +37,12 @@ impl FrameSource for super::frames::FrameAllocator<'_> {
         Some((pa, !dirty))
     }
 
-    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) {
-        let _ = if zeroed {
+    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) -> Result<(), FrameError> {
+        if zeroed {
             self.free_run_zeroed(pa, order)
         } else {
             self.free_run(pa, order)
-        };
+        }
     }
 
     fn available(&self, order: u32) -> u64 {
@@ -77,6 +81,8 @@ pub enum MapError {
     },
     /// Physical memory refused an access to a table.
     Memory(MemoryError),
+    /// The frame source refused to take back a table frame (it did not hand it out).
+    Frames(FrameError),
     /// The attributes include bits the mapper owns (valid, type, output address).
     InvalidAttributes {
         /// The offending bits.
@@ -101,11 +107,18 @@ impl fmt::Display for MapError {
                 write!(f, "no frame for a table to map {:#x}", va.as_u64())
             }
             MapError::Memory(e) => write!(f, "table access failed: {e}"),
+            MapError::Frames(e) => write!(f, "table frame not returned: {e}"),
             MapError::InvalidAttributes { bits } => {
                 write!(f, "attribute bits {bits:#x} are not allowed")
             }
             MapError::InvalidFormat => f.write_str("invalid table format"),
         }
+    }
+}
+
+impl From<FrameError> for MapError {
+    fn from(e: FrameError) -> Self {
+        MapError::Frames(e)
     }
 }
 
@@ -298,7 +311,7 @@ impl Mapper {
         })?;
         if !zeroed {
             if let Err(e) = mem.zero(root, format.granule.page_size()) {
-                frames.release(root, order, false);
+                frames.release(root, order, false)?;
                 return Err(e.into());
             }
         }
@@ -435,7 +448,7 @@ impl Mapper {
         };
         if !zeroed {
             if let Err(e) = cx.mem.zero(pa, self.format.granule.page_size()) {
-                cx.frames.release(pa, order, false);
+                cx.frames.release(pa, order, false)?;
                 return Err(e.into());
             }
         }
@@ -443,9 +456,14 @@ impl Mapper {
         Ok(pa.as_u64())
     }
 
-    fn free_table<F: FrameSource + ?Sized>(&mut self, frames: &mut F, pa: u64) {
-        frames.release(PhysAddr::new(pa), self.format.table_order(), true);
+    fn free_table<F: FrameSource + ?Sized>(
+        &mut self,
+        frames: &mut F,
+        pa: u64,
+    ) -> Result<(), MapError> {
+        frames.release(PhysAddr::new(pa), self.format.table_order(), true)?;
         self.tables -= 1;
+        Ok(())
     }
 
     /// Maps `[va, va + len)` to `[pa, pa + len)` with leaf attribute bits `attrs` (AttrIndx,
@@ -519,7 +537,9 @@ impl Mapper {
                 prune_all: true,
                 reserve: ArrayVec::new(),
             };
-            let _ = self.unmap_rec(&mut undo, root, start, va, last);
+            // The undo removes only entries this call wrote, in tables it allocated; if
+            // even that fails, its error says the tables are not as before.
+            self.unmap_rec(&mut undo, root, start, va, last)?;
             return Err(e);
         }
         Ok(cx.flush)
@@ -577,9 +597,9 @@ impl Mapper {
                 Some((t, zeroed)) => {
                     if !zeroed {
                         if let Err(e) = mem.zero(t, self.format.granule.page_size()) {
-                            frames.release(t, order, false);
+                            frames.release(t, order, false)?;
                             for &t in &new {
-                                frames.release(PhysAddr::new(t), order, true);
+                                frames.release(PhysAddr::new(t), order, true)?;
                             }
                             return Err(e.into());
                         }
@@ -588,7 +608,7 @@ impl Mapper {
                 }
                 None => {
                     for &t in &new {
-                        frames.release(PhysAddr::new(t), order, true);
+                        frames.release(PhysAddr::new(t), order, true)?;
                     }
                     return Err(MapError::OutOfFrames { va });
                 }
@@ -740,7 +760,7 @@ impl Mapper {
                 Some(f) => reserve.push(f),
                 None => {
                     for (pa, z) in reserve {
-                        frames.release(pa, order, z);
+                        frames.release(pa, order, z)?;
                     }
                     return Err(MapError::OutOfFrames {
                         va: VirtAddr::new(va),
@@ -762,7 +782,7 @@ impl Mapper {
             Some((set, clear)) => self.protect_rec(&mut cx, root, start, va, last, set, clear),
         };
         for (pa, z) in cx.reserve.drain(..) {
-            cx.frames.release(pa, order, z);
+            cx.frames.release(pa, order, z)?;
         }
         result?;
         Ok(cx.flush)
@@ -801,9 +821,9 @@ impl Mapper {
                 if va <= start && last >= end {
                     break;
                 }
-                if !splits.contains(&(l, start)) {
-                    // Two chains of at most four splits each fit.
-                    let _ = splits.try_push((l, start));
+                if !splits.contains(&(l, start)) && splits.try_push((l, start)).is_err() {
+                    // Two chains of at most four splits each: 8 of the 16 places.
+                    return Err(MapError::InvalidFormat);
                 }
                 l += 1;
             }
@@ -893,7 +913,7 @@ impl Mapper {
                     };
                     if self.unmap_rec(cx, child, level + 1, a, sub_last)? {
                         cx.mem.write_u64(slot, 0)?;
-                        self.free_table(cx.frames, child);
+                        self.free_table(cx.frames, child)?;
                         cleared = true;
                     }
                 }
@@ -1269,8 +1289,9 @@ mod tests {
             assert_eq!(order, 0);
             self.0.pop().map(|p| (PhysAddr::new(p), false))
         }
-        fn release(&mut self, pa: PhysAddr, _: u32, _: bool) {
+        fn release(&mut self, pa: PhysAddr, _: u32, _: bool) -> Result<(), FrameError> {
             self.0.push(pa.as_u64());
+            Ok(())
         }
         fn available(&self, _: u32) -> u64 {
             self.0.len() as u64

@@ -16,6 +16,8 @@ pub struct TracingMemory<'m, M: PhysMemory + ?Sized> {
     inner: &'m mut M,
     reads: core::cell::RefCell<ArrayVec<(PhysAddr, u64), MAX_WALK_READS>>,
     swaps: ArrayVec<(PhysAddr, u64, u64), 2>,
+    /// Reads and swaps passed through but not recorded (the records were full).
+    unrecorded: core::cell::Cell<usize>,
 }
 
 impl<'m, M: PhysMemory + ?Sized> TracingMemory<'m, M> {
@@ -25,7 +27,14 @@ impl<'m, M: PhysMemory + ?Sized> TracingMemory<'m, M> {
             inner,
             reads: core::cell::RefCell::new(ArrayVec::new()),
             swaps: ArrayVec::new(),
+            unrecorded: core::cell::Cell::new(0),
         }
+    }
+
+    /// Returns how many reads and swaps were passed through without being recorded
+    /// because the records were full (zero for a single walk).
+    pub fn unrecorded(&self) -> usize {
+        self.unrecorded.get()
     }
 
     /// Returns the recorded reads `(pa, value)` in order.
@@ -42,7 +51,9 @@ impl<'m, M: PhysMemory + ?Sized> TracingMemory<'m, M> {
 impl<M: PhysMemory + ?Sized> PhysMemory for TracingMemory<'_, M> {
     fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
         let v = self.inner.read_u64(pa)?;
-        let _ = self.reads.borrow_mut().try_push((pa, v));
+        if self.reads.borrow_mut().try_push((pa, v)).is_err() {
+            self.unrecorded.set(self.unrecorded.get() + 1);
+        }
         Ok(v)
     }
 
@@ -57,8 +68,8 @@ impl<M: PhysMemory + ?Sized> PhysMemory for TracingMemory<'_, M> {
         new: u64,
     ) -> Result<Result<(), u64>, MemoryError> {
         let r = self.inner.compare_exchange_u64(pa, current, new)?;
-        if r.is_ok() {
-            let _ = self.swaps.try_push((pa, current, new));
+        if r.is_ok() && self.swaps.try_push((pa, current, new)).is_err() {
+            self.unrecorded.set(self.unrecorded.get() + 1);
         }
         Ok(r)
     }

@@ -80,7 +80,12 @@ impl Kernel {
     /// driver's CPU, so that its exit, which drains that CPU's folio batches, leaves the
     /// batches of the executor on [`executor_cpu`] alone.
     pub fn spawn_throwaway() -> std::io::Result<Kernel> {
-        Kernel::spawn_on(allowed_cpus().first().copied().filter(|_| executor_cpu().is_some()))
+        Kernel::spawn_on(
+            allowed_cpus()
+                .first()
+                .copied()
+                .filter(|_| executor_cpu().is_some()),
+        )
     }
 
     fn spawn_on(cpu: Option<usize>) -> std::io::Result<Kernel> {

@@ -219,7 +219,9 @@ impl<'a> AddressSpace<'a> {
         {
             if e.vma.kind.is_anonymous() && e.counters.anonymous > 0 {
                 let id = mm.fresh_anon_id();
-                let _ = mm.tree.update(e.vma.vm_start, |x| x.anon_vma = Some(id));
+                // The VMA was inserted from this very entry, so it is there to update.
+                let updated = mm.tree.update(e.vma.vm_start, |x| x.anon_vma = Some(id));
+                debug_assert!(updated.is_ok(), "an imported VMA is in the tree");
             }
         }
         mm.finish_import(hints, true);
@@ -329,11 +331,13 @@ impl<'a> AddressSpace<'a> {
             } else {
                 v.anon_vma
             };
-            let _ = self.tree.update(v.vm_start, |x| {
+            // `v` was read from the tree in this loop, so it is there to update.
+            let updated = self.tree.update(v.vm_start, |x| {
                 x.vm_flags = f;
                 x.kind = kind;
                 x.anon_vma = anon;
             });
+            debug_assert!(updated.is_ok(), "an imported VMA is in the tree");
         }
     }
 }

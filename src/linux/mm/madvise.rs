@@ -161,9 +161,9 @@ impl AddressSpace<'_> {
                 }
                 // 6.18: the sticky VM_MAYBE_GUARD goes on the whole VMA, without a split.
                 if !f.contains(VmFlags::VM_MAYBE_GUARD) {
-                    let _ = self
-                        .tree
-                        .update(vma.vm_start, |x| x.vm_flags |= VmFlags::VM_MAYBE_GUARD);
+                    self.tree
+                        .update(vma.vm_start, |x| x.vm_flags |= VmFlags::VM_MAYBE_GUARD)
+                        .map_err(super::space::tree_errno)?;
                 }
                 ops.zap(s, e);
                 return Ok(vma.vm_end);

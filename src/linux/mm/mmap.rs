@@ -475,10 +475,11 @@ impl AddressSpace<'_> {
                 && !f.intersects(VmFlags::VM_IO | VmFlags::VM_PFNMAP)
             {
                 let write = f & (VmFlags::VM_WRITE | VmFlags::VM_SHARED) == VmFlags::VM_WRITE;
-                if write && v.kind.is_anonymous() {
-                    let _ = self.anon_vma_prepare(s);
+                // The first write fault prepares the anon_vma; if that fails the fault
+                // fails, and mm_populate ignores the failure (the mapping stays unpopulated).
+                if !(write && v.kind.is_anonymous() && self.anon_vma_prepare(s).is_err()) {
+                    ops.populate(s, e, write);
                 }
-                ops.populate(s, e, write);
             }
             cur = e;
         }

@@ -114,6 +114,14 @@ impl<'a> AddressSpace<'a> {
         self.tree.vma_lookup(addr)
     }
 
+    /// Checks the VMA tree's structure (order, no overlaps, counts).
+    ///
+    /// # Errors
+    /// [`VmaTreeError::Corrupted`] when it does not hold.
+    pub fn validate(&self) -> Result<(), VmaTreeError> {
+        self.tree.validate()
+    }
+
     /// Iterates over the VMAs in ascending order, as stored (anonymous VMAs are stored as
     /// [`VmaKind::Anonymous`]; see [`AddressSpace::display_vma`] for the maps label).
     pub fn iter(&self) -> impl Iterator<Item = &Vma> + '_ {
@@ -215,7 +223,10 @@ impl<'a> AddressSpace<'a> {
     #[cfg(feature = "std")]
     pub fn maps_string(&self) -> std::string::String {
         let mut s = std::string::String::new();
-        let _ = self.render_maps(&mut s);
+        // fmt::Write for String never returns an error.
+        if self.render_maps(&mut s).is_err() {
+            s.clear();
+        }
         s
     }
 
@@ -223,7 +234,13 @@ impl<'a> AddressSpace<'a> {
     #[cfg(feature = "std")]
     pub fn smaps_string(&self) -> std::string::String {
         let mut s = std::string::String::new();
-        let _ = self.render_smaps(&mut s, |_| SmapsCounters::default());
+        // fmt::Write for String never returns an error.
+        if self
+            .render_smaps(&mut s, |_| SmapsCounters::default())
+            .is_err()
+        {
+            s.clear();
+        }
         s
     }
 
