@@ -4,7 +4,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pagesim::addr::PhysAddr;
-use pagesim::machinery::frames::FrameAllocator;
+use pagesim::mmu::frames::FrameAllocator;
 
 const BASE: u64 = 0x4000_0000;
 const FRAMES: usize = 1 << 18; // 1 GiB

@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pagesim::linux::mm::mman::*;
+use pagesim::linux::mm::vma_tree::VmaSlot;
 use pagesim::linux::mm::{AddressSpace, LayoutParams};
-use pagesim::linux::vma_tree::VmaSlot;
 
 const PG: u64 = 0x1000;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pagesim::arch::{walk, walk_pa, Access, Attributes, Cpu, El, Granule, Regime, Registers};
-use pagesim::machinery::{FrameError, FrameSource, Mapper, Mmu, SliceMemory, TableFormat};
+use pagesim::mmu::{FrameError, FrameSource, Mapper, Mmu, TableFormat};
+use pagesim::phys::SliceMemory;
 use pagesim::{PhysAddr, VirtAddr};
 use x86_64::structures::paging::mapper::Translate;
 use x86_64::structures::paging::{OffsetPageTable, PageTable, PageTableFlags};

@@ -3,9 +3,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pagesim::linux::vma::Vma;
-use pagesim::linux::vma_tree::{GapParams, VmUnmappedAreaInfo, VmaSlot, VmaTree};
-use pagesim::linux::vmflags::VmFlags;
+use pagesim::linux::mm::vma::Vma;
+use pagesim::linux::mm::vma_tree::{GapParams, VmUnmappedAreaInfo, VmaSlot, VmaTree};
+use pagesim::linux::mm::vmflags::VmFlags;
 
 const PG: u64 = 0x1000;
 const MMAP_BASE: u64 = 0xffff_f800_0000;

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use pagesim::arch::{walk, Access, Cpu, El, Regime, Registers};
-//! use pagesim::machinery::{PhysMemory, SliceMemory};
+//! use pagesim::phys::{PhysMemory, SliceMemory};
 //! use pagesim::{PhysAddr, VirtAddr};
 //!
 //! // 64 KiB of RAM at 0x4000_0000 holding a 4 KiB-granule, 48-bit VA table tree.
@@ -40,7 +40,8 @@
 pub mod addr;
 pub mod arch;
 pub mod linux;
-pub mod machinery;
+pub mod mmu;
+pub mod phys;
 
 #[cfg(feature = "std")]
 pub mod cli;

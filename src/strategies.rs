@@ -38,7 +38,8 @@ use crate::linux::mm::mman;
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Access, AccessKind, Attributes, Cpu, El, Granule, Regime, Registers};
-use crate::machinery::{FrameError, FrameSource, Mapper, PhysMemory, SparseMemory, TableFormat};
+use crate::mmu::{FrameError, FrameSource, Mapper, TableFormat};
+use crate::phys::{PhysMemory, SparseMemory};
 
 /// Where [`table_image`] places its tables in physical memory.
 pub const IMAGE_RAM_BASE: u64 = 0x4000_0000;

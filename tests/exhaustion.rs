@@ -6,11 +6,12 @@
 
 use pagesim::addr::VirtAddr;
 use pagesim::arch::AccessKind;
+use pagesim::linux::mm::vma_tree::VmaSlot;
 use pagesim::linux::mm::{mman, AddressSpace, LayoutParams, ThpMode};
 use pagesim::linux::paging::{Paging, PagingConfig, Touch};
 use pagesim::linux::process::Process;
-use pagesim::linux::vma_tree::VmaSlot;
-use pagesim::machinery::{FrameAllocator, SliceMemory};
+use pagesim::mmu::FrameAllocator;
+use pagesim::phys::SliceMemory;
 use pagesim::PhysAddr;
 
 const RAM_BASE: u64 = 0x4000_0000;

@@ -8,13 +8,11 @@ use pagesim::arch::{
 use pagesim::cli::at::answer_line;
 use pagesim::cli::script;
 use pagesim::cli::sim::{Start, Storage};
-use pagesim::linux::maps_text::MapsFormat;
+use pagesim::linux::mm::maps_text::MapsFormat;
 use pagesim::linux::mm::{mman, Errno, ImportHints, LayoutParams};
 use pagesim::linux::paging::{Paging, PagingConfig, PagingError, Touch};
-use pagesim::machinery::{
-    FrameAllocator, FrameError, MapError, Mapper, MemoryError, Mmu, PhysMemory, SliceMemory,
-    SparseMemory, TableFormat, Tlb, Tlbi,
-};
+use pagesim::mmu::{FrameAllocator, FrameError, MapError, Mapper, Mmu, TableFormat, Tlb, Tlbi};
+use pagesim::phys::{MemoryError, PhysMemory, SliceMemory, SparseMemory};
 use pagesim::{PhysAddr, VirtAddr};
 
 const EDGES: [u64; 8] = [
@@ -127,7 +125,7 @@ fn frame_allocator() {
 }
 
 struct NoFrames;
-impl pagesim::machinery::FrameSource for NoFrames {
+impl pagesim::mmu::FrameSource for NoFrames {
     fn allocate(&mut self, _: u32) -> Option<(PhysAddr, bool)> {
         None
     }
@@ -317,7 +315,7 @@ fn paging_and_process() {
 #[test]
 fn text_inputs() {
     let fmt = MapsFormat::ARM64_6_12;
-    let mut slots = vec![pagesim::linux::vma_tree::VmaSlot::EMPTY; 8];
+    let mut slots = vec![pagesim::linux::mm::vma_tree::VmaSlot::EMPTY; 8];
     for text in [
         "",
         "garbage",
@@ -325,8 +323,8 @@ fn text_inputs() {
         "ffffffffffffffff-0 rw-p 00000000 00:00 0 \n",
         "1000-2000 rwxq 00000000 00:00 0\n\u{0}",
     ] {
-        let mut tree = pagesim::linux::vma_tree::VmaTree::new(&mut slots);
-        if let Err(e) = pagesim::linux::maps_text::import_maps(text, &fmt, &mut tree) {
+        let mut tree = pagesim::linux::mm::vma_tree::VmaTree::new(&mut slots);
+        if let Err(e) = pagesim::linux::mm::maps_text::import_maps(text, &fmt, &mut tree) {
             assert!(e.line >= 1);
             assert_eq!(tree.len(), 0, "nothing imported on error");
         }

@@ -2,11 +2,11 @@
 //! 6.12/16K) for the VMA-level address-space model, plus property tests.
 
 use pagesim::linux::mm::mman::*;
+use pagesim::linux::mm::vma_tree::VmaSlot;
+use pagesim::linux::mm::vmflags::VmFlags;
 use pagesim::linux::mm::{
     AddressSpace, Errno, ImportHints, KernelVersion, LayoutParams, PageOps, ThpMode,
 };
-use pagesim::linux::vma_tree::VmaSlot;
-use pagesim::linux::vmflags::VmFlags;
 
 const RW: Prot = PROT_READ | PROT_WRITE;
 const PA: MapFlags = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -1480,7 +1480,7 @@ ffffd9144000-ffffd9165000 rw-p 00000000 00:00 0 [stack]
 ";
     let mut p = LayoutParams::arm64_48bit();
     p.version = KernelVersion::V6_1;
-    p.maps = pagesim::linux::maps_text::MapsFormat::ARM64_6_1;
+    p.maps = pagesim::linux::mm::maps_text::MapsFormat::ARM64_6_1;
     let mut mm = AddressSpace::from_maps(slots(64), p, text, ImportHints::default()).unwrap();
     assert_eq!(mm.mmap_base(), 0xffff900ca000);
     let a = mm.mmap(0, 100 * M, RW, PA).unwrap();
@@ -1588,7 +1588,7 @@ mod props {
         fn invariants((p, kind) in params(), ops in prop::collection::vec(op(), 1..60)) {
             let mut mm = AddressSpace::fresh_process(slots(p.max_map_count.min(200) + 3), p, "<exe>").unwrap();
             let pg = p.page_size();
-            let top = mm.iter().find(|v| v.kind == pagesim::linux::vma::VmaKind::Vvar).unwrap().vm_start;
+            let top = mm.iter().find(|v| v.kind == pagesim::linux::mm::vma::VmaKind::Vvar).unwrap().vm_start;
             let base = top - (PAGES + 16) * pg;
             let strict_merge = kind == 0 || kind == 3;
             for op in ops {

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use pagesim::arch::{walk, Access, Attributes, Cpu, El, FaultKind, Granule, Registers};
-use pagesim::machinery::{
-    FrameError, FrameSource, MapError, Mapper, Mmu, SliceMemory, TableFormat,
-};
+use pagesim::mmu::{FrameError, FrameSource, MapError, Mapper, Mmu, TableFormat};
+use pagesim::phys::SliceMemory;
 use pagesim::{PhysAddr, VirtAddr};
 use proptest::prelude::*;
 

@@ -4,9 +4,9 @@
 
 use pagesim::arch::{AccessKind, Attributes};
 use pagesim::cli::sim::{SimProcess, Start, Storage};
+use pagesim::linux::mm::vmflags::VmFlags;
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
 use pagesim::linux::paging::Touch;
-use pagesim::linux::vmflags::VmFlags;
 use pagesim::VirtAddr;
 use proptest::prelude::*;
 

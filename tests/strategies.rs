@@ -4,7 +4,7 @@
 use pagesim::arch::{walk, Access, Cpu, El, Regime};
 use pagesim::cli::sim::{Start, Storage};
 use pagesim::linux::mm::{ImportHints, LayoutParams};
-use pagesim::machinery::Mmu;
+use pagesim::mmu::Mmu;
 use pagesim::strategies::{access, linux_calls, registers, table_image, ImageShape};
 use pagesim::VirtAddr;
 use proptest::prelude::*;
@@ -60,9 +60,9 @@ proptest! {
         let _ = pagesim::cli::run::run(&mut p, &numbered, true, &mut out);
         // The maps text parses back into the same number of sorted, disjoint VMAs.
         let text = p.maps_string();
-        let mut slots = vec![pagesim::linux::vma_tree::VmaSlot::EMPTY; 4096];
-        let mut tree = pagesim::linux::vma_tree::VmaTree::new(&mut slots);
-        pagesim::linux::maps_text::import_maps(&text, &params.maps, &mut tree).unwrap();
+        let mut slots = vec![pagesim::linux::mm::vma_tree::VmaSlot::EMPTY; 4096];
+        let mut tree = pagesim::linux::mm::vma_tree::VmaTree::new(&mut slots);
+        pagesim::linux::mm::maps_text::import_maps(&text, &params.maps, &mut tree).unwrap();
         prop_assert_eq!(tree.len(), p.space().iter().count());
         let v: Vec<_> = p.space().iter().map(|v| (v.vm_start, v.vm_end)).collect();
         prop_assert!(v.windows(2).all(|w| w[0].1 <= w[1].0));

@@ -3,7 +3,8 @@
 //! the test demands it.
 
 use pagesim::arch::{Access, Cpu, El, FaultKind, Registers};
-use pagesim::machinery::{Mmu, PhysMemory, SparseMemory, Tlbi};
+use pagesim::mmu::{Mmu, Tlbi};
+use pagesim::phys::{PhysMemory, SparseMemory};
 use pagesim::{PhysAddr, VirtAddr};
 
 #[path = "common/fixture.rs"]

@@ -2,7 +2,7 @@
 //! under both the architectural and the QEMU-compatible behaviour, through `walk` and `at`.
 
 use pagesim::arch::{at, walk, Access, AtOp, Compat, Cpu, El, FaultKind, Regime, Registers};
-use pagesim::machinery::PhysMemory;
+use pagesim::phys::PhysMemory;
 use pagesim::{PhysAddr, VirtAddr};
 
 #[path = "common/fixture.rs"]

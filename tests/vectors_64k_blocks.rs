@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use pagesim::arch::{walk, Access, Cpu, El, FaultKind, Regime, Registers};
-use pagesim::machinery::{PhysMemory, SliceMemory};
+use pagesim::phys::{PhysMemory, SliceMemory};
 use pagesim::{PhysAddr, VirtAddr};
 
 const TABLE: u64 = 0x4000_0000;

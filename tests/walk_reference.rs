@@ -7,7 +7,7 @@
 use pagesim::arch::{
     walk, walk_pa, Access, AccessKind, Compat, Cpu, El, FaultKind, Regime, Registers,
 };
-use pagesim::machinery::{PhysMemory, SliceMemory};
+use pagesim::phys::{PhysMemory, SliceMemory};
 use pagesim::{PhysAddr, VirtAddr};
 use proptest::prelude::*;
 

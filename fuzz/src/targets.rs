@@ -17,17 +17,17 @@ use pagesim::arch::{
     DescriptorFormat, El, Fault, FaultKind, Granule, Level, Regime, RegimeError, Registers,
     Translation, TxszPolicy,
 };
-use pagesim::linux::maps_text::{
+use pagesim::linux::mm::maps_text::{
     import_maps, import_smaps, render_maps, render_smaps, MapsFormat, MapsParser, ParseError,
     ParseErrorKind, SmapsEntry, SmapsParser, MAPS_NAME_PAD,
 };
-use pagesim::linux::vma::{Vma, VmaKind};
-use pagesim::linux::vma_tree::{VmaSlot, VmaTree};
-use pagesim::linux::vmflags::MnemonicTable;
-use pagesim::machinery::{
-    Flush, FrameAllocator, FrameError, FrameSource, MapError, Mapper, MemoryError, Mmu, PhysMemory,
-    SliceMemory, TableFormat, Tlbi,
+use pagesim::linux::mm::vma::{Vma, VmaKind};
+use pagesim::linux::mm::vma_tree::{VmaSlot, VmaTree};
+use pagesim::linux::mm::vmflags::MnemonicTable;
+use pagesim::mmu::{
+    Flush, FrameAllocator, FrameError, FrameSource, MapError, Mapper, Mmu, TableFormat, Tlbi,
 };
+use pagesim::phys::{MemoryError, PhysMemory, SliceMemory};
 use pagesim::{PhysAddr, VirtAddr};
 
 // ----- input decoding -----------------------------------------------------------------
@@ -2280,9 +2280,9 @@ pub fn maps_parse(data: &[u8]) {
 
 use pagesim::arch::AccessKind as Kind;
 use pagesim::cli::sim::{SimProcess, Start, Storage};
+use pagesim::linux::mm::vmflags::VmFlags;
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
 use pagesim::linux::paging::Touch;
-use pagesim::linux::vmflags::VmFlags;
 
 /// Physical memory choices (MiB), by 2 bits of the config byte; 16K-page layouts get
 /// 64 MiB more for their 32 MiB huge zero page (a naturally aligned run, which the root

@@ -6,7 +6,7 @@
 use core::panic::PanicInfo;
 
 use pagesim::arch::{walk, Access, Cpu, El, Regime, Registers};
-use pagesim::machinery::{PhysMemory, SliceMemory};
+use pagesim::phys::{PhysMemory, SliceMemory};
 use pagesim::{PhysAddr, VirtAddr};
 
 #[panic_handler]

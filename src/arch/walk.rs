@@ -9,7 +9,7 @@ use super::granule::Level;
 use super::perms::Permissions;
 use super::regime::{sctlr, Half, Regime, WalkParams};
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::machinery::phys::{MemoryError, PhysMemory};
+use crate::phys::{MemoryError, PhysMemory};
 
 /// How many times a hardware descriptor update may lose a compare-and-swap race before the
 /// walker gives up with an unsupported-atomic-update fault (real hardware would retry
@@ -199,7 +199,7 @@ pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, 
 ///
 /// ```
 /// use pagesim::arch::{walk, walk_pa, Access, Cpu, El, FaultKind, Regime, Registers};
-/// use pagesim::machinery::{PhysMemory, SliceMemory};
+/// use pagesim::phys::{PhysMemory, SliceMemory};
 /// use pagesim::{PhysAddr, VirtAddr};
 ///
 /// let mut ram = vec![0u8; 0x4000];

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::json::{hex, json_string, opt_u64_field, u64_field, u64_value};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{at, AtOp, Cpu, Regime, Registers};
-use crate::machinery::{PhysMemory, SparseMemory};
+use crate::phys::{PhysMemory, SparseMemory};
 
 /// Default RAM base for `pagesim at`.
 pub const DEFAULT_RAM_BASE: u64 = 0x4000_0000;

@@ -5,11 +5,12 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::addr::PhysAddr;
+use crate::linux::mm::vma_tree::VmaSlot;
 use crate::linux::mm::{AddressSpace, ImportHints, LayoutParams};
 use crate::linux::paging::{Paging, PagingConfig};
 use crate::linux::process::Process;
-use crate::linux::vma_tree::VmaSlot;
-use crate::machinery::{FrameAllocator, SliceMemory};
+use crate::mmu::FrameAllocator;
+use crate::phys::SliceMemory;
 
 /// Entries in the simulated TLB.
 pub const TLB_ENTRIES: usize = 1024;

@@ -1,14 +1,16 @@
-//! Pure-data model of the Linux kernel's anonymous-memory bookkeeping.
+//! The Linux kernel's memory management, in two layers.
 //!
-//! * [`vmflags`]: `vm_flags` bits and the smaps `VmFlags:` mnemonics.
-//! * [`vma`]: one virtual memory area and the kernel's mergeability predicate.
-//! * [`vma_tree`]: bounded, allocation-free VMA storage with gap search.
-//! * [`maps_text`]: byte-exact `/proc/PID/maps` and `/proc/PID/smaps` text, both ways.
+//! * [`mm`], the **VMA layer**, needs no MMU: `vm_flags`, VMAs and their tree, the
+//!   address space and its calls (`mmap`, `munmap`, `mprotect`, `madvise`, `brk`) with the
+//!   kernel's placement, merge and errno rules, and byte-exact `/proc/PID/maps` and `smaps`
+//!   text both ways. It tells the layer below what changed through [`mm::PageOps`].
+//! * [`paging`] and [`process`], the **paging layer**, join it to the simulated AArch64
+//!   MMU: demand paging through real translation tables (zero page, copy-on-write, THP as
+//!   level-2 blocks, SIGSEGV), residency for smaps and mincore, and a [`process::Process`]
+//!   that keeps VMAs and tables in step.
+//!
+//! Nothing in [`mm`] imports [`paging`] or [`process`].
 
-pub mod maps_text;
 pub mod mm;
 pub mod paging;
 pub mod process;
-pub mod vma;
-pub mod vma_tree;
-pub mod vmflags;

@@ -6,17 +6,18 @@ use core::fmt;
 
 use arrayvec::ArrayVec;
 
-use super::maps_text::SmapsCounters;
 use super::mm::errno::Errno;
+use super::mm::maps_text::SmapsCounters;
 use super::mm::mman::{self, Advice, MapFlags, Prot};
 use super::mm::ops::PageOps;
 use super::mm::space::AddressSpace;
+use super::mm::vma::Vma;
+use super::mm::vmflags::VmFlags;
 use super::paging::{Paging, PagingInvariant, Touch, VmaView};
-use super::vma::Vma;
-use super::vmflags::VmFlags;
 use crate::addr::VirtAddr;
 use crate::arch::{AccessKind, Attributes};
-use crate::machinery::{MapError, PhysMemory};
+use crate::mmu::MapError;
+use crate::phys::PhysMemory;
 
 /// Applies the page-level consequences of VMA changes to the page tables; population is
 /// deferred until the call returns (it needs the new VMAs).

@@ -1,6 +1,6 @@
 //! The VMSA spec's §10.1 fixture, shared by the vector and TLB-sequence tests.
 
-use pagesim::machinery::{PhysMemory, SparseMemory};
+use pagesim::phys::{PhysMemory, SparseMemory};
 use pagesim::PhysAddr;
 
 /// TCR_EL1 of the fixture: T0SZ=T1SZ=16, 4K granules, IPS=48 bits.

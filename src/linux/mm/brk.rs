@@ -1,7 +1,7 @@
 //! `brk` (§9): `SYSCALL_DEFINE1(brk)` and `do_brk_flags`.
 
-use crate::linux::vma::{MergeSource, Vma, VmaKind};
-use crate::linux::vmflags::VmFlags;
+use super::vma::{MergeSource, Vma, VmaKind};
+use super::vmflags::VmFlags;
 
 use super::ops::{NoPageOps, PageOps};
 use super::params::Arch;

@@ -1,10 +1,10 @@
 //! A freshly exec'd process (§15 TV0, §18.7 A1) and the import of a captured
 //! `/proc/PID/maps` or `smaps` text, with the hidden state guessed as §14.2 advises.
 
-use crate::linux::maps_text::{import_maps, import_smaps, ParseError};
-use crate::linux::vma::{vma_name, DevId, Vma, VmaKind};
-use crate::linux::vma_tree::VmaSlot;
-use crate::linux::vmflags::VmFlags;
+use super::maps_text::{import_maps, import_smaps, ParseError};
+use super::vma::{vma_name, DevId, Vma, VmaKind};
+use super::vma_tree::VmaSlot;
+use super::vmflags::VmFlags;
 
 use super::errno::Errno;
 use super::params::{Arch, KernelVersion, LayoutParams};
@@ -39,7 +39,7 @@ impl<'a> AddressSpace<'a> {
     /// # Errors
     ///
     /// `ENOMEM` if `slots` holds fewer than 12 VMAs, `EINVAL` if `exe_path` is longer
-    /// than [`crate::linux::vma::VMA_NAME_CAP`] bytes.
+    /// than [`super::vma::VMA_NAME_CAP`] bytes.
     pub fn fresh_process(
         slots: &'a mut [VmaSlot],
         params: LayoutParams,
@@ -215,8 +215,7 @@ impl<'a> AddressSpace<'a> {
     ) -> Result<Self, ParseError> {
         let mut mm = AddressSpace::new(slots, params);
         import_smaps(text, &params.maps, &mut mm.tree, |_| {})?;
-        for e in crate::linux::maps_text::SmapsParser::new(text, &params.maps).map_while(Result::ok)
-        {
+        for e in super::maps_text::SmapsParser::new(text, &params.maps).map_while(Result::ok) {
             if e.vma.kind.is_anonymous() && e.counters.anonymous > 0 {
                 let id = mm.fresh_anon_id();
                 // The VMA was inserted from this very entry, so it is there to update.

@@ -2,8 +2,8 @@
 //! advices (split/merge like `mprotect`) and the page-only advices, which are handed to a
 //! [`PageOps`].
 
-use crate::linux::vma::Vma;
-use crate::linux::vmflags::VmFlags;
+use super::vma::Vma;
+use super::vmflags::VmFlags;
 
 use super::errno::Errno;
 use super::mman::*;

@@ -3,9 +3,9 @@
 //! `generic_get_unmapped_area_topdown`, the x86 variants, `__thp_get_unmapped_area`) and
 //! `mmap_region` (replacement, merge, insertion).
 
-use crate::linux::vma::{vma_name, MergeSource, Vma, VmaKind};
-use crate::linux::vma_tree::VmUnmappedAreaInfo;
-use crate::linux::vmflags::VmFlags;
+use super::vma::{vma_name, MergeSource, Vma, VmaKind};
+use super::vma_tree::VmUnmappedAreaInfo;
+use super::vmflags::VmFlags;
 
 use super::errno::Errno;
 use super::mman::*;
@@ -400,7 +400,7 @@ impl AddressSpace<'_> {
                 anon_vma: None,
                 anon_vma_fork_child: false,
                 kind: VmaKind::File {
-                    dev: crate::linux::vma::DevId { major: 0, minor: 1 },
+                    dev: super::vma::DevId { major: 0, minor: 1 },
                     ino,
                     path: vma_name("/dev/zero (deleted)").map_err(|_| Errno::ENOMEM)?,
                 },
@@ -429,7 +429,7 @@ impl AddressSpace<'_> {
         let next = nxt.copied().filter(|n| n.vm_start == new.vm_end);
         let ml = prev.is_some_and(|p| Vma::can_merge(&p, &new, MergeSource::Right, &mp));
         let mr = next.is_some_and(|n| Vma::can_merge(&new, &n, MergeSource::Left, &mp));
-        let t = |r: Result<(), crate::linux::vma_tree::VmaTreeError>| r.map_err(tree_errno);
+        let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
         match (prev, next) {
             (Some(p), Some(n)) if ml && mr && Vma::can_merge_both(&p, &new, &n, &mp) => {
                 let flags = p.merged_flags(&n).union(new.vm_flags & VmFlags::VM_STICKY);

@@ -3,6 +3,12 @@
 //! kernel's placement, merge/split, `max_map_count` and errno rules, for the arm64 6.1,
 //! 6.12 (4 KiB and 16 KiB pages, 48- and 52-bit VA) and x86_64 6.18 kernels.
 //!
+//! This is the VMA layer of [`crate::linux`]: it needs no MMU.
+//!
+//! * [`vmflags`]: `vm_flags` bits and the smaps `VmFlags:` mnemonics.
+//! * [`vma`]: one virtual memory area and the kernel's mergeability predicate.
+//! * [`vma_tree`]: bounded, allocation-free VMA storage with gap search.
+//! * [`maps_text`]: byte-exact `/proc/PID/maps` and `/proc/PID/smaps` text, both ways.
 //! * [`errno`]: [`Errno`] numbers and `strerror` texts.
 //! * [`mman`]: `PROT_*`, `MAP_*`, `MADV_*` values.
 //! * [`params`]: [`LayoutParams`] presets (page size, kernel version, `TASK_SIZE`,
@@ -15,7 +21,7 @@
 //!
 //! ```
 //! use pagesim::linux::mm::{mman::*, AddressSpace, LayoutParams};
-//! use pagesim::linux::vma_tree::VmaSlot;
+//! use pagesim::linux::mm::vma_tree::VmaSlot;
 //!
 //! let mut slots = [VmaSlot::EMPTY; 32];
 //! let mut mm = AddressSpace::fresh_process(&mut slots, LayoutParams::arm64_6_12(), "/init")?;
@@ -28,11 +34,15 @@
 
 pub mod errno;
 pub mod layout;
+pub mod maps_text;
 pub mod mman;
 pub mod ops;
 pub mod params;
 pub mod space;
 pub mod stack;
+pub mod vma;
+pub mod vma_tree;
+pub mod vmflags;
 
 mod brk;
 mod madvise;

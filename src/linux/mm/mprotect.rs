@@ -1,7 +1,7 @@
 //! `mprotect` (§5): `do_mprotect_pkey` and `mprotect_fixup`, with the `VM_ACCOUNT` rules
 //! of §2.2 and the merge/split rules of §4.4.
 
-use crate::linux::vmflags::VmFlags;
+use super::vmflags::VmFlags;
 
 use super::errno::Errno;
 use super::mman::*;
@@ -132,7 +132,7 @@ impl AddressSpace<'_> {
     /// (`vma_iter_end`).
     fn mprotect_fixup(
         &mut self,
-        vma: crate::linux::vma::Vma,
+        vma: super::vma::Vma,
         s: u64,
         e: u64,
         mut newflags: VmFlags,

@@ -63,7 +63,7 @@ impl AddressSpace<'_> {
                 .filter(|l| l.vm_start < end && l.vm_end > end)
         };
         let ps = self.params.page_shift;
-        let t = |r: Result<(), crate::linux::vma_tree::VmaTreeError>| r.map_err(tree_errno);
+        let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
         if let Some(l) = last {
             if l.kind.is_special() {
                 // The kernel has already split the first VMA when it finds this out.

@@ -1,6 +1,6 @@
 //! How the VMA layer tells the page layer which ranges changed.
 
-use crate::linux::vmflags::VmFlags;
+use super::vmflags::VmFlags;
 
 use super::mman::Advice;
 

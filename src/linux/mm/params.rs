@@ -1,9 +1,9 @@
 //! Machine, kernel and per-process parameters of an address space (spec §0, §1.1, §16,
 //! §18.1, §18.4), with presets for the kernels the spec observed.
 
-use crate::linux::maps_text::MapsFormat;
-use crate::linux::vma::{AnonVmaMergeRule, MergeParams};
-use crate::linux::vma_tree::GapParams;
+use super::maps_text::MapsFormat;
+use super::vma::{AnonVmaMergeRule, MergeParams};
+use super::vma_tree::GapParams;
 
 use super::mman::RLIM_INFINITY;
 

@@ -4,10 +4,10 @@
 
 use core::fmt;
 
-use crate::linux::maps_text::{write_maps_line, write_smaps_entry, SmapsCounters};
-use crate::linux::vma::{AnonVmaId, MergeSource, Vma, VmaKind};
-use crate::linux::vma_tree::{VmaTree, VmaTreeError};
-use crate::linux::vmflags::VmFlags;
+use super::maps_text::{write_maps_line, write_smaps_entry, SmapsCounters};
+use super::vma::{AnonVmaId, MergeSource, Vma, VmaKind};
+use super::vma_tree::{VmaTree, VmaTreeError};
+use super::vmflags::VmFlags;
 
 use super::errno::Errno;
 use super::params::{LayoutParams, ThpMode};
@@ -34,7 +34,7 @@ impl<'a> AddressSpace<'a> {
     /// Creates an empty address space over `slots` (all previous content is discarded),
     /// with `mmap_base` from [`LayoutParams::mmap_base`] and `start_brk = brk =
     /// start_stack = 0`.
-    pub fn new(slots: &'a mut [crate::linux::vma_tree::VmaSlot], params: LayoutParams) -> Self {
+    pub fn new(slots: &'a mut [super::vma_tree::VmaSlot], params: LayoutParams) -> Self {
         AddressSpace {
             tree: VmaTree::new(slots),
             params,
@@ -470,7 +470,7 @@ fn same_anon_name(a: &VmaKind, b: &VmaKind) -> bool {
 pub(super) fn tree_errno(e: VmaTreeError) -> Errno {
     match e {
         VmaTreeError::NoSlots | VmaTreeError::NoSpace => Errno::ENOMEM,
-        VmaTreeError::Vma(crate::linux::vma::VmaError::Unsplittable) => Errno::EINVAL,
+        VmaTreeError::Vma(super::vma::VmaError::Unsplittable) => Errno::EINVAL,
         _ => Errno::EINVAL,
     }
 }

@@ -1,6 +1,6 @@
 //! Growing a grows-down VMA (the stack) on a fault below it (`expand_downwards`, spec §6).
 
-use crate::linux::vmflags::VmFlags;
+use super::vmflags::VmFlags;
 
 use super::errno::Errno;
 use super::space::{tree_errno, AddressSpace};

@@ -7,9 +7,9 @@ use arrayvec::ArrayVec;
 
 use super::flush::Flush;
 use super::frames::FrameError;
-use super::phys::{MemoryError, PhysMemory};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Attributes, Descriptor, DescriptorFormat, Granule, Level, Regime};
+use crate::phys::{MemoryError, PhysMemory};
 
 /// Where table frames come from: any frame allocator.
 pub trait FrameSource {
@@ -1278,7 +1278,7 @@ fn ptdump_line<W: fmt::Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machinery::SliceMemory;
+    use crate::phys::SliceMemory;
     use std::string::String;
     use std::vec::Vec;
 
@@ -1490,7 +1490,7 @@ mod tests {
         assert!(!flush.touches_global());
         assert!(flush
             .ops()
-            .all(|op| matches!(op, crate::machinery::Tlbi::Rvae1 { asid: 7, .. })));
+            .all(|op| matches!(op, crate::mmu::Tlbi::Rvae1 { asid: 7, .. })));
         assert!(m.lookup(&mem, VirtAddr::new(0x20_1000)).unwrap().is_none());
         let l = m.lookup(&mem, VirtAddr::new(0x20_2000)).unwrap().unwrap();
         assert_eq!((l.level.get(), l.pa.as_u64()), (3, 0x8020_2000));

@@ -3,7 +3,7 @@
 
 use arrayvec::ArrayVec;
 
-use super::phys::{MemoryError, PhysMemory};
+use super::{MemoryError, PhysMemory};
 use crate::addr::PhysAddr;
 
 /// The most reads one walk makes: levels -1 to 3.

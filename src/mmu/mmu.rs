@@ -6,8 +6,8 @@ use crate::arch::walk::{check_va, walk_tables};
 use crate::arch::{walk, Access, Cpu, Fault, Regime, Registers, Translation};
 
 use super::flush::Flush;
-use super::phys::PhysMemory;
 use super::tlb::{AccessCheck, Stats, Tlb, Tlbi, BYPASS_KEY};
+use crate::phys::PhysMemory;
 
 /// Per (half, fetch, EL0) values for the TLB: the pre-lookup checks of spec §4.1 steps
 /// 1–3 and the top-byte normalisation of the lookup key.
@@ -57,7 +57,8 @@ const fn context_index(va: u64, access: &Access) -> usize {
 ///
 /// ```
 /// use pagesim::arch::{Access, Attributes, Cpu, El, FaultKind, Granule, Registers};
-/// use pagesim::machinery::{FrameAllocator, Mapper, Mmu, SliceMemory, TableFormat};
+/// use pagesim::mmu::{FrameAllocator, Mapper, Mmu, TableFormat};
+/// use pagesim::phys::SliceMemory;
 /// use pagesim::{PhysAddr, VirtAddr};
 ///
 /// // 1 MiB of RAM at 0x4000_0000, whose frames hold the tables.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::phys::{MemoryError, PhysMemory};
+use super::{MemoryError, PhysMemory};
 use crate::addr::PhysAddr;
 
 /// RAM over `[base, base + size)` that stores only non-zero 64-bit words; every other word

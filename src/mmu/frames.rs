@@ -112,7 +112,7 @@ impl core::error::Error for FrameError {}
 /// # Example
 /// ```
 /// use pagesim::addr::PhysAddr;
-/// use pagesim::machinery::frames::{FrameAllocator, FrameError};
+/// use pagesim::mmu::frames::{FrameAllocator, FrameError};
 ///
 /// // 4 MiB at 1 GiB, fresh memory that reads as zero.
 /// let mut storage = [0u64; FrameAllocator::storage_words(1024)];

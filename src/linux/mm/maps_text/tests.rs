@@ -1,8 +1,8 @@
 //! Tests of maps/smaps rendering and parsing against the spec's kernel listings.
 
 use super::*;
-use crate::linux::vma::{vma_name, AnonVmaId};
-use crate::linux::vma_tree::VmaSlot;
+use crate::linux::mm::vma::{vma_name, AnonVmaId};
+use crate::linux::mm::vma_tree::VmaSlot;
 use proptest::prelude::*;
 use std::format;
 use std::string::String;
@@ -493,7 +493,7 @@ fn visible_flags() -> impl Strategy<Value = VmFlags> {
     any::<u64>().prop_map(|b| {
         let mut f = VmFlags::from_bits_retain(b);
         for bit in 0..64 {
-            let m = crate::linux::vmflags::mnemonic(bit, MnemonicTable::Arm64);
+            let m = crate::linux::mm::vmflags::mnemonic(bit, MnemonicTable::Arm64);
             if m.is_empty() || m == "??" {
                 f.remove(VmFlags::from_bits_retain(1 << bit));
             }

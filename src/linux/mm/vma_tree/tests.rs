@@ -1,7 +1,7 @@
 //! Unit and property tests of the VMA tree against a sorted-`Vec` model.
 
 use super::*;
-use crate::linux::vma::Vma;
+use crate::linux::mm::vma::Vma;
 use proptest::prelude::*;
 use std::vec;
 use std::vec::Vec;

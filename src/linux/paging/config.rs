@@ -1,0 +1,111 @@
+//! The configuration of a process's paging, from its layout and kernel version.
+
+use super::*;
+
+/// What a write to the huge zero page does (spec §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HugeZeroWrite {
+    /// Linux 6.18: allocate a whole THP.
+    AllocateThp,
+    /// Linux 6.1 and 6.12: split the PMD and copy one base page.
+    SplitAndCopy,
+}
+
+/// The parameters of a process's paging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagingConfig {
+    /// The base page size: 4 KiB or 16 KiB.
+    pub granule: Granule,
+    /// User VA bits (47, 48, or 52 with FEAT_LPA2).
+    pub va_bits: u32,
+    /// Whether read faults in THP-eligible blocks map the huge zero page.
+    pub huge_zero_page: bool,
+    /// What a write to the huge zero page does.
+    pub huge_zero_write: HugeZeroWrite,
+    /// The ASID of the process.
+    pub asid: u16,
+    /// The capacity of the kernel's per-CPU folio batches (`PAGEVEC_SIZE`, at most
+    /// [`MAX_LRU_BATCH`]): MADV_FREE makes small folios lazy-free only when this many are
+    /// pending or the batch is drained (see [`Paging::lru_add_drain`]).
+    pub lru_batch: u8,
+    /// Whether unmapping and zapping pages (munmap, MAP_FIXED over a mapping, brk shrink,
+    /// MADV_DONTNEED) drain the folio batches first (`lru_add_drain()` in `unmap_region`
+    /// and `zap_page_range_single`): Linux 6.1 and 6.12 do, 6.18 does not.
+    pub unmap_drains: bool,
+}
+
+/// The largest folio batch of any kernel modelled (`PAGEVEC_SIZE` of Linux 6.6 and later).
+pub const MAX_LRU_BATCH: usize = 31;
+
+impl PagingConfig {
+    /// Returns the paging of a process laid out by `params`: its page size and VA size,
+    /// and the kernel version's huge-zero-page write, folio batch and drain rules.
+    pub fn for_layout(params: &LayoutParams) -> PagingConfig {
+        let va_bits = 64 - params.task_size.saturating_sub(1).leading_zeros();
+        PagingConfig {
+            granule: if params.page_shift == 14 {
+                Granule::K16
+            } else {
+                Granule::K4
+            },
+            va_bits: va_bits.clamp(36, 52),
+            huge_zero_page: true,
+            huge_zero_write: if params.version >= KernelVersion::V6_18 {
+                HugeZeroWrite::AllocateThp
+            } else {
+                HugeZeroWrite::SplitAndCopy
+            },
+            asid: 1,
+            lru_batch: MAX_LRU_BATCH as u8,
+            unmap_drains: params.version < KernelVersion::V6_18,
+        }
+    }
+}
+
+impl Default for PagingConfig {
+    fn default() -> Self {
+        PagingConfig {
+            granule: Granule::K4,
+            va_bits: 48,
+            huge_zero_page: true,
+            huge_zero_write: HugeZeroWrite::AllocateThp,
+            asid: 1,
+            lru_batch: MAX_LRU_BATCH as u8,
+            unmap_drains: false,
+        }
+    }
+}
+
+/// Returned when paging cannot be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingError {
+    /// The configuration is not one the architecture supports.
+    InvalidConfig,
+    /// No frames for the root table or the zero pages.
+    OutOfFrames,
+    /// A table operation failed.
+    Map(MapError),
+    /// The frame allocator's range is not backed by the physical memory given.
+    FramesOutsideMemory,
+}
+
+impl core::error::Error for PagingError {}
+
+impl fmt::Display for PagingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PagingError::InvalidConfig => f.write_str("unsupported paging configuration"),
+            PagingError::OutOfFrames => f.write_str("no frames for the page tables"),
+            PagingError::Map(e) => write!(f, "{e}"),
+            PagingError::FramesOutsideMemory => {
+                f.write_str("the frame allocator's range is not backed by the memory")
+            }
+        }
+    }
+}
+
+impl From<MapError> for PagingError {
+    fn from(e: MapError) -> Self {
+        PagingError::Map(e)
+    }
+}

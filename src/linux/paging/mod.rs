@@ -1,0 +1,426 @@
+//! Demand paging of anonymous memory through the simulated AArch64 MMU: the kernel's side
+//! of a page fault (zero page, zero-filled pages, copy-on-write, transparent huge pages as
+//! level-2 blocks), and the residency that `smaps` and `mincore` report.
+//!
+//! Every page lives in real AArch64 translation tables in simulated physical memory: an
+//! access goes through the TLB and the walker, and a fault is what the MMU raised.
+//!
+//! * this file: the [`Paging`] state, its setup, and the deposited tables that let every
+//!   block split without allocating;
+//! * `config`: [`PagingConfig`] from a layout and kernel version;
+//! * `fault`: the fault handler ([`Paging::access`], [`Paging::gup_touch`]);
+//! * `range`: zap, split, mprotect, MADV_FREE and MADV_COLD over present pages, and the
+//!   per-CPU folio batch that decides LazyFree;
+//! * `residency`: smaps residency, mincore and [`Paging::validate`].
+
+use core::fmt;
+
+use arrayvec::ArrayVec;
+
+use super::mm::vmflags::VmFlags;
+use super::mm::{KernelVersion, LayoutParams};
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::arch::{
+    Access, AccessKind, Attributes, Cpu, Descriptor, El, Fault, FaultKind, Granule, Level,
+    Registers,
+};
+use crate::mmu::{
+    FrameAllocator, FrameError, FrameSource, Leaf, MapError, Mapper, Mmu, TableFormat,
+};
+use crate::phys::PhysMemory;
+
+/// Counters of what demand paging did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PagingStats {
+    /// Faults the MMU raised and the handler took.
+    pub faults: u64,
+    /// Read faults served by the shared zero page.
+    pub zero_page_maps: u64,
+    /// Read faults served by the huge zero page.
+    pub huge_zero_maps: u64,
+    /// Base pages allocated for write faults (including copy-on-write).
+    pub anon_pages: u64,
+    /// Copy-on-write faults (writes to zero-page mappings).
+    pub cow: u64,
+    /// Transparent huge pages allocated.
+    pub thp: u64,
+    /// SIGSEGVs delivered.
+    pub segv: u64,
+}
+
+/// The software dirty bit, arm64 Linux's `PTE_DIRTY` (bit 55). It keeps a page's dirty
+/// state while the hardware-dirty encoding (DBM set, AP\[2\] clear) cannot hold it: when
+/// mprotect takes write permission away, as `pte_modify()` and `pte_wrprotect()` do.
+pub const PTE_DIRTY: Attributes = Attributes::SW0;
+
+/// Software bit 56 of a leaf: the page was made lazy-free by MADV_FREE. The kernel keeps
+/// this in the folio (it clears `PG_swapbacked`); pagesim has no `struct folio` and keeps it
+/// in the leaf, which is where smaps finds it. (arm64 Linux uses bit 56 for `PTE_SPECIAL`,
+/// which pagesim does not model.)
+pub const PTE_LAZYFREE: Attributes = Attributes::SW1;
+
+/// Software bit 57 of a leaf: the folio's `PG_referenced`, which `folio_mark_accessed()`
+/// sets (get_user_pages with FOLL_TOUCH: MAP_POPULATE, MADV_POPULATE_*) and MADV_COLD and
+/// the lazy-free move clear. smaps counts a page as Referenced when its access flag or this
+/// bit is set. (arm64 Linux uses bit 57 for `PTE_DEVMAP`, which pagesim does not model.)
+pub const PG_REFERENCED: Attributes = Attributes::SW2;
+
+/// Returns whether a leaf descriptor is dirty as arm64 Linux's `pte_dirty()` sees it:
+/// software dirty ([`PTE_DIRTY`]) or hardware dirty (DBM set and AP\[2\] clear).
+pub const fn pte_dirty(desc: u64) -> bool {
+    desc & PTE_DIRTY.bits() != 0
+        || (desc & Attributes::DBM.bits() != 0 && desc & Attributes::AP_RO.bits() == 0)
+}
+
+/// MAIR_EL1 as Linux arm64 programs it: Normal WB (0), Normal tagged (1), Normal NC (2),
+/// Device-nGnRnE (3), Device-nGnRE (4).
+pub const LINUX_MAIR: u64 = 0x0000_0004_0044_f0ff;
+
+/// The demand-paged user half of one process: MMU with TLB `N` entries, translation tables,
+/// frames, and the shared zero pages.
+pub struct Paging<'f, M: PhysMemory, const N: usize> {
+    mmu: Mmu<M, N>,
+    mapper: Mapper,
+    frames: FrameAllocator<'f>,
+    /// Table frames owed to the blocks mapped (THPs and huge-zero-page maps): one each,
+    /// kept free so that splitting a block never runs out of frames, as the kernel deposits
+    /// a page table with every huge PMD (`pgtable_trans_huge_deposit`).
+    deposits: u64,
+    zero: PhysAddr,
+    huge_zero: Option<PhysAddr>,
+    config: PagingConfig,
+    stats: PagingStats,
+    /// The per-CPU `lru_lazyfree` batch: (VA, PA) of the small folios MADV_FREE marked
+    /// since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the batch
+    /// moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
+    lazyfree_batch: ArrayVec<(u64, u64), MAX_LRU_BATCH>,
+}
+
+impl<M: PhysMemory, const N: usize> fmt::Debug for Paging<'_, M, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Paging")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .field("tables", &self.mapper.table_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The frame allocator as a mapper sees it while `floor` frames are held back (the
+/// deposits of the blocks mapped): table allocations that would dip into them fail.
+struct Reserve<'a, 'f> {
+    frames: &'a mut FrameAllocator<'f>,
+    floor: u64,
+}
+
+impl FrameSource for Reserve<'_, '_> {
+    fn allocate(&mut self, order: u32) -> Option<(PhysAddr, bool)> {
+        if (self.frames.free_frames() as u64) < (1u64 << order.min(63)) + self.floor {
+            return None;
+        }
+        self.frames.allocate(order)
+    }
+
+    fn release(&mut self, pa: PhysAddr, order: u32, zeroed: bool) -> Result<(), FrameError> {
+        self.frames.release(pa, order, zeroed)
+    }
+
+    fn available(&self, order: u32) -> u64 {
+        (self.frames.free_frames() as u64).saturating_sub(self.floor) >> order.min(63)
+    }
+}
+
+fn page_attrs(flags: VmFlags, writable: bool) -> Attributes {
+    let mut a =
+        Attributes::AF | Attributes::SH0 | Attributes::SH1 | Attributes::NG | Attributes::PXN;
+    let accessible = flags.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC);
+    if accessible {
+        a |= Attributes::AP_EL0;
+    }
+    if !flags.contains(VmFlags::VM_EXEC) || !accessible {
+        a |= Attributes::UXN;
+    }
+    if writable {
+        a |= Attributes::DBM;
+    } else {
+        a |= Attributes::AP_RO;
+    }
+    a
+}
+
+impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
+    /// Sets up empty user translation tables, the zero page and (when configured) the huge
+    /// zero page, and an MMU whose TTBR0 points at the tables.
+    ///
+    /// # Errors
+    /// [`PagingError`] for an unsupported granule or VA size, or too few frames.
+    pub fn new(
+        config: PagingConfig,
+        mut mem: M,
+        mut frames: FrameAllocator<'f>,
+    ) -> Result<Self, PagingError> {
+        let g = config.granule;
+        if g == Granule::K64 || config.va_bits < 36 || config.va_bits > 52 {
+            return Err(PagingError::InvalidConfig);
+        }
+        let ds = config.va_bits > 48;
+        let oa_bits = if ds { 52 } else { 48 };
+        let format = TableFormat::try_new(g, config.va_bits, false, ds, oa_bits)
+            .map_err(|_| PagingError::InvalidConfig)?;
+        let mut mapper =
+            Mapper::new(format, &mut mem, &mut frames).map_err(|_| PagingError::OutOfFrames)?;
+        mapper.set_asid(config.asid);
+        // Every frame the allocator hands out must be backed by memory (tables and pages
+        // live there): the first and the last are probed.
+        let first = frames.base();
+        let last = PhysAddr::try_new(
+            first.as_u64() + (frames.total_frames() as u64).saturating_sub(1) * 4096,
+        )
+        .map_err(|_| PagingError::FramesOutsideMemory)?;
+        for pa in [first, last] {
+            if frames.total_frames() > 0 && mem.read_u64(pa).is_err() {
+                return Err(PagingError::FramesOutsideMemory);
+            }
+        }
+        let page_order = g.page_shift() - 12;
+        let mut zeroing = Ok(());
+        let zero = frames
+            .alloc_run_zeroed(page_order, |pa, len| {
+                zeroing = zeroing.and(mem.zero(pa, len));
+            })
+            .map_err(|_| PagingError::OutOfFrames)?;
+        let huge_zero = if config.huge_zero_page {
+            let order = g.level_shift(Level::L2) - 12;
+            let pa = frames
+                .alloc_run_zeroed(order, |pa, len| {
+                    zeroing = zeroing.and(mem.zero(pa, len));
+                })
+                .map_err(|_| PagingError::OutOfFrames)?;
+            Some(pa)
+        } else {
+            None
+        };
+        zeroing.map_err(|e| PagingError::Map(MapError::Memory(e)))?;
+        let tg0 = g.tg0();
+        let mut tcr = (64 - config.va_bits as u64) | (tg0 << 14) | (3 << 12) | (1 << 8) | (1 << 10);
+        tcr |= 1 << 23; // EPD1: the kernel half is not modelled.
+        tcr |= (if ds { 6u64 } else { 5 }) << 32; // IPS
+        tcr |= (1 << 37) | (1 << 39) | (1 << 40); // TBI0, HA, HD
+        tcr |= 2 << 30; // TG1 = 4K (unused)
+        tcr |= 16 << 16;
+        if ds {
+            tcr |= 1 << 59;
+        }
+        let regs = Registers {
+            tcr,
+            sctlr: 1,
+            ttbr0: mapper.ttbr(config.asid),
+            ttbr1: 0,
+            mair: LINUX_MAIR,
+        };
+        let mmu = Mmu::new(regs, Cpu::MAX, mem);
+        Ok(Paging {
+            mmu,
+            mapper,
+            frames,
+            zero,
+            huge_zero,
+            config,
+            deposits: 0,
+            stats: PagingStats::default(),
+            lazyfree_batch: ArrayVec::new(),
+        })
+    }
+
+    /// Returns the MMU (regime, TLB and its counters, physical memory).
+    pub fn mmu(&self) -> &Mmu<M, N> {
+        &self.mmu
+    }
+
+    /// Returns the mapper of the user tables.
+    pub fn mapper(&self) -> &Mapper {
+        &self.mapper
+    }
+
+    /// Returns the frame allocator.
+    pub fn frames(&self) -> &FrameAllocator<'f> {
+        &self.frames
+    }
+
+    /// Returns the paging counters.
+    pub fn stats(&self) -> &PagingStats {
+        &self.stats
+    }
+
+    /// Returns the configuration.
+    pub fn config(&self) -> &PagingConfig {
+        &self.config
+    }
+
+    /// Returns the physical address of the shared zero page.
+    pub fn zero_page(&self) -> PhysAddr {
+        self.zero
+    }
+
+    fn page(&self) -> u64 {
+        self.config.granule.page_size()
+    }
+
+    fn pmd(&self) -> u64 {
+        1u64 << self.config.granule.level_shift(Level::L2)
+    }
+
+    fn is_zero(&self, pa: u64) -> bool {
+        let z = self.zero.as_u64();
+        if pa >= z && pa < z + self.page() {
+            return true;
+        }
+        match self.huge_zero {
+            Some(h) => pa >= h.as_u64() && pa < h.as_u64() + self.pmd(),
+            None => false,
+        }
+    }
+
+    /// Returns the leaf mapping `va`, if any.
+    ///
+    /// The tables lie in frames of the allocator, which [`Paging::new`] checked are backed
+    /// by memory, so the error is not expected; it is returned all the same.
+    fn leaf_at(&self, va: u64) -> Result<Option<Leaf>, MapError> {
+        self.mapper.lookup(self.mmu.memory(), VirtAddr::new(va))
+    }
+
+    /// Returns the first leaf overlapping `[from, end)`.
+    fn next_leaf(&self, from: u64, end: u64) -> Result<Option<Leaf>, MapError> {
+        let mut found = None;
+        self.mapper
+            .for_each_leaf(self.mmu.memory(), VirtAddr::new(from), end - from, |l| {
+                found = Some(*l);
+                false
+            })?;
+        Ok(found)
+    }
+
+    /// Returns the first leaf overlapping `[from, end)` with the part of it inside that
+    /// range.
+    fn next_leaf_part(&self, from: u64, end: u64) -> Result<Option<(Leaf, u64, u64)>, MapError> {
+        if from >= end {
+            return Ok(None);
+        }
+        let Some(leaf) = self.next_leaf(from, end)? else {
+            return Ok(None);
+        };
+        let l_start = leaf.va.as_u64();
+        let l_end = l_start + (1u64 << leaf.size_log2);
+        Ok(Some((leaf, l_start.max(from), l_end.min(end))))
+    }
+
+    /// Returns how many table frames are held back for splitting the blocks mapped now.
+    pub fn deposited_tables(&self) -> u64 {
+        self.deposits
+    }
+
+    /// Allocates a zeroed run for a page or a THP, leaving `floor` frames free.
+    fn alloc_above(&mut self, order: u32, floor: u64) -> Option<PhysAddr> {
+        if (self.frames.free_frames() as u64) < (1u64 << order) + floor {
+            return None;
+        }
+        let mem = self.mmu.memory_mut();
+        let mut zeroing = Ok(());
+        let pa = self
+            .frames
+            .alloc_run_zeroed(order, |pa, len| {
+                zeroing = zeroing.and(mem.zero(pa, len));
+            })
+            .ok()?;
+        if zeroing.is_err() {
+            // Memory backs every frame (Paging::new checked); a page that could not be
+            // zeroed is never handed out all the same.
+            return self.frames.free_run(pa, order).ok().and(None);
+        }
+        Some(pa)
+    }
+
+    /// Returns the frames held back for the deposits (one table each).
+    fn deposit_frames(&self) -> u64 {
+        self.deposits << (self.config.granule.page_shift() - 12)
+    }
+
+    /// Allocates a zeroed run for a page, leaving the deposits free.
+    fn alloc(&mut self, order: u32) -> Option<PhysAddr> {
+        self.alloc_above(order, self.deposit_frames())
+    }
+
+    /// Maps `[va, va + len)`, leaving the deposits free.
+    fn map(&mut self, va: u64, pa: PhysAddr, len: u64, attrs: Attributes) -> Result<(), MapError> {
+        self.map_above(va, pa, len, attrs, self.deposit_frames())
+    }
+
+    /// Maps the block at `va` to `pa`, with a frame left over for its deposit, which it then
+    /// takes. Returns whether it did.
+    fn map_block(&mut self, va: u64, pa: PhysAddr, attrs: Attributes) -> bool {
+        let floor = (self.deposits + 1) << (self.config.granule.page_shift() - 12);
+        let ok = self.map_above(va, pa, self.pmd(), attrs, floor).is_ok();
+        if ok {
+            self.deposits += 1;
+        }
+        ok
+    }
+
+    /// Maps `[va, va + len)` with table frames allocated only while `floor` stay free.
+    fn map_above(
+        &mut self,
+        va: u64,
+        pa: PhysAddr,
+        len: u64,
+        attrs: Attributes,
+        floor: u64,
+    ) -> Result<(), MapError> {
+        // With FEAT_LPA2 (52-bit VA) descriptor bits [9:8] hold output address bits and
+        // the shareability comes from TCR_EL1.SH0.
+        let attrs = if self.config.va_bits > 48 {
+            attrs - (Attributes::SH0 | Attributes::SH1)
+        } else {
+            attrs
+        };
+        let mem = self.mmu.memory_mut();
+        let mut frames = Reserve {
+            frames: &mut self.frames,
+            floor,
+        };
+        let flush = if len == self.config.granule.page_size() {
+            self.mapper
+                .map_page(mem, &mut frames, VirtAddr::new(va), pa, attrs)?
+        } else {
+            self.mapper
+                .map(mem, &mut frames, VirtAddr::new(va), pa, len, attrs)?
+        };
+        self.mmu.flush(flush);
+        Ok(())
+    }
+
+    fn unmap(&mut self, va: u64, len: u64) -> Result<(), MapError> {
+        let mem = self.mmu.memory_mut();
+        let flush = self
+            .mapper
+            .unmap(mem, &mut self.frames, VirtAddr::new(va), len)?;
+        self.mmu.flush(flush);
+        Ok(())
+    }
+
+    /// Releases `n` deposits (blocks split or unmapped).
+    fn release_deposits(&mut self, n: u64) {
+        debug_assert!(self.deposits >= n, "deposit accounting went below zero");
+        self.deposits = self.deposits.saturating_sub(n);
+    }
+}
+
+mod config;
+mod fault;
+mod range;
+mod residency;
+#[cfg(test)]
+mod tests;
+
+pub use config::{HugeZeroWrite, PagingConfig, PagingError, MAX_LRU_BATCH};
+pub use fault::{Segv, SegvCode, Touch, VmaView};
+pub use residency::{PagingInvariant, Residency};

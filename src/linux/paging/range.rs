@@ -1,0 +1,340 @@
+//! Range operations on present pages: zap (munmap, MADV_DONTNEED), split, change of
+//! protection (mprotect), MADV_FREE and MADV_COLD, and the per-CPU folio batches.
+
+use super::*;
+
+impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
+    /// Frees every page mapped in `[start, end)` and removes the mappings (munmap,
+    /// MADV_DONTNEED, MAP_FIXED over); a THP partly inside is split first.
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be changed (then nothing was freed).
+    pub fn zap(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        if end <= start || self.next_leaf(start, end)?.is_none() {
+            // Nothing mapped (an untouched mapping): no table change, no TLBI.
+            return Ok(());
+        }
+        // A leaf straddling either end is split by unmapping its inside part on its own:
+        // the only step that needs frames (for the split tables), so the only one that can
+        // fail, and it fails before changing anything.
+        let (mut a, mut b) = (start, end);
+        if let Some(l) = self.leaf_at(a)? {
+            let ls = l.va.as_u64();
+            if ls < a {
+                let e = (ls + (1u64 << l.size_log2)).min(b);
+                self.zap_part(&l, a, e)?;
+                a = e;
+            }
+        }
+        if a < b {
+            if let Some(l) = self.leaf_at(b - 1)? {
+                let ls = l.va.as_u64();
+                if ls + (1u64 << l.size_log2) > b && ls >= a {
+                    self.zap_part(&l, ls, b)?;
+                    b = ls;
+                }
+            }
+        }
+        if a >= b {
+            return Ok(());
+        }
+        // The interior: every leaf lies wholly inside [a, b). Free their frames, then
+        // remove them all in one table change, which needs no split.
+        let page_order = self.config.granule.page_shift() - 12;
+        let zero = self.zero.as_u64();
+        let page = self.page();
+        let huge = self.huge_zero.map(|h| (h.as_u64(), self.pmd()));
+        let is_zero = |pa: u64| {
+            (pa >= zero && pa < zero + page) || huge.is_some_and(|(h, n)| pa >= h && pa < h + n)
+        };
+        let page_log2 = self.config.granule.page_shift();
+        let Paging {
+            mapper,
+            mmu,
+            frames,
+            deposits,
+            ..
+        } = self;
+        let mut blocks = 0;
+        let mut freeing = Ok(());
+        mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
+            if !is_zero(l.pa.as_u64()) {
+                let order = (l.size_log2 - 12).max(page_order);
+                freeing = freeing.and(frames.free_run(l.pa, order));
+            }
+            if l.size_log2 > page_log2 {
+                blocks += 1;
+            }
+            true
+        })?;
+        let flush = mapper.unmap(mmu.memory_mut(), frames, VirtAddr::new(a), b - a)?;
+        mmu.flush(flush);
+        *deposits = deposits.saturating_sub(blocks);
+        freeing?;
+        Ok(())
+    }
+
+    /// Unmaps `[s, e)` of leaf `l` and frees the frames that part held.
+    ///
+    /// Splitting a block needs a frame for the new table. Out of frames, a private block
+    /// lends one of its own pages that this call frees anyway (the kernel never fails
+    /// here: it deposits a table with every huge page); a huge-zero-page block is dropped
+    /// whole, since its other pages are zero pages that fault back in unchanged.
+    fn zap_part(&mut self, l: &Leaf, s: u64, e: u64) -> Result<(), MapError> {
+        let page = self.page();
+        let order = self.config.granule.page_shift() - 12;
+        let ls = l.va.as_u64();
+        let size = 1u64 << l.size_log2;
+        let zero = self.is_zero(l.pa.as_u64());
+        let pa = l.pa.as_u64() + (s - ls);
+        let mut first = pa;
+        match self.unmap(s, e - s) {
+            Ok(()) => {}
+            Err(MapError::OutOfFrames { .. }) if size > page && !zero => {
+                self.frames.free_run(PhysAddr::new(pa), order)?;
+                self.unmap(s, e - s)?;
+                first = pa + page;
+            }
+            Err(MapError::OutOfFrames { .. }) if size > page => {
+                self.unmap(ls, size)?;
+                self.release_deposits(1);
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        }
+        if size > page {
+            // Split (or gone): the deposit paid for the table.
+            self.release_deposits(1);
+        }
+        if !zero {
+            let mut x = first;
+            while x < pa + (e - s) {
+                self.frames.free_run(PhysAddr::new(x), order)?;
+                x += page;
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits a block (a THP or the huge zero page) that straddles `addr` into pages, as
+    /// the kernel splits a huge PMD when a VMA boundary falls inside it.
+    ///
+    /// # Errors
+    /// [`MapError::OutOfFrames`] when no frame is left for the page table (nothing changes).
+    pub fn split_block_at(&mut self, addr: u64) -> Result<(), MapError> {
+        let page = self.page();
+        if let Some(l) = self.leaf_at(addr)? {
+            let ls = l.va.as_u64();
+            let size = 1u64 << l.size_log2;
+            if size > page && addr > ls && addr < ls + size {
+                let mem = self.mmu.memory_mut();
+                // A protect that changes nothing splits the block the range starts in.
+                let flush = self.mapper.protect(
+                    mem,
+                    &mut self.frames,
+                    VirtAddr::new(addr),
+                    ls + size - addr,
+                    Attributes::empty(),
+                    Attributes::empty(),
+                )?;
+                self.mmu.flush(flush);
+                self.release_deposits(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the attributes of the pages present in `[start, end)` for new VMA flags
+    /// (mprotect), as arm64 Linux's `pte_modify()`: zero-page mappings stay read-only,
+    /// private pages become writable with `VM_WRITE`, PROT_NONE keeps pages resident but
+    /// inaccessible. The dirty state survives every change: a hardware-dirty page that
+    /// loses write permission keeps it in [`PTE_DIRTY`], and a software-dirty page that
+    /// becomes writable is hardware-dirty again.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails.
+    pub fn change_protection(
+        &mut self,
+        start: u64,
+        end: u64,
+        flags: VmFlags,
+    ) -> Result<(), MapError> {
+        let mut cursor = start;
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
+            let writable = flags.contains(VmFlags::VM_WRITE) && !self.is_zero(leaf.pa.as_u64());
+            let dirty = pte_dirty(leaf.descriptor.bits());
+            let mut want = page_attrs(flags, writable && dirty);
+            if writable && !dirty {
+                // Clean but writable: DBM set, AP[2] set until hardware marks it dirty.
+                want |= Attributes::DBM | Attributes::AP_RO;
+            }
+            if !flags.intersects(VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC) {
+                want.remove(Attributes::AP_EL0 | Attributes::DBM);
+                want |= Attributes::AP_RO | Attributes::UXN;
+            }
+            if dirty {
+                want |= PTE_DIRTY;
+            }
+            let owned = Attributes::AP_EL0
+                | Attributes::AP_RO
+                | Attributes::DBM
+                | Attributes::UXN
+                | Attributes::PXN
+                | PTE_DIRTY;
+            let set = want & owned;
+            let clear = owned - set;
+            let mem = self.mmu.memory_mut();
+            let flush =
+                self.mapper
+                    .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
+            self.mmu.flush(flush);
+            self.settle_split(&leaf, s)?;
+            cursor = e;
+        }
+        Ok(())
+    }
+
+    /// Makes the private pages of `[start, end)` lazy-free (MADV_FREE) as
+    /// `madvise_free_single_vma` does: it drains the folio batches first, then leaves every
+    /// page resident, clean and old (`pte_mkclean`, `pte_mkold`: Private_Dirty becomes
+    /// Private_Clean, Referenced drops until the next access) and hands each folio that is
+    /// not lazy-free yet to the per-CPU `lru_lazyfree` batch (`folio_mark_lazyfree`). A
+    /// folio counts as LazyFree once that batch moves: when it fills
+    /// ([`PagingConfig::lru_batch`]), at once for a THP, or at the next drain.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails.
+    pub fn mark_clean(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        self.lru_add_drain()?;
+        let page = self.page();
+        let mut cursor = start;
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
+            cursor = e;
+            if self.is_zero(leaf.pa.as_u64()) {
+                continue;
+            }
+            let mem = self.mmu.memory_mut();
+            let flush = self.mapper.protect(
+                mem,
+                &mut self.frames,
+                VirtAddr::new(s),
+                e - s,
+                Attributes::AP_RO,
+                PTE_DIRTY | Attributes::AF,
+            )?;
+            self.mmu.flush(flush);
+            self.settle_split(&leaf, s)?;
+            if leaf.descriptor.bits() & PTE_LAZYFREE.bits() != 0 {
+                // Already lazy-free (not swap-backed): folio_mark_lazyfree skips it.
+                continue;
+            }
+            let size = 1u64 << leaf.size_log2;
+            if size > page && s == leaf.va.as_u64() && e - s == size {
+                // A whole THP: a large folio moves the batch at once.
+                self.set_lazyfree(s, size)?;
+                self.lru_add_drain()?;
+                continue;
+            }
+            let pa0 = leaf.pa.as_u64() + (s - leaf.va.as_u64());
+            let mut a = s;
+            while a < e {
+                if self.lazyfree_batch.is_full() {
+                    self.lru_add_drain()?;
+                }
+                let pushed = self.lazyfree_batch.try_push((a, pa0 + (a - s))).is_ok();
+                debug_assert!(pushed, "a drained batch has room");
+                if self.lazyfree_batch.len() >= usize::from(self.config.lru_batch).max(1) {
+                    // folio_batch_add() returned no space left: the batch moves.
+                    self.lru_add_drain()?;
+                }
+                a += page;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deactivates the private pages of `[start, end)` (MADV_COLD) as
+    /// `madvise_cold_or_pageout_pte_range` does after draining the folio batches: each
+    /// page that is not a zero page becomes old and loses `PG_referenced`, so that smaps
+    /// no longer counts it as Referenced until it is accessed again. A THP that the range
+    /// covers only in part is split first.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails.
+    pub fn deactivate(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        self.lru_add_drain()?;
+        let mut cursor = start;
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
+            cursor = e;
+            if self.is_zero(leaf.pa.as_u64()) {
+                continue;
+            }
+            let mem = self.mmu.memory_mut();
+            let flush = self.mapper.protect(
+                mem,
+                &mut self.frames,
+                VirtAddr::new(s),
+                e - s,
+                Attributes::empty(),
+                Attributes::AF | PG_REFERENCED,
+            )?;
+            self.mmu.flush(flush);
+            self.settle_split(&leaf, s)?;
+        }
+        Ok(())
+    }
+
+    /// Drains this CPU's folio batches (`lru_add_drain`): the folios waiting in the
+    /// `lru_lazyfree` batch become lazy-free. The kernel drains before MADV_FREE,
+    /// MADV_DONTNEED, MADV_COLD/PAGEOUT and before unmapping VMAs (munmap, MAP_FIXED over
+    /// a mapping, brk shrink); [`crate::linux::process::Process`] calls it there.
+    ///
+    /// # Errors
+    /// [`MapError`] if a table change fails (a software-bit change of a mapped page never
+    /// needs a frame).
+    pub fn lru_add_drain(&mut self) -> Result<(), MapError> {
+        let page = self.page();
+        while let Some((va, pa)) = self.lazyfree_batch.pop_at(0) {
+            // The folio is still mapped where MADV_FREE found it: every path that unmaps
+            // pages drains first, so the check only guards the model's own invariant.
+            let same = self
+                .leaf_at(va)?
+                .is_some_and(|l| l.pa.as_u64() + (va - l.va.as_u64()) == pa);
+            if same {
+                self.set_lazyfree(va, page)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns how many small folios wait in the `lru_lazyfree` batch.
+    pub fn pending_lazyfree(&self) -> usize {
+        self.lazyfree_batch.len()
+    }
+
+    /// The lazy-free move of one folio (`lru_lazyfree`): not swap-backed any more, and
+    /// neither referenced nor active.
+    fn set_lazyfree(&mut self, va: u64, len: u64) -> Result<(), MapError> {
+        let mem = self.mmu.memory_mut();
+        let flush = self.mapper.protect(
+            mem,
+            &mut self.frames,
+            VirtAddr::new(va),
+            len,
+            PTE_LAZYFREE,
+            PG_REFERENCED,
+        )?;
+        self.mmu.flush(flush);
+        Ok(())
+    }
+
+    /// Releases the deposit of block `leaf` if a change starting at `s` split it (a
+    /// protect of part of a block splits it).
+    fn settle_split(&mut self, leaf: &Leaf, s: u64) -> Result<(), MapError> {
+        let size = 1u64 << leaf.size_log2;
+        if size > self.page() && self.leaf_at(s)?.is_some_and(|l| 1u64 << l.size_log2 < size) {
+            self.release_deposits(1);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! What is resident: smaps residency, mincore, the paging invariants, and a traced walk.
+
+use super::*;
+
+/// Resident memory of a range, as smaps counts it (bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Residency {
+    /// Private pages mapped (zero pages excluded).
+    pub rss: u64,
+    /// Of those, dirty as `pte_dirty()` sees them (hardware or software dirty).
+    pub private_dirty: u64,
+    /// Of those, clean (e.g. after MADV_FREE).
+    pub private_clean: u64,
+    /// Of those, young: the access flag is set (it is cleared by MADV_FREE and set again
+    /// by the next access).
+    pub referenced: u64,
+    /// Of those, lazy-free (made so by MADV_FREE) and still clean.
+    pub lazy_free: u64,
+    /// Bytes mapped by level-2 blocks (PMD THPs).
+    pub anon_huge: u64,
+    /// Pages with any mapping, zero pages included (what mincore reports), in base pages.
+    pub present_pages: u64,
+}
+
+/// A paging invariant that does not hold (see [`Paging::validate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingInvariant {
+    /// The tables could not be read.
+    Tables(MapError),
+    /// Blocks mapped and tables deposited differ.
+    Deposits {
+        /// Blocks (THPs and huge-zero-page maps) in the tables.
+        blocks: u64,
+        /// Tables deposited.
+        deposits: u64,
+    },
+    /// Fewer frames are free than the deposits hold back.
+    DepositsSpent {
+        /// Free frames.
+        free: u64,
+        /// Frames the deposits need.
+        needed: u64,
+    },
+    /// Frames in use are not the tables, mapped pages and zero pages.
+    Frames {
+        /// Frames the allocator has handed out.
+        used: u64,
+        /// Tables + frames the leaves map + the zero pages.
+        accounted: u64,
+    },
+}
+
+impl fmt::Display for PagingInvariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PagingInvariant::Tables(e) => write!(f, "tables unreadable: {e}"),
+            PagingInvariant::Deposits { blocks, deposits } => {
+                write!(f, "{blocks} blocks mapped but {deposits} tables deposited")
+            }
+            PagingInvariant::DepositsSpent { free, needed } => {
+                write!(f, "{free} frames free, the deposits need {needed}")
+            }
+            PagingInvariant::Frames { used, accounted } => write!(
+                f,
+                "{used} frames in use, {accounted} held by tables, pages and zero pages"
+            ),
+        }
+    }
+}
+
+impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
+    /// Returns what smaps counts as resident in `[start, end)`.
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
+    pub fn residency(&self, start: u64, end: u64) -> Result<Residency, MapError> {
+        let mut r = Residency::default();
+        if end <= start {
+            return Ok(r);
+        }
+        let page = self.page();
+        self.mapper
+            .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), end - start, |l| {
+                let l_start = l.va.as_u64();
+                let size = 1u64 << l.size_log2;
+                let s = l_start.max(start);
+                let e = (l_start + size).min(end);
+                r.present_pages += (e - s) / page;
+                if !self.is_zero(l.pa.as_u64()) {
+                    let d = l.descriptor.bits();
+                    r.rss += e - s;
+                    if pte_dirty(d) {
+                        r.private_dirty += e - s;
+                    } else {
+                        r.private_clean += e - s;
+                        if d & PTE_LAZYFREE.bits() != 0 {
+                            r.lazy_free += e - s;
+                        }
+                    }
+                    if d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
+                        r.referenced += e - s;
+                    }
+                    if size > page && s == l_start && e == l_start + size {
+                        r.anon_huge += size;
+                    }
+                }
+                true
+            })?;
+        Ok(r)
+    }
+
+    /// Writes one byte per page of `[start, start + len)` into `out`: 1 where a page is
+    /// mapped (zero pages included), 0 elsewhere. Returns how many bytes were written.
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
+    pub fn mincore(&self, start: u64, len: u64, out: &mut [u8]) -> Result<usize, MapError> {
+        let page = self.page();
+        let pages = (len.div_ceil(page) as usize).min(out.len());
+        for b in out[..pages].iter_mut() {
+            *b = 0;
+        }
+        self.mapper
+            .for_each_leaf(self.mmu.memory(), VirtAddr::new(start), len, |l| {
+                let l_start = l.va.as_u64();
+                let s = l_start.max(start);
+                let e = (l_start + (1u64 << l.size_log2)).min(start + len);
+                let mut a = s;
+                while a < e {
+                    let i = ((a - start) / page) as usize;
+                    if i < pages {
+                        out[i] = 1;
+                    }
+                    a += page;
+                }
+                true
+            })?;
+        Ok(pages)
+    }
+
+    /// Checks the paging invariants: one deposited table per block mapped, the deposits
+    /// still free, and every frame in use accounted for (the tables, the pages the leaves
+    /// map, and the zero pages). Property tests and fuzz targets call it after each step.
+    ///
+    /// # Errors
+    /// [`PagingInvariant`] naming the first invariant that does not hold.
+    pub fn validate(&self) -> Result<(), PagingInvariant> {
+        let page = self.page();
+        let mut blocks = 0u64;
+        let mut mapped_frames = 0u64;
+        self.mapper
+            .for_each_leaf(
+                self.mmu.memory(),
+                VirtAddr::new(0),
+                1u64 << self.config.va_bits,
+                |l| {
+                    let size = 1u64 << l.size_log2;
+                    if size > page {
+                        blocks += 1;
+                    }
+                    if !self.is_zero(l.pa.as_u64()) {
+                        mapped_frames += size >> 12;
+                    }
+                    true
+                },
+            )
+            .map_err(PagingInvariant::Tables)?;
+        if blocks != self.deposits {
+            return Err(PagingInvariant::Deposits {
+                blocks,
+                deposits: self.deposits,
+            });
+        }
+        let free = self.frames.free_frames() as u64;
+        if free < self.deposit_frames() {
+            return Err(PagingInvariant::DepositsSpent {
+                free,
+                needed: self.deposit_frames(),
+            });
+        }
+        let table_frames = self.mapper.table_count() << (self.config.granule.page_shift() - 12);
+        let zero_frames = (page >> 12) + self.huge_zero.map_or(0, |_| self.pmd() >> 12);
+        let used = self.frames.total_frames() as u64 - free;
+        let accounted = table_frames + mapped_frames + zero_frames;
+        if used != accounted {
+            return Err(PagingInvariant::Frames { used, accounted });
+        }
+        Ok(())
+    }
+
+    /// Walks the tables for an EL0 access of `kind` at `va` without the TLB and without
+    /// taking faults, recording the descriptor read at each level (for showing a
+    /// translation level by level).
+    pub fn trace(
+        &mut self,
+        va: VirtAddr,
+        kind: AccessKind,
+    ) -> (
+        Result<crate::arch::Translation, Fault>,
+        arrayvec::ArrayVec<(PhysAddr, u64), 5>,
+    ) {
+        let regime = *self.mmu.regime();
+        let mut t = crate::phys::TracingMemory::new(self.mmu.memory_mut());
+        let r = crate::arch::walk(&regime, &mut t, va, Access::new(kind, El::El0));
+        (r, t.reads())
+    }
+
+    /// Returns the leaf descriptor mapping `va`, if any (for showing translations).
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be read.
+    pub fn descriptor(&self, va: VirtAddr) -> Result<Option<Descriptor>, MapError> {
+        Ok(self.leaf_at(va.as_u64())?.map(|l| l.descriptor))
+    }
+}
