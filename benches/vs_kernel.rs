@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pagesim::arch::AccessKind;
-use pagesim::cli::sim::{SimProcess, Start, Storage};
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
+use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
 use pagesim::VirtAddr;
 
 const SIZE: u64 = 100 << 20;
@@ -62,7 +62,7 @@ fn group(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
     g.sample_size(20);
-    let mut storage = Storage::new(&params(), 256 << 20);
+    let mut storage = ProcessStorage::new(&params(), 256 << 20);
     let mut p = storage
         .build(params(), Start::Fresh, ImportHints::default())
         .unwrap();

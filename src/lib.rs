@@ -43,8 +43,6 @@ pub mod linux;
 pub mod mmu;
 pub mod phys;
 
-#[cfg(feature = "std")]
-pub mod cli;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 

@@ -33,8 +33,8 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use crate::cli::script::{Addr, Call};
 use crate::linux::mm::mman;
+use crate::linux::script::{Addr, Call};
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Access, AccessKind, Attributes, Cpu, El, Granule, Regime, Registers};
@@ -272,10 +272,10 @@ fn build_image(
 /// script model: mmaps bound to names `m0`, `m1`, … and later calls addressed relative to
 /// them (sometimes off their end, unaligned, or at raw edge addresses), with every
 /// protection, the common flag sets and advices. Feed them to
-/// [`crate::cli::run::run`] or a [`crate::linux::process::Process`].
+/// [`crate::linux::script::run::run`] or a [`crate::linux::process::Process`].
 ///
 /// ```
-/// use pagesim::cli::sim::{Start, Storage};
+/// use pagesim::linux::storage::{Start, ProcessStorage};
 /// use pagesim::linux::mm::{ImportHints, LayoutParams};
 /// use pagesim::strategies::linux_calls;
 /// use proptest::test_runner::TestRunner;
@@ -284,12 +284,12 @@ fn build_image(
 /// runner
 ///     .run(&linux_calls(12), |calls| {
 ///         let params = LayoutParams::arm64_6_12();
-///         let mut storage = Storage::new(&params, 32 << 20);
+///         let mut storage = ProcessStorage::new(&params, 32 << 20);
 ///         let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
 ///         let numbered: Vec<_> = calls.into_iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
 ///         let mut out = String::new();
 ///         // Names of failed mmaps are reported as errors; nothing panics.
-///         let _ = pagesim::cli::run::run(&mut p, &numbered, true, &mut out);
+///         let _ = pagesim::linux::script::run::run(&mut p, &numbered, true, &mut out);
 ///         Ok(())
 ///     })
 ///     .unwrap();

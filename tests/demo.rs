@@ -2,7 +2,21 @@
 //! output line by line (whitespace folded; the notes lost the kernel's column padding and
 //! show typographic dashes), and its numbers describe what demand paging really did.
 
-use pagesim::cli::demo;
+/// Runs `pagesim demo` as a user does and returns what it printed.
+fn demo_output() -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pagesim"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pagesim demo failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Restores the text the kernel printed from the notes' copy: en dash `–` was `--`, em
+/// dash `—` was `---`.
+fn normalise_notes(text: &str) -> String {
+    text.replace('—', "---").replace('–', "--")
+}
 
 /// The two programs' terminal output, copied from the seed notes into the repository.
 fn notes() -> String {
@@ -10,7 +24,7 @@ fn notes() -> String {
 }
 
 fn fold(line: &str) -> String {
-    demo::normalise_notes(line)
+    normalise_notes(line)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
@@ -42,9 +56,7 @@ fn runs(notes: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn demo_output_holds_the_notes_line_by_line() {
-    let mut buf = Vec::new();
-    demo::run(&mut buf).unwrap();
-    let text = String::from_utf8(buf).unwrap();
+    let text = demo_output();
     // The program's own output: no blank lines, no simulator commentary.
     let shown: Vec<String> = text
         .lines()
@@ -84,9 +96,7 @@ fn demo_output_holds_the_notes_line_by_line() {
 
 #[test]
 fn demo_maps_are_in_the_kernels_exact_format() {
-    let mut buf = Vec::new();
-    demo::run(&mut buf).unwrap();
-    let text = String::from_utf8(buf).unwrap();
+    let text = demo_output();
     // The new mapping's line, padded exactly as show_map_vma pads an unnamed VMA.
     assert!(text.contains("\nffff89ad0000-ffff8fed0000 rw-p 00000000 00:00 0 \n"));
     assert!(text.contains(
@@ -99,9 +109,7 @@ fn demo_maps_are_in_the_kernels_exact_format() {
 
 #[test]
 fn demo_touch_statistics_add_up() {
-    let mut buf = Vec::new();
-    demo::run(&mut buf).unwrap();
-    let text = String::from_utf8(buf).unwrap();
+    let text = demo_output();
     let value = |label: &str| -> u64 {
         let line = text
             .lines()

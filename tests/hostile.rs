@@ -5,12 +5,11 @@
 use pagesim::arch::{
     at, walk, Access, AccessKind, AtOp, Cpu, El, FaultKind, Granule, Regime, RegimeError, Registers,
 };
-use pagesim::cli::at::answer_line;
-use pagesim::cli::script;
-use pagesim::cli::sim::{Start, Storage};
 use pagesim::linux::mm::maps_text::MapsFormat;
 use pagesim::linux::mm::{mman, Errno, ImportHints, LayoutParams};
 use pagesim::linux::paging::{Paging, PagingConfig, PagingError, Touch};
+use pagesim::linux::script;
+use pagesim::linux::storage::{ProcessStorage, Start};
 use pagesim::mmu::{FrameAllocator, FrameError, MapError, Mapper, Mmu, TableFormat, Tlb, Tlbi};
 use pagesim::phys::{MemoryError, PhysMemory, SliceMemory, SparseMemory};
 use pagesim::{PhysAddr, VirtAddr};
@@ -230,7 +229,7 @@ fn tlb_and_mmu() {
     }
 }
 
-type Call<'c> = dyn Fn(&mut pagesim::cli::sim::SimProcess<'_>) -> Result<(), Errno> + 'c;
+type Call<'c> = dyn Fn(&mut pagesim::linux::storage::SimProcess<'_>) -> Result<(), Errno> + 'c;
 
 #[test]
 fn paging_and_process() {
@@ -249,7 +248,7 @@ fn paging_and_process() {
     ));
 
     let params = LayoutParams::arm64_6_12();
-    let mut st = Storage::new(&params, 64 << 20);
+    let mut st = ProcessStorage::new(&params, 64 << 20);
     let mut p = st
         .build(params, Start::Fresh, ImportHints::default())
         .unwrap();
@@ -339,7 +338,34 @@ fn text_inputs() {
     ] {
         assert!(script::parse(s).is_err(), "{s}");
     }
-    for line in ["", "null", "[]", "{\"tcr\":1}", "{\"tcr\":\"0x\",\"sctlr\":\"0\",\"ttbr0\":\"0\",\"ttbr1\":\"0\",\"mair\":\"0\",\"va\":\"0\",\"op\":\"S1E1R\"}"] {
-        assert!(answer_line(line, Cpu::MAX).starts_with("{\"error\":"), "{line}");
+    // `pagesim at` answers every malformed line with an error object, one per line.
+    let bad = [
+        "null",
+        "[]",
+        "{\"tcr\":1}",
+        "{\"tcr\":\"0x\",\"sctlr\":\"0\",\"ttbr0\":\"0\",\"ttbr1\":\"0\",\"mair\":\"0\",\"va\":\"0\",\"op\":\"S1E1R\"}",
+        "{\"tcr\":\"0x0\",\"sctlr\":\"0x1\",\"ttbr0\":\"0x0\",\"ttbr1\":\"0x0\",\"mair\":\"0x0\",\"va\":\"0x0\",\"op\":\"S9E9\"}",
+        "{\"tcr\":\"0x10\",\"sctlr\":\"0x1\",\"ttbr0\":\"0x0\",\"ttbr1\":\"0x0\",\"mair\":\"0x0\",\"va\":\"0x0\",\"op\":\"S1E1R\",\"writes\":[[\"0x1\",\"0x0\"]]}",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pagesim"))
+        .arg("at")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for l in bad {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), bad.len(), "{text}");
+    for (l, answer) in bad.iter().zip(&lines) {
+        assert!(answer.starts_with("{\"error\":"), "{l} -> {answer}");
     }
 }

@@ -3,10 +3,10 @@
 //! exactly tables + resident pages + the zero pages, and failed calls change nothing.
 
 use pagesim::arch::{AccessKind, Attributes};
-use pagesim::cli::sim::{SimProcess, Start, Storage};
 use pagesim::linux::mm::vmflags::VmFlags;
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
 use pagesim::linux::paging::Touch;
+use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
 use pagesim::VirtAddr;
 use proptest::prelude::*;
 
@@ -149,7 +149,7 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
     if !va52 {
         params.task_size = 1 << 48;
     }
-    let mut storage = Storage::new(&params, 64 << 20);
+    let mut storage = ProcessStorage::new(&params, 64 << 20);
     let mut p = storage
         .build(params, Start::Fresh, ImportHints::default())
         .unwrap();

@@ -2,8 +2,8 @@
 #![cfg(feature = "proptest")]
 
 use pagesim::arch::{walk, Access, Cpu, El, Regime};
-use pagesim::cli::sim::{Start, Storage};
 use pagesim::linux::mm::{ImportHints, LayoutParams};
+use pagesim::linux::storage::{ProcessStorage, Start};
 use pagesim::mmu::Mmu;
 use pagesim::strategies::{access, linux_calls, registers, table_image, ImageShape};
 use pagesim::VirtAddr;
@@ -53,11 +53,11 @@ proptest! {
     #[test]
     fn linux_call_sequences_keep_the_map_well_formed(calls in linux_calls(20)) {
         let params = LayoutParams::arm64_6_12();
-        let mut storage = Storage::new(&params, 32 << 20);
+        let mut storage = ProcessStorage::new(&params, 32 << 20);
         let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
         let numbered: Vec<_> = calls.into_iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
         let mut out = String::new();
-        let _ = pagesim::cli::run::run(&mut p, &numbered, true, &mut out);
+        let _ = pagesim::linux::script::run::run(&mut p, &numbered, true, &mut out);
         // The maps text parses back into the same number of sorted, disjoint VMAs.
         let text = p.maps_string();
         let mut slots = vec![pagesim::linux::mm::vma_tree::VmaSlot::EMPTY; 4096];

@@ -2279,10 +2279,10 @@ pub fn maps_parse(data: &[u8]) {
 // ===== mm_ops ===========================================================================
 
 use pagesim::arch::AccessKind as Kind;
-use pagesim::cli::sim::{SimProcess, Start, Storage};
 use pagesim::linux::mm::vmflags::VmFlags;
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
 use pagesim::linux::paging::Touch;
+use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
 
 /// Physical memory choices (MiB), by 2 bits of the config byte; 16K-page layouts get
 /// 64 MiB more for their 32 MiB huge zero page (a naturally aligned run, which the root
@@ -2780,7 +2780,7 @@ pub fn mm_ops(data: &[u8]) {
     let (cfg, knobs, small) = (r.u8(), r.u8(), r.u8());
     let (params, ram) = mm_layout(cfg, knobs, small);
     let page = params.page_size();
-    let mut storage = Storage::new(&params, ram);
+    let mut storage = ProcessStorage::new(&params, ram);
     let mut p = match storage.build(params, Start::Fresh, ImportHints::default()) {
         Ok(p) => p,
         // A fresh process has more VMAs than the smallest max_map_counts allow.
@@ -2996,7 +2996,7 @@ const SCRIPT_TOUCH_MAX: u64 = 16 << 20;
 /// after `#!`. Populating calls longer than 64 MiB lose their populate part, touches are
 /// cut to 16 MiB.
 pub fn script(data: &[u8]) {
-    use pagesim::cli::script::{parse, Call};
+    use pagesim::linux::script::{parse, Call};
     let owned = String::from_utf8_lossy(data);
     let text: &str = &owned;
     let lines = text.lines().count();
@@ -3038,12 +3038,12 @@ pub fn script(data: &[u8]) {
         .unwrap_or(0);
     // 64 MiB of RAM (80 MiB with 16K pages).
     let (params, ram) = mm_layout(cfg | 0x0c, 0, 0);
-    let mut storage = Storage::new(&params, ram);
+    let mut storage = ProcessStorage::new(&params, ram);
     let mut p = storage
         .build(params, Start::Fresh, ImportHints::default())
         .expect("a fresh process");
     let mut out = String::new();
-    if let Err((line, msg)) = pagesim::cli::run::run(&mut p, &calls, true, &mut out) {
+    if let Err((line, msg)) = pagesim::linux::script::run::run(&mut p, &calls, true, &mut out) {
         assert!(
             calls.iter().any(|(l, _)| *l == line),
             "run error on line {line}, which holds no call: {msg}"

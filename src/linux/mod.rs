@@ -10,7 +10,16 @@
 //!   that keeps VMAs and tables in step.
 //!
 //! Nothing in [`mm`] imports [`paging`] or [`process`].
+//!
+//! With `std`: [`storage`] owns a process's storage on the heap and builds it (fresh, or
+//! imported from captured maps/smaps text), and [`script`] is the call language of
+//! `pagesim run` (parse, run, print like strace), which property tests and fuzz targets
+//! use too.
 
 pub mod mm;
 pub mod paging;
 pub mod process;
+#[cfg(feature = "std")]
+pub mod script;
+#[cfg(feature = "std")]
+pub mod storage;

@@ -5,11 +5,11 @@
 pub mod flush;
 pub mod frames;
 pub mod mapper;
-pub mod mmu;
+mod facade;
 pub mod tlb;
 
 pub use flush::Flush;
 pub use frames::{FrameAllocator, FrameError};
 pub use mapper::{FrameSource, Leaf, MapError, Mapper, TableFormat};
-pub use mmu::Mmu;
+pub use facade::Mmu;
 pub use tlb::{Stats, Tlb, TlbEntry, Tlbi};

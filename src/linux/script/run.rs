@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::string::String;
 
-use super::script::{Addr, Call};
-use super::sim::SimProcess;
+use super::{Addr, Call};
 use crate::arch::AccessKind;
 use crate::linux::mm::mman;
 use crate::linux::paging::Touch;
+use crate::linux::storage::SimProcess;
 use crate::VirtAddr;
 
 /// Formats PROT_* bits as strace does.

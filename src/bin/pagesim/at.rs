@@ -10,10 +10,10 @@ use std::io::{self, BufRead, Write};
 
 use serde_json::Value;
 
-use super::json::{hex, json_string, opt_u64_field, u64_field, u64_value};
-use crate::addr::{PhysAddr, VirtAddr};
-use crate::arch::{at, AtOp, Cpu, Regime, Registers};
-use crate::phys::{PhysMemory, SparseMemory};
+use crate::json::{hex, json_string, opt_u64_field, u64_field, u64_value};
+use pagesim::addr::{PhysAddr, VirtAddr};
+use pagesim::arch::{at, AtOp, Cpu, Regime, Registers};
+use pagesim::phys::{PhysMemory, SparseMemory};
 
 /// Default RAM base for `pagesim at`.
 pub const DEFAULT_RAM_BASE: u64 = 0x4000_0000;

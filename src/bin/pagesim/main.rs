@@ -1,5 +1,9 @@
 //! The `pagesim` command-line tool.
 
+mod at;
+mod demo;
+mod json;
+
 use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
@@ -139,7 +143,7 @@ struct RunArgs {
 }
 
 fn num(s: &str) -> Result<u64, String> {
-    pagesim::cli::script::parse_number(s)
+    pagesim::linux::script::parse_number(s)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -185,8 +189,8 @@ enum ThpArg {
 }
 
 fn run_script(a: RunArgs) -> Result<(), String> {
-    use pagesim::cli::sim::{Start, Storage};
     use pagesim::linux::mm::{ImportHints, KernelVersion, LayoutParams, ThpMode};
+    use pagesim::linux::storage::{ProcessStorage, Start};
     let version = match a.kernel {
         KernelArg::V6_1 => KernelVersion::V6_1,
         KernelArg::V6_12 => KernelVersion::V6_12,
@@ -239,14 +243,14 @@ fn run_script(a: RunArgs) -> Result<(), String> {
     } else {
         read(std::path::Path::new(&a.script))?
     };
-    let calls = pagesim::cli::script::parse(&script).map_err(|e| format!("{}: {e}", a.script))?;
+    let calls = pagesim::linux::script::parse(&script).map_err(|e| format!("{}: {e}", a.script))?;
     let hints = ImportHints {
         start_brk: a.start_brk,
         brk: a.brk,
         start_stack: None,
         mmap_base: a.mmap_base,
     };
-    let mut storage = Storage::new(&params, a.phys_mem);
+    let mut storage = ProcessStorage::new(&params, a.phys_mem);
     let start = match &start_text {
         Some((true, t)) => Start::Smaps(t),
         Some((false, t)) => Start::Maps(t),
@@ -254,7 +258,7 @@ fn run_script(a: RunArgs) -> Result<(), String> {
     };
     let mut process = storage.build(params, start, hints)?;
     let mut out = String::new();
-    let r = pagesim::cli::run::run(&mut process, &calls, a.quiet, &mut out);
+    let r = pagesim::linux::script::run::run(&mut process, &calls, a.quiet, &mut out);
     print!("{out}");
     r.map_err(|(line, m)| format!("{}: line {line}: {m}", a.script))
 }
@@ -273,9 +277,9 @@ fn main() -> ExitCode {
             };
             let stdin = io::stdin().lock();
             let stdout = BufWriter::new(io::stdout().lock());
-            pagesim::cli::at::run(stdin, stdout, cpu.with_compat(compat))
+            at::run(stdin, stdout, cpu.with_compat(compat))
         }
-        Command::Demo => pagesim::cli::demo::run(&mut io::stdout().lock()),
+        Command::Demo => demo::run(&mut io::stdout().lock()),
         Command::Run(a) => match run_script(a) {
             Ok(()) => Ok(()),
             Err(m) => {

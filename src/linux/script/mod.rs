@@ -12,6 +12,8 @@
 //! `shared`, `anonymous`, `fixed`, `fixed_noreplace`, `noreserve`, `populate`, `stack`,
 //! `growsdown`; `#` starts a comment.
 
+pub mod run;
+
 use std::collections::HashMap;
 use std::string::String;
 

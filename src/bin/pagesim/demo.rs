@@ -5,15 +5,15 @@
 
 use std::io::{self, Write};
 
-use super::sim::{Start, Storage};
-use crate::addr::VirtAddr;
-use crate::arch::{AccessKind, Descriptor};
-use crate::linux::mm::{mman, ImportHints, LayoutParams};
-use crate::linux::paging::Touch;
+use pagesim::addr::VirtAddr;
+use pagesim::arch::{AccessKind, Descriptor};
+use pagesim::linux::mm::{mman, ImportHints, LayoutParams};
+use pagesim::linux::paging::Touch;
+use pagesim::linux::storage::{ProcessStorage, Start};
 
 /// The notes' "before" listing of /proc/PID/maps (as captured: padding lost, typographic
 /// dashes).
-pub const SEED_BEFORE_MAPS: &str = include_str!("../../data/seed_before_maps.txt");
+pub const SEED_BEFORE_MAPS: &str = include_str!("../../../data/seed_before_maps.txt");
 
 /// The size the notes' program maps.
 pub const ALLOC_SIZE: u64 = 100 * 1024 * 1024;
@@ -35,7 +35,7 @@ const PHYS_MEM: u64 = 256 << 20;
 pub fn run(out: &mut dyn Write) -> io::Result<()> {
     let params = LayoutParams::arm64_6_1();
     let before = normalise_notes(SEED_BEFORE_MAPS);
-    let mut storage = Storage::new(&params, PHYS_MEM);
+    let mut storage = ProcessStorage::new(&params, PHYS_MEM);
     let mut p = storage
         .build(params, Start::Maps(&before), ImportHints::default())
         .map_err(io::Error::other)?;

@@ -21,7 +21,7 @@ pub const RAM_BASE: u64 = 0x4000_0000;
 pub type SimProcess<'s> = Process<'s, 's, SliceMemory<'s>, TLB_ENTRIES>;
 
 /// The memory a simulated process lives in: VMA slots, RAM and frame-allocator metadata.
-pub struct Storage {
+pub struct ProcessStorage {
     slots: Vec<VmaSlot>,
     ram: Vec<u8>,
     frame_words: Vec<u64>,
@@ -38,12 +38,12 @@ pub enum Start<'t> {
     Smaps(&'t str),
 }
 
-impl Storage {
+impl ProcessStorage {
     /// Allocates storage for `params` and `phys_mem` bytes of RAM (a multiple of 2 MiB).
     pub fn new(params: &LayoutParams, phys_mem: u64) -> Self {
         let phys_mem = phys_mem.max(8 << 20) & !((2 << 20) - 1);
         let frames = (phys_mem >> 12) as usize;
-        Storage {
+        ProcessStorage {
             slots: vec![VmaSlot::EMPTY; params.slots_needed().min(70_000)],
             ram: vec![0u8; phys_mem as usize],
             frame_words: vec![0u64; FrameAllocator::storage_words(frames)],
@@ -60,7 +60,7 @@ impl Storage {
         start: Start<'_>,
         hints: ImportHints,
     ) -> Result<SimProcess<'_>, String> {
-        let Storage {
+        let ProcessStorage {
             slots,
             ram,
             frame_words,
