@@ -1,5 +1,6 @@
 //! Frame allocator benchmarks at 1 GiB of managed memory, half full and fragmented.
 
+use pagesim::mmu::Contents;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -21,8 +22,13 @@ fn xorshift(state: &mut u64) -> u64 {
 /// Returns an allocator of 1 GiB with half its frames free: a quarter of the 2 MiB chunks
 /// wholly free, and random single frames (a third of each other chunk on average) free.
 fn fragmented(storage: &mut [u64]) -> FrameAllocator<'_> {
-    let mut frames = FrameAllocator::new(PhysAddr::new(BASE), (FRAMES as u64) << 12, storage, true)
-        .expect("valid range");
+    let mut frames = FrameAllocator::new(
+        PhysAddr::new(BASE),
+        (FRAMES as u64) << 12,
+        storage,
+        Contents::Zeroed,
+    )
+    .expect("valid range");
     frames.alloc_run(18).expect("everything is free");
     let pa = |i: usize| PhysAddr::new(BASE + ((i as u64) << 12));
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pagesim::arch::{walk, walk_pa, Access, Attributes, Cpu, El, Granule, Regime, Registers};
-use pagesim::mmu::{FrameError, FrameSource, Mapper, Mmu, TableFormat};
+use pagesim::mmu::{FrameError, FrameSource, Lpa2, Mapper, Mmu, TableFormat, VaRange};
 use pagesim::phys::SliceMemory;
 use pagesim::{PhysAddr, VirtAddr};
 use x86_64::structures::paging::mapper::Translate;
@@ -399,7 +399,7 @@ fn mapper_group(c: &mut Criterion) {
     let mut ram = vec![0u8; 4 << 20];
     let mut mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram);
     let mut frames = ListFrames((0..1024u64).rev().map(|i| RAM_BASE + i * 4096).collect());
-    let format = TableFormat::try_new(Granule::K4, 48, false, false, 48).unwrap();
+    let format = TableFormat::try_new(Granule::K4, 48, VaRange::Lower, Lpa2::Off, 48).unwrap();
     let mut mapper = Mapper::new(format, &mut mem, &mut frames).unwrap();
     let attrs =
         Attributes::AF | Attributes::SH0 | Attributes::SH1 | Attributes::AP_EL0 | Attributes::NG;

@@ -38,7 +38,7 @@ use crate::linux::script::{Addr, Call};
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Access, AccessKind, Attributes, Cpu, El, Granule, Regime, Registers};
-use crate::mmu::{FrameError, FrameSource, Mapper, TableFormat};
+use crate::mmu::{FrameError, FrameSource, Mapper, TableFormat, VaRange};
 use crate::phys::{PhysMemory, SparseMemory};
 
 /// Where [`table_image`] places its tables in physical memory.
@@ -202,7 +202,7 @@ fn build_image(
     };
     let mut memory = SparseMemory::new(PhysAddr::new(IMAGE_RAM_BASE), IMAGE_RAM_SIZE);
     let mut frames = Bump(IMAGE_RAM_BASE, IMAGE_RAM_BASE + IMAGE_RAM_SIZE);
-    let format = TableFormat::from_regime(&Regime::new(regs, Cpu::MAX), false);
+    let format = TableFormat::from_regime(&Regime::new(regs, Cpu::MAX), VaRange::Lower);
     // The bump allocator always has room for the root of a fresh image.
     let mut mapper = Mapper::new(format, &mut memory, &mut frames)
         .unwrap_or_else(|_| Mapper::from_root(format, PhysAddr::new(IMAGE_RAM_BASE)));

@@ -10,6 +10,7 @@ use pagesim::linux::mm::vma_tree::VmaSlot;
 use pagesim::linux::mm::{mman, AddressSpace, LayoutParams, ThpMode};
 use pagesim::linux::paging::{Paging, PagingConfig, Touch};
 use pagesim::linux::process::Process;
+use pagesim::mmu::Contents;
 use pagesim::mmu::FrameAllocator;
 use pagesim::phys::SliceMemory;
 use pagesim::PhysAddr;
@@ -78,9 +79,13 @@ fn run(mut params: LayoutParams, ram_size: usize) {
         let frames_n = ram_size / 4096;
         let mut words = vec![0u64; FrameAllocator::storage_words(frames_n)];
         let space = AddressSpace::fresh_process(&mut slots, params, "/bin/t").unwrap();
-        let frames =
-            FrameAllocator::new(PhysAddr::new(RAM_BASE), ram_size as u64, &mut words, true)
-                .unwrap();
+        let frames = FrameAllocator::new(
+            PhysAddr::new(RAM_BASE),
+            ram_size as u64,
+            &mut words,
+            Contents::Zeroed,
+        )
+        .unwrap();
         let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram);
         let paging = Paging::new(cfg, mem, frames).unwrap();
         let mut p: P<'_> = Process::new(space, paging);

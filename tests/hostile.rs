@@ -10,7 +10,10 @@ use pagesim::linux::mm::{mman, Errno, ImportHints, LayoutParams};
 use pagesim::linux::paging::{Paging, PagingConfig, PagingError, Touch};
 use pagesim::linux::script;
 use pagesim::linux::storage::{ProcessStorage, Start};
-use pagesim::mmu::{FrameAllocator, FrameError, MapError, Mapper, Mmu, TableFormat, Tlb, Tlbi};
+use pagesim::mmu::Contents;
+use pagesim::mmu::{
+    FrameAllocator, FrameError, Lpa2, MapError, Mapper, Mmu, TableFormat, Tlb, Tlbi, VaRange,
+};
 use pagesim::phys::{MemoryError, PhysMemory, SliceMemory, SparseMemory};
 use pagesim::{PhysAddr, VirtAddr};
 
@@ -93,16 +96,32 @@ fn physical_memory() {
 #[test]
 fn frame_allocator() {
     let mut storage = vec![0u64; FrameAllocator::storage_words(16)];
-    assert!(FrameAllocator::new(PhysAddr::new(0x1001), 16 << 12, &mut storage, true).is_err());
-    assert!(
-        FrameAllocator::new(PhysAddr::new(0x1000), (16 << 12) + 1, &mut storage, true).is_err()
-    );
+    assert!(FrameAllocator::new(
+        PhysAddr::new(0x1001),
+        16 << 12,
+        &mut storage,
+        Contents::Zeroed
+    )
+    .is_err());
+    assert!(FrameAllocator::new(
+        PhysAddr::new(0x1000),
+        (16 << 12) + 1,
+        &mut storage,
+        Contents::Zeroed
+    )
+    .is_err());
     let mut small = vec![0u64; 1];
     assert!(matches!(
-        FrameAllocator::new(PhysAddr::new(0), 1 << 30, &mut small, true),
+        FrameAllocator::new(PhysAddr::new(0), 1 << 30, &mut small, Contents::Zeroed),
         Err(FrameError::StorageTooSmall { .. })
     ));
-    let mut f = FrameAllocator::new(PhysAddr::new(0x10000), 16 << 12, &mut storage, true).unwrap();
+    let mut f = FrameAllocator::new(
+        PhysAddr::new(0x10000),
+        16 << 12,
+        &mut storage,
+        Contents::Zeroed,
+    )
+    .unwrap();
     assert!(matches!(
         f.alloc_run(41),
         Err(FrameError::InvalidOrder { .. })
@@ -139,14 +158,14 @@ impl pagesim::mmu::FrameSource for NoFrames {
 #[test]
 fn mapper() {
     assert_eq!(
-        TableFormat::try_new(Granule::K4, 60, false, false, 48),
+        TableFormat::try_new(Granule::K4, 60, VaRange::Lower, Lpa2::Off, 48),
         Err(MapError::InvalidFormat)
     );
     assert_eq!(
-        TableFormat::try_new(Granule::K64, 48, false, true, 48),
+        TableFormat::try_new(Granule::K64, 48, VaRange::Lower, Lpa2::On, 48),
         Err(MapError::InvalidFormat)
     );
-    let format = TableFormat::try_new(Granule::K4, 48, false, false, 48).unwrap();
+    let format = TableFormat::try_new(Granule::K4, 48, VaRange::Lower, Lpa2::Off, 48).unwrap();
     let mut mem = SparseMemory::new(PhysAddr::new(0), 1 << 30);
     assert!(matches!(
         Mapper::new(format, &mut mem, &mut NoFrames),
@@ -235,8 +254,13 @@ type Call<'c> = dyn Fn(&mut pagesim::linux::storage::SimProcess<'_>) -> Result<(
 fn paging_and_process() {
     let mut ram = vec![0u8; 1 << 20];
     let mut storage = vec![0u64; FrameAllocator::storage_words(256)];
-    let frames =
-        FrameAllocator::new(PhysAddr::new(0x4000_0000), 1 << 20, &mut storage, true).unwrap();
+    let frames = FrameAllocator::new(
+        PhysAddr::new(0x4000_0000),
+        1 << 20,
+        &mut storage,
+        Contents::Zeroed,
+    )
+    .unwrap();
     let mem = SliceMemory::new(PhysAddr::new(0x4000_0000), &mut ram);
     let bad = PagingConfig {
         granule: Granule::K64,

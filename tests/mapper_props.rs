@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use pagesim::arch::{walk, Access, Attributes, Cpu, El, FaultKind, Granule, Registers};
-use pagesim::mmu::{FrameError, FrameSource, MapError, Mapper, Mmu, TableFormat};
+use pagesim::mmu::{FrameError, FrameSource, MapError, Mapper, Mmu, TableFormat, VaRange};
 use pagesim::phys::SliceMemory;
 use pagesim::{PhysAddr, VirtAddr};
 use proptest::prelude::*;
@@ -136,7 +136,7 @@ fn run(granule: Granule, ops: Vec<Op>) -> Result<(), TestCaseError> {
         mair: 0xff,
     };
     let mut mmu: Mmu<SliceMemory, 256> = Mmu::new(regs(1, 0), Cpu::MAX, mem);
-    let format = TableFormat::from_regime(mmu.regime(), false);
+    let format = TableFormat::from_regime(mmu.regime(), VaRange::Lower);
     let mut frames = Frames::new();
     let mut mapper = Mapper::new(format, mmu.memory_mut(), &mut frames).unwrap();
     mapper.set_asid(1);

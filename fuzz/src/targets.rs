@@ -9,6 +9,7 @@
 //! The input formats are documented on each target and in `fuzz/README.md`; the seed
 //! generator `fuzz/make_seeds.py` writes them.
 
+use pagesim::mmu::Contents;
 use std::collections::BTreeSet;
 
 use pagesim::arch::walk::{DescriptorUpdate, MAX_UPDATE_RETRIES};
@@ -26,6 +27,7 @@ use pagesim::linux::mm::vma_tree::{VmaSlot, VmaTree};
 use pagesim::linux::mm::vmflags::MnemonicTable;
 use pagesim::mmu::{
     Flush, FrameAllocator, FrameError, FrameSource, MapError, Mapper, Mmu, TableFormat, Tlbi,
+    VaRange,
 };
 use pagesim::phys::{MemoryError, PhysMemory, SliceMemory};
 use pagesim::{PhysAddr, VirtAddr};
@@ -1651,7 +1653,11 @@ pub fn mmu_ops(data: &[u8]) {
         PhysAddr::new(MMU_RAM_BASE),
         ram_size as u64,
         &mut storage,
-        ram_sel & 0x80 == 0,
+        if ram_sel & 0x80 == 0 {
+            Contents::Zeroed
+        } else {
+            Contents::Unknown
+        },
     )
     .expect("frame allocator");
     if ram_sel & 0x80 != 0 {
@@ -1687,7 +1693,14 @@ pub fn mmu_ops(data: &[u8]) {
     let mut spaces = Vec::new();
     for i in 0..nproc + usize::from(kernel) {
         let upper = i == nproc;
-        let format = TableFormat::from_regime(mmu.regime(), upper);
+        let format = TableFormat::from_regime(
+            mmu.regime(),
+            if upper {
+                VaRange::Upper
+            } else {
+                VaRange::Lower
+            },
+        );
         let mut mapper = match Mapper::new(format, mmu.memory_mut(), &mut frames) {
             Ok(m) => m,
             Err(e) => panic!("Mapper::new with free RAM: {e:?}"),

@@ -512,7 +512,7 @@ fn leaf_fast(
     raw: u64,
     desc_pa: PhysAddr,
     c: &Cursor,
-) -> Option<Leaf> {
+) -> Option<LeafEval> {
     let p = &h.fast;
     let level = c.level;
     let oa = raw & p.oa_low_mask;
@@ -532,7 +532,7 @@ fn leaf_fast(
     if (dbm && access.is_write() && raw & AP_RO != 0) || !perms.allows(&access, regime.epan()) {
         return None;
     }
-    Some(Leaf {
+    Some(LeafEval {
         oa,
         attr,
         perms,
@@ -566,7 +566,7 @@ fn leaf_permissions(
 }
 
 /// What the leaf evaluation found, for [`translation`].
-struct Leaf {
+struct LeafEval {
     oa: u64,
     attr: u8,
     perms: Permissions,
@@ -590,7 +590,7 @@ fn translation(
     h: &Half,
     va: VirtAddr,
     c: &Cursor,
-    l: Leaf,
+    l: LeafEval,
     update: Option<DescriptorUpdate>,
 ) -> Translation {
     Translation {
@@ -718,7 +718,7 @@ fn leaf<M: PhysMemory + ?Sized, const BE: bool>(
             h,
             va,
             &c,
-            Leaf {
+            LeafEval {
                 oa,
                 attr,
                 perms,

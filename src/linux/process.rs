@@ -21,13 +21,13 @@ use crate::phys::PhysMemory;
 
 /// Applies the page-level consequences of VMA changes to the page tables; population is
 /// deferred until the call returns (it needs the new VMAs).
-struct Sync<'p, 'f, M: PhysMemory, const N: usize> {
+struct TableSync<'p, 'f, M: PhysMemory, const N: usize> {
     paging: &'p mut Paging<'f, M, N>,
     populate: ArrayVec<(u64, u64, bool), 8>,
     error: Option<MapError>,
 }
 
-impl<M: PhysMemory, const N: usize> Sync<'_, '_, M, N> {
+impl<M: PhysMemory, const N: usize> TableSync<'_, '_, M, N> {
     fn note(&mut self, r: Result<(), MapError>) {
         if let Err(e) = r {
             self.error.get_or_insert(e);
@@ -35,7 +35,7 @@ impl<M: PhysMemory, const N: usize> Sync<'_, '_, M, N> {
     }
 }
 
-impl<M: PhysMemory, const N: usize> PageOps for Sync<'_, '_, M, N> {
+impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
     fn unmapped(&mut self, start: u64, end: u64) {
         if self.paging.config().unmap_drains {
             // unmap_region: lru_add_drain() before the zap.
@@ -109,7 +109,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         &self.paging
     }
 
-    /// Runs one address-space call with a [`Sync`] that keeps the page tables in step,
+    /// Runs one address-space call with a [`TableSync`] that keeps the page tables in step,
     /// then faults in what it asked to populate. Returns the call's result, or `ENOMEM`
     /// when the page tables could not be brought in line with the VMAs. That cannot happen
     /// by construction (splits use the deposited tables, and [`Paging::new`] checked that
@@ -120,7 +120,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         populate_errors: bool,
         call: impl FnOnce(&mut AddressSpace<'a>, &mut dyn PageOps) -> R,
     ) -> Result<R, Errno> {
-        let mut s = Sync {
+        let mut s = TableSync {
             paging: &mut self.paging,
             populate: ArrayVec::new(),
             error: None,
@@ -238,7 +238,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         }
         // The VMA flags change first; the population that MADV_POPULATE_* asks for comes
         // after the boundary splits.
-        let mut s = Sync {
+        let mut s = TableSync {
             paging: &mut self.paging,
             populate: ArrayVec::new(),
             error: None,

@@ -1,6 +1,7 @@
 //! Building a simulated process for the command-line tools: storage, parameters, start
 //! state (fresh, or imported from maps/smaps text) and paging.
 
+use crate::mmu::Contents;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
@@ -88,8 +89,9 @@ impl ProcessStorage {
             }
         };
         let size = ram.len() as u64;
-        let frames = FrameAllocator::new(PhysAddr::new(RAM_BASE), size, frame_words, true)
-            .map_err(|e| e.to_string())?;
+        let frames =
+            FrameAllocator::new(PhysAddr::new(RAM_BASE), size, frame_words, Contents::Zeroed)
+                .map_err(|e| e.to_string())?;
         let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), ram);
         let cfg = PagingConfig::for_layout(&params);
         let paging = Paging::new(cfg, mem, frames).map_err(|e| e.to_string())?;

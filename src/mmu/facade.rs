@@ -57,7 +57,7 @@ const fn context_index(va: u64, access: &Access) -> usize {
 ///
 /// ```
 /// use pagesim::arch::{Access, Attributes, Cpu, El, FaultKind, Granule, Registers};
-/// use pagesim::mmu::{FrameAllocator, Mapper, Mmu, TableFormat};
+/// use pagesim::mmu::{Contents, FrameAllocator, Lpa2, Mapper, Mmu, TableFormat, VaRange};
 /// use pagesim::phys::SliceMemory;
 /// use pagesim::{PhysAddr, VirtAddr};
 ///
@@ -65,10 +65,10 @@ const fn context_index(va: u64, access: &Access) -> usize {
 /// let mut ram = vec![0u8; 1 << 20];
 /// let mut mem = SliceMemory::new(PhysAddr::new(0x4000_0000), &mut ram);
 /// let mut storage = vec![0u64; FrameAllocator::storage_words(256)];
-/// let mut frames = FrameAllocator::new(PhysAddr::new(0x4000_0000), 1 << 20, &mut storage, true)?;
+/// let mut frames = FrameAllocator::new(PhysAddr::new(0x4000_0000), 1 << 20, &mut storage, Contents::Zeroed)?;
 ///
 /// // 16 KiB of user pages at 0x1000_0000 -> 0x8000_0000: 4 KiB granule, 48-bit VA.
-/// let format = TableFormat::try_new(Granule::K4, 48, false, false, 48)?;
+/// let format = TableFormat::try_new(Granule::K4, 48, VaRange::Lower, Lpa2::Off, 48)?;
 /// let mut mapper = Mapper::new(format, &mut mem, &mut frames)?;
 /// mapper.set_asid(1); // its Flush records invalidate for ASID 1
 /// let attrs = Attributes::AF | Attributes::AP_EL0 | Attributes::NG;

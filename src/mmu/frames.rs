@@ -54,6 +54,15 @@ const ALIGN: [u64; 7] = [
     1,
 ];
 
+/// What the frames of a new [`FrameAllocator`] hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Contents {
+    /// Every frame reads as zero (fresh memory): the first allocations need no zeroing.
+    Zeroed,
+    /// The frames may hold anything: they are zeroed when first handed out zeroed.
+    Unknown,
+}
+
 /// Returned by a [`FrameAllocator`] call that could not be carried out; the call changed nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FrameError {
@@ -112,11 +121,12 @@ impl core::error::Error for FrameError {}
 /// # Example
 /// ```
 /// use pagesim::addr::PhysAddr;
-/// use pagesim::mmu::frames::{FrameAllocator, FrameError};
+/// use pagesim::mmu::frames::{Contents, FrameAllocator, FrameError};
 ///
 /// // 4 MiB at 1 GiB, fresh memory that reads as zero.
 /// let mut storage = [0u64; FrameAllocator::storage_words(1024)];
-/// let mut frames = FrameAllocator::new(PhysAddr::new(0x4000_0000), 4 << 20, &mut storage, true)?;
+/// let base = PhysAddr::new(0x4000_0000);
+/// let mut frames = FrameAllocator::new(base, 4 << 20, &mut storage, Contents::Zeroed)?;
 /// let pa = frames.alloc_zeroed(|_, _| unreachable!("fresh frames are known zero"))?;
 /// let huge = frames.alloc_run(9)?;
 /// assert!(huge.is_aligned(2 << 20));
@@ -168,7 +178,7 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// Creates an allocator of the frames in `[base, base + size)`, all free, keeping its
-    /// metadata in `storage`; `initially_zero` states that they all read as zero.
+    /// metadata in `storage`; `contents` says whether they all read as zero now.
     ///
     /// # Errors
     /// [`FrameError::Misaligned`] if `base` is not 4 KiB aligned,
@@ -179,8 +189,9 @@ impl<'a> FrameAllocator<'a> {
         base: PhysAddr,
         size: u64,
         storage: &'a mut [u64],
-        initially_zero: bool,
+        contents: Contents,
     ) -> Result<Self, FrameError> {
+        let initially_zero = matches!(contents, Contents::Zeroed);
         let b = base.as_u64();
         if !base.is_aligned(FRAME_SIZE) {
             return Err(FrameError::Misaligned { pa: base });
@@ -650,7 +661,8 @@ mod tests {
     #[test]
     fn constructor_validates_input() {
         let mut st = storage(16);
-        let mut err = |base, size| FrameAllocator::new(pa(base), size, &mut st, true).err();
+        let mut err =
+            |base, size| FrameAllocator::new(pa(base), size, &mut st, Contents::Zeroed).err();
         assert_eq!(err(0x1001, 4096), Some(Misaligned { pa: pa(0x1001) }));
         assert_eq!(err(0, 4095), Some(InvalidSize { size: 4095 }));
         let top = (1 << 52) - 4096;
@@ -661,7 +673,7 @@ mod tests {
         assert_eq!(FrameAllocator::storage_words(1 << 18), 2 * (4104 + 65));
         assert_eq!(FrameAllocator::storage_words(usize::MAX), usize::MAX);
         // A range may end exactly at the top of the 52-bit space.
-        let mut a = FrameAllocator::new(pa(top), 4096, &mut st, false).unwrap();
+        let mut a = FrameAllocator::new(pa(top), 4096, &mut st, Contents::Unknown).unwrap();
         assert_eq!(a.alloc(), Ok(pa(top)));
         assert_eq!(a.free_run(pa(top), 1), Err(Misaligned { pa: pa(top) }));
         assert_eq!(a.free(pa(top)), Ok(()));
@@ -671,7 +683,8 @@ mod tests {
     fn runs_are_physically_aligned() {
         // [1 GiB + 4 KiB, 1 GiB + 4 MiB + 4 KiB) holds only one aligned 2 MiB block.
         let mut st = storage(1024);
-        let mut a = FrameAllocator::new(pa(GIB + 4096), 4 * MIB, &mut st, true).unwrap();
+        let mut a =
+            FrameAllocator::new(pa(GIB + 4096), 4 * MIB, &mut st, Contents::Zeroed).unwrap();
         assert_eq!(a.alloc_run(9), Ok(pa(GIB + 2 * MIB)));
         assert_eq!((a.alloc_run(9), a.free_frames()), (Err(OutOfMemory), 512));
         assert_eq!(a.alloc_run(4), Ok(pa(GIB + 64 * 1024)));
@@ -680,7 +693,8 @@ mod tests {
 
         // 64 MiB from 1 GiB + 2 MiB: the only aligned 32 MiB block is at 1 GiB + 32 MiB.
         let mut st = storage(1 << 14);
-        let mut a = FrameAllocator::new(pa(GIB + 2 * MIB), 64 * MIB, &mut st, false).unwrap();
+        let mut a =
+            FrameAllocator::new(pa(GIB + 2 * MIB), 64 * MIB, &mut st, Contents::Unknown).unwrap();
         assert_eq!(a.alloc_run(41), Err(InvalidOrder { order: 41 }));
         assert_eq!(a.alloc_run(MAX_ORDER), Err(OutOfMemory));
         assert_eq!(a.alloc_run(13), Ok(pa(GIB + 32 * MIB)));
@@ -697,7 +711,7 @@ mod tests {
     fn errors_change_nothing() {
         let (base, end) = (GIB, GIB + 64 * 4096);
         let mut st = storage(64);
-        let mut a = FrameAllocator::new(pa(base), 64 * 4096, &mut st, true).unwrap();
+        let mut a = FrameAllocator::new(pa(base), 64 * 4096, &mut st, Contents::Zeroed).unwrap();
         let run = a.alloc_run(4).unwrap();
         let hole = pa(run.as_u64() + 5 * 4096);
         a.free(hole).unwrap();
@@ -736,12 +750,12 @@ mod tests {
     #[test]
     fn zero_tracking() {
         let mut st = storage(8);
-        let mut dirty = FrameAllocator::new(pa(0), 8 * 4096, &mut st, false).unwrap();
+        let mut dirty = FrameAllocator::new(pa(0), 8 * 4096, &mut st, Contents::Unknown).unwrap();
         let mut calls = Vec::new();
         let p = dirty.alloc_zeroed(|p, len| calls.push((p, len))).unwrap();
         assert_eq!(calls, [(p, 4096)]);
 
-        let mut a = FrameAllocator::new(pa(0), 8 * 4096, &mut st, true).unwrap();
+        let mut a = FrameAllocator::new(pa(0), 8 * 4096, &mut st, Contents::Zeroed).unwrap();
         let run = a
             .alloc_run_zeroed(3, |_, _| panic!("fresh memory is zero"))
             .unwrap();
@@ -763,7 +777,7 @@ mod tests {
     fn empty_range_and_display() {
         let mut st = [0u64; FrameAllocator::storage_words(0)];
         let base = GIB + 64 * 4096; // the padding fills a whole word
-        let mut a = FrameAllocator::new(pa(base), 0, &mut st, true).unwrap();
+        let mut a = FrameAllocator::new(pa(base), 0, &mut st, Contents::Zeroed).unwrap();
         assert_eq!(
             (a.alloc(), a.alloc_run(3)),
             (Err(OutOfMemory), Err(OutOfMemory))
@@ -870,7 +884,12 @@ mod tests {
     fn run_ops(base: u64, frames: usize, initially_zero: bool, ops: Vec<Op>) {
         let mut st = storage(frames);
         let size = frames as u64 * 4096;
-        let mut a = FrameAllocator::new(pa(base), size, &mut st, initially_zero).unwrap();
+        let contents = if initially_zero {
+            Contents::Zeroed
+        } else {
+            Contents::Unknown
+        };
+        let mut a = FrameAllocator::new(pa(base), size, &mut st, contents).unwrap();
         let mut m = Model {
             base,
             live: vec![false; frames],

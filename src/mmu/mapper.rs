@@ -128,6 +128,26 @@ impl From<MemoryError> for MapError {
     }
 }
 
+/// Which half of the virtual address space a table tree translates: the lower one through
+/// TTBR0_EL1, or the upper one (addresses with VA\[55\] set) through TTBR1_EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VaRange {
+    /// TTBR0_EL1: addresses from 0 up.
+    Lower,
+    /// TTBR1_EL1: addresses up to the top of the 64-bit space.
+    Upper,
+}
+
+/// The descriptor layout of a 4 KiB or 16 KiB granule tree: FEAT_LPA2's 52-bit layout
+/// (TCR_EL1.DS = 1), or the standard one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lpa2 {
+    /// TCR_EL1.DS = 0: output addresses of up to 48 bits, the SH field in the descriptor.
+    Off,
+    /// TCR_EL1.DS = 1: OA\[51:50\] in bits \[9:8\], shareability from TCR.
+    On,
+}
+
 /// The shape of one regime half's tables: granule, VA size, half, LPA2 and output size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TableFormat {
@@ -147,10 +167,12 @@ impl TableFormat {
     pub const fn try_new(
         granule: Granule,
         input_bits: u32,
-        upper: bool,
-        ds: bool,
+        range: VaRange,
+        lpa2: Lpa2,
         oa_bits: u32,
     ) -> Result<Self, MapError> {
+        let upper = matches!(range, VaRange::Upper);
+        let ds = matches!(lpa2, Lpa2::On);
         let is64 = matches!(granule, Granule::K64);
         let max = if ds || is64 { 52 } else { 48 };
         let min = if is64 { 17 } else { 16 };
@@ -173,7 +195,8 @@ impl TableFormat {
     }
 
     /// Returns the format of the tables `regime` walks for one half.
-    pub fn from_regime(regime: &Regime, upper: bool) -> Self {
+    pub fn from_regime(regime: &Regime, range: VaRange) -> Self {
+        let upper = matches!(range, VaRange::Upper);
         let h = regime.half(upper);
         TableFormat {
             granule: h.granule,
@@ -1303,7 +1326,7 @@ mod tests {
     fn setup(ram: &mut [u8]) -> (SliceMemory<'_>, Frames, Mapper) {
         let mut mem = SliceMemory::new(PhysAddr::new(BASE), ram);
         let mut frames = Frames((0..64).rev().map(|i| BASE + i * 4096).collect());
-        let format = TableFormat::try_new(Granule::K4, 48, false, false, 48).unwrap();
+        let format = TableFormat::try_new(Granule::K4, 48, VaRange::Lower, Lpa2::Off, 48).unwrap();
         let m = Mapper::new(format, &mut mem, &mut frames).unwrap();
         (mem, frames, m)
     }
@@ -1557,10 +1580,10 @@ mod tests {
 
     #[test]
     fn ttbr_encodes_asid_and_52_bit_base() {
-        let f = TableFormat::try_new(Granule::K64, 52, false, false, 52).unwrap();
+        let f = TableFormat::try_new(Granule::K64, 52, VaRange::Lower, Lpa2::Off, 52).unwrap();
         let m = Mapper::from_root(f, PhysAddr::new(0x000f_0000_1234_0000));
         assert_eq!(m.ttbr(5), (5 << 48) | 0x1234_0000 | (0xf << 2));
-        assert!(TableFormat::try_new(Granule::K4, 52, false, false, 48).is_err());
-        assert!(TableFormat::try_new(Granule::K64, 48, false, true, 48).is_err());
+        assert!(TableFormat::try_new(Granule::K4, 52, VaRange::Lower, Lpa2::Off, 48).is_err());
+        assert!(TableFormat::try_new(Granule::K64, 48, VaRange::Lower, Lpa2::On, 48).is_err());
     }
 }

@@ -2,14 +2,14 @@
 //! [`Mmu`] facade. It sits on [`crate::arch`] and [`crate::phys`], and nothing in it knows
 //! of Linux.
 
+mod facade;
 pub mod flush;
 pub mod frames;
 pub mod mapper;
-mod facade;
 pub mod tlb;
 
-pub use flush::Flush;
-pub use frames::{FrameAllocator, FrameError};
-pub use mapper::{FrameSource, Leaf, MapError, Mapper, TableFormat};
 pub use facade::Mmu;
+pub use flush::Flush;
+pub use frames::{Contents, FrameAllocator, FrameError};
+pub use mapper::{FrameSource, Leaf, Lpa2, MapError, Mapper, TableFormat, VaRange};
 pub use tlb::{Stats, Tlb, TlbEntry, Tlbi};

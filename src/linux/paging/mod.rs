@@ -25,7 +25,8 @@ use crate::arch::{
     Registers,
 };
 use crate::mmu::{
-    FrameAllocator, FrameError, FrameSource, Leaf, MapError, Mapper, Mmu, TableFormat,
+    FrameAllocator, FrameError, FrameSource, Leaf, Lpa2, MapError, Mapper, Mmu, TableFormat,
+    VaRange,
 };
 use crate::phys::PhysMemory;
 
@@ -165,8 +166,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         }
         let ds = config.va_bits > 48;
         let oa_bits = if ds { 52 } else { 48 };
-        let format = TableFormat::try_new(g, config.va_bits, false, ds, oa_bits)
-            .map_err(|_| PagingError::InvalidConfig)?;
+        let format = TableFormat::try_new(
+            g,
+            config.va_bits,
+            VaRange::Lower,
+            if ds { Lpa2::On } else { Lpa2::Off },
+            oa_bits,
+        )
+        .map_err(|_| PagingError::InvalidConfig)?;
         let mut mapper =
             Mapper::new(format, &mut mem, &mut frames).map_err(|_| PagingError::OutOfFrames)?;
         mapper.set_asid(config.asid);

@@ -1,6 +1,7 @@
 //! Unit tests of demand paging.
 
 use super::*;
+use crate::mmu::Contents;
 use crate::phys::SliceMemory;
 use std::vec;
 use std::vec::Vec;
@@ -15,7 +16,13 @@ fn with_paging<R>(
     let mut ram = vec![0u8; RAM];
     let frames = RAM / 4096;
     let mut storage = vec![0u64; FrameAllocator::storage_words(frames)];
-    let alloc = FrameAllocator::new(PhysAddr::new(BASE), RAM as u64, &mut storage, true).unwrap();
+    let alloc = FrameAllocator::new(
+        PhysAddr::new(BASE),
+        RAM as u64,
+        &mut storage,
+        Contents::Zeroed,
+    )
+    .unwrap();
     let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
     let mut p = Paging::new(cfg, mem, alloc).unwrap();
     f(&mut p)
@@ -166,8 +173,13 @@ fn blocks_split_even_with_no_frame_left() {
     let ram_len = 6usize << 20;
     let mut ram = vec![0u8; ram_len];
     let mut storage = vec![0u64; FrameAllocator::storage_words(ram_len / 4096)];
-    let alloc =
-        FrameAllocator::new(PhysAddr::new(BASE), ram_len as u64, &mut storage, true).unwrap();
+    let alloc = FrameAllocator::new(
+        PhysAddr::new(BASE),
+        ram_len as u64,
+        &mut storage,
+        Contents::Zeroed,
+    )
+    .unwrap();
     let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
     let mut p: Paging<'_, _, 16> = Paging::new(PagingConfig::default(), mem, alloc).unwrap();
     let mut v = vma(0x4000_0000, 0x4100_0000, RW, true);
@@ -212,7 +224,8 @@ fn blocks_split_even_with_no_frame_left() {
 fn out_of_frames_is_reported_and_state_is_intact() {
     let mut ram = vec![0u8; 1 << 20];
     let mut storage = vec![0u64; FrameAllocator::storage_words(256)];
-    let alloc = FrameAllocator::new(PhysAddr::new(BASE), 1 << 20, &mut storage, true).unwrap();
+    let alloc =
+        FrameAllocator::new(PhysAddr::new(BASE), 1 << 20, &mut storage, Contents::Zeroed).unwrap();
     let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
     let cfg = PagingConfig {
         huge_zero_page: false,
