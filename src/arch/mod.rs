@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod descriptor;
 pub mod fault;
 pub mod granule;
+pub mod mair;
 pub mod perms;
 pub mod regime;
 pub mod walk;
@@ -17,6 +18,7 @@ pub use descriptor::{
 };
 pub use fault::{Fault, FaultKind};
 pub use granule::{Granule, Level};
+pub use mair::{DeviceKind, MairAttr};
 pub use perms::Permissions;
 pub use regime::{Half, Regime, RegimeError, Registers};
 pub use walk::{at, walk, walk_pa, AtResult, DescriptorUpdate, Translation};

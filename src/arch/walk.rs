@@ -6,6 +6,7 @@ use super::cpu::Compat;
 use super::descriptor::{Descriptor, TableAttributes};
 use super::fault::{Fault, FaultKind};
 use super::granule::Level;
+use super::mair::MairAttr;
 use super::perms::Permissions;
 use super::regime::{sctlr, Half, Regime, WalkParams};
 use crate::addr::{PhysAddr, VirtAddr};
@@ -62,6 +63,12 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// Returns the memory attributes the leaf selects (MAIR_EL1 `Attr<AttrIndx>`).
+    #[inline]
+    pub const fn mair_attr(&self) -> MairAttr {
+        MairAttr::new(self.attr)
+    }
+
     /// Returns AttrIndx of the leaf (0 with the MMU off).
     #[inline]
     pub const fn attr_index(&self) -> u8 {

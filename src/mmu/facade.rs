@@ -3,10 +3,10 @@
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::walk::{check_va, walk_tables};
-use crate::arch::{walk, Access, Cpu, Fault, Regime, Registers, Translation};
+use crate::arch::{walk, Access, Cpu, Fault, MairAttr, Regime, Registers, Translation};
 
 use super::flush::Flush;
-use super::tlb::{AccessCheck, Stats, Tlb, Tlbi, BYPASS_KEY};
+use super::tlb::{AccessCheck, Stats, Tlb, TlbEntry, Tlbi, BYPASS_KEY};
 use crate::phys::PhysMemory;
 
 /// Per (half, fetch, EL0) values for the TLB: the pre-lookup checks of spec §4.1 steps
@@ -41,6 +41,30 @@ impl Context {
 #[inline(always)]
 const fn context_index(va: u64, access: &Access) -> usize {
     ((va >> 53) & 4) as usize | ((access.is_fetch() as usize) << 1) | access.is_el0() as usize
+}
+
+/// Where an access goes, as [`Mmu::route`] returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The physical address.
+    pub pa: PhysAddr,
+    /// The memory attributes (MAIR_EL1 `Attr<AttrIndx>`): Device or Normal, cacheability.
+    pub attr: MairAttr,
+    /// log2 of the size of the page or block (12 for a 4 KiB page, 21 for a 2 MiB block).
+    pub size_log2: u8,
+    /// Whether the translation is global (nG = 0): it holds for every ASID.
+    pub global: bool,
+}
+
+impl Route {
+    fn from_entry(pa: PhysAddr, e: &TlbEntry) -> Route {
+        Route {
+            pa,
+            attr: e.mair_attr(),
+            size_log2: e.size_log2(),
+            global: e.is_global(),
+        }
+    }
 }
 
 /// An AArch64 stage-1 MMU: registers, a TLB of `N` entries and physical memory `M`.
@@ -234,6 +258,38 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         self.slow(va, access).map(|t| t.pa)
     }
 
+    /// Translates `va` for `access` like [`Mmu::translate`] (from the TLB on a hit), and
+    /// returns what an emulator routes the access on: the physical address, the memory
+    /// attributes (Device or Normal, cacheability), the size of the page or block, and
+    /// whether the translation is global. A Device access can go to MMIO without a second
+    /// walk.
+    ///
+    /// # Errors
+    /// The [`Fault`] the access takes.
+    pub fn route(&mut self, va: VirtAddr, access: Access) -> Result<Route, Fault> {
+        let v = va.as_u64();
+        let c = &self.ctx[context_index(v, &access)];
+        let key = c.key(v);
+        let check = AccessCheck::new(&access, self.epan);
+        let off = v & 0xfff;
+        if let Some(e) = self.tlb.page_hit(key, check) {
+            return Ok(Route::from_entry(
+                PhysAddr::from_bits_52(e.pa_page().as_u64() | off),
+                e,
+            ));
+        }
+        if let Some(e) = self.tlb.block_hit(key, check) {
+            let pa = e.pa_page().as_u64() + (key - e.va_page()) + off;
+            return Ok(Route::from_entry(PhysAddr::from_bits_52(pa), e));
+        }
+        self.translate_walk(va, access).map(|t| Route {
+            pa: t.pa,
+            attr: t.mair_attr(),
+            size_log2: t.size_log2,
+            global: t.global(),
+        })
+    }
+
     /// Translates like [`Mmu::translate`] but always walks (filling the TLB on success) and
     /// returns the whole [`Translation`].
     ///
@@ -293,8 +349,31 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
 
     /// Applies every invalidation a table change recorded.
     pub fn flush(&mut self, flush: Flush) {
+        self.flush_with(flush, |_| {});
+    }
+
+    /// Applies every invalidation a table change recorded, and hands each one to
+    /// `observer` as it is applied, so that an embedder's own translation cache (a JIT's,
+    /// an emulator's soft TLB) can be invalidated in step.
+    ///
+    /// ```
+    /// # use pagesim::arch::{Cpu, Registers};
+    /// # use pagesim::mmu::{Flush, Mmu, Tlbi};
+    /// # use pagesim::phys::SparseMemory;
+    /// # use pagesim::PhysAddr;
+    /// let regs = Registers { tcr: 0x5_8010_0010, sctlr: 1, ttbr0: 0, ttbr1: 0, mair: 0xff };
+    /// let mut mmu: Mmu<_, 64> = Mmu::new(regs, Cpu::MAX, SparseMemory::new(PhysAddr::new(0), 1 << 20));
+    /// let mut flush = Flush::new(1);
+    /// flush.add(0x1000, 0x2000, false);
+    /// let mut seen = Vec::new();
+    /// mmu.flush_with(flush, |op| seen.push(op));
+    /// assert_eq!(seen.len(), 2); // one TLBI VAE1 per page
+    /// assert!(matches!(seen[0], Tlbi::Vae1 { .. }));
+    /// ```
+    pub fn flush_with(&mut self, flush: Flush, mut observer: impl FnMut(Tlbi)) {
         for op in flush.ops() {
             self.tlb.invalidate(op);
+            observer(op);
         }
     }
 

@@ -32,6 +32,12 @@ impl Flush {
         }
     }
 
+    /// Discards the record without applying it, saying so: for a caller that knows no TLB
+    /// can hold the translations it names (tables not yet live, or a TLB flushed whole
+    /// since). Dropping a `Flush` unapplied is otherwise a bug the compiler warns about.
+    #[inline]
+    pub fn ignore(self) {}
+
     /// Returns whether nothing needs invalidating.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty() && !self.overflow

@@ -8,7 +8,7 @@ pub mod frames;
 pub mod mapper;
 pub mod tlb;
 
-pub use facade::Mmu;
+pub use facade::{Mmu, Route};
 pub use flush::Flush;
 pub use frames::{Contents, FrameAllocator, FrameError};
 pub use mapper::{FrameSource, Leaf, Lpa2, MapError, Mapper, TableFormat, VaRange};

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::arch::{Access, Permissions, Translation};
+use crate::arch::{Access, MairAttr, Permissions, Translation};
 
 /// Hit, miss and maintenance counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -188,6 +188,26 @@ pub struct TlbEntry {
     /// Hits served by this entry (kept here, off the hit path's dependency chain; folded
     /// into [`Stats::hits`] when the entry goes).
     hits: u64,
+}
+
+impl TlbEntry {
+    /// Returns the normalised VA of the entry's first page.
+    #[inline]
+    pub(crate) const fn va_page(&self) -> u64 {
+        self.key & !0xfff
+    }
+
+    /// Returns the memory attributes the entry caches.
+    #[inline]
+    pub const fn mair_attr(&self) -> MairAttr {
+        MairAttr::new(self.attr)
+    }
+
+    /// Returns log2 of the size of the leaf the entry caches.
+    #[inline]
+    pub const fn size_log2(&self) -> u8 {
+        self.size_log2
+    }
 }
 
 /// Entry flag: Device memory (unaligned data accesses must fault, so they walk).
@@ -509,12 +529,19 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
         page_offset: u64,
         check: AccessCheck,
     ) -> Option<PhysAddr> {
+        self.page_hit(key, check)
+            .map(|e| PhysAddr::from_bits_52(e.pa_page | page_offset))
+    }
+
+    /// Returns the page-array entry that serves `key` for `check`, counting the hit.
+    #[inline(always)]
+    pub(crate) fn page_hit(&mut self, key: u64, check: AccessCheck) -> Option<&TlbEntry> {
         let e = &mut self.entries[((key >> 12) & Self::MASK) as usize];
         if (e.key ^ (key | check.need as u64)) & check.mask() == 0 {
             if COUNT_HITS {
                 e.hits += 1;
             }
-            return Some(PhysAddr::from_bits_52(e.pa_page | page_offset));
+            return Some(e);
         }
         None
     }
@@ -527,6 +554,14 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
         page_offset: u64,
         check: AccessCheck,
     ) -> Option<PhysAddr> {
+        self.block_hit(key, check)
+            .map(|e| PhysAddr::from_bits_52(e.pa_page + (key - (e.key & !0xfff)) + page_offset))
+    }
+
+    /// Returns the block-array entry that serves `key` for `check`, counting the hit, or
+    /// counts a miss.
+    #[inline(always)]
+    pub(crate) fn block_hit(&mut self, key: u64, check: AccessCheck) -> Option<&TlbEntry> {
         let e = &mut self.blocks[Self::block_index(key >> 12)];
         let block_mask = !((1u64 << e.size_log2) - 1);
         if key & 0xfff == 0
@@ -537,9 +572,7 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
             if COUNT_HITS {
                 e.hits += 1;
             }
-            return Some(PhysAddr::from_bits_52(
-                e.pa_page + (key - (e.key & !0xfff)) + page_offset,
-            ));
+            return Some(e);
         }
         self.stats.misses += 1;
         None
