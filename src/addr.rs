@@ -18,6 +18,78 @@ impl fmt::Display for PhysAddrOutOfRange {
     }
 }
 
+/// The operations both address types share: the raw value, alignment and checked
+/// arithmetic that stays inside the type's range, and formatting.
+macro_rules! address_ops {
+    ($t:ident) => {
+        impl $t {
+            /// Returns the raw 64-bit value.
+            #[inline]
+            pub const fn as_u64(self) -> u64 {
+                self.0
+            }
+
+            /// Rounds down to a multiple of `align` (a power of two).
+            #[inline]
+            pub const fn align_down(self, align: u64) -> Self {
+                $t(self.0 & !(align.wrapping_sub(1)))
+            }
+
+            /// Rounds up to a multiple of `align` (a power of two), or `None` if that
+            /// leaves the range.
+            #[inline]
+            pub const fn align_up(self, align: u64) -> Option<Self> {
+                match self.0.checked_add(align.wrapping_sub(1)) {
+                    Some(v) => $t(v).align_down(align).checked_add(0),
+                    None => None,
+                }
+            }
+
+            /// Returns whether the address is a multiple of `align` (a power of two).
+            #[inline]
+            pub const fn is_aligned(self, align: u64) -> bool {
+                self.0 & align.wrapping_sub(1) == 0
+            }
+
+            /// Adds `rhs`, or `None` if the result leaves the range.
+            #[inline]
+            pub const fn checked_add(self, rhs: u64) -> Option<Self> {
+                match self.0.checked_add(rhs) {
+                    Some(v) if Self::in_range(v) => Some($t(v)),
+                    _ => None,
+                }
+            }
+
+            /// Subtracts `rhs`, or `None` below zero.
+            #[inline]
+            pub const fn checked_sub(self, rhs: u64) -> Option<Self> {
+                match self.0.checked_sub(rhs) {
+                    Some(v) => Some($t(v)),
+                    None => None,
+                }
+            }
+
+            /// Returns `self - origin` in bytes, or `None` if `origin` lies above `self`.
+            #[inline]
+            pub const fn checked_offset_from(self, origin: Self) -> Option<u64> {
+                self.0.checked_sub(origin.0)
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($t), "({:#x})"), self.0)
+            }
+        }
+
+        impl fmt::LowerHex for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::LowerHex::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
 /// A 64-bit AArch64 virtual address, tag byte included.
 ///
 /// Every `u64` is a valid virtual address: whether its top bits select TTBR1, are a tag
@@ -33,51 +105,20 @@ impl VirtAddr {
         VirtAddr(addr)
     }
 
-    /// Returns the raw 64-bit value.
-    #[inline]
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
     /// Returns bit 55, which selects TTBR1 (1) or TTBR0 (0) in the EL1&0 regime.
     #[inline]
     pub const fn select_bit(self) -> bool {
         (self.0 >> 55) & 1 == 1
     }
 
-    /// Rounds down to a multiple of `align` (a power of two).
+    /// Returns whether `v` is a virtual address: every value is.
     #[inline]
-    pub const fn align_down(self, align: u64) -> Self {
-        VirtAddr(self.0 & !(align.wrapping_sub(1)))
-    }
-
-    /// Returns whether the address is a multiple of `align` (a power of two).
-    #[inline]
-    pub const fn is_aligned(self, align: u64) -> bool {
-        self.0 & align.wrapping_sub(1) == 0
-    }
-
-    /// Adds `rhs`, returning `None` on overflow.
-    #[inline]
-    pub const fn checked_add(self, rhs: u64) -> Option<Self> {
-        match self.0.checked_add(rhs) {
-            Some(v) => Some(VirtAddr(v)),
-            None => None,
-        }
+    const fn in_range(_v: u64) -> bool {
+        true
     }
 }
 
-impl fmt::Debug for VirtAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VirtAddr({:#x})", self.0)
-    }
-}
-
-impl fmt::LowerHex for VirtAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::LowerHex::fmt(&self.0, f)
-    }
-}
+address_ops!(VirtAddr);
 
 impl From<u64> for VirtAddr {
     fn from(v: u64) -> Self {
@@ -121,45 +162,21 @@ impl PhysAddr {
         }
     }
 
-    /// Returns the raw value.
+    /// Creates a physical address from any value, dropping the bits above bit 51 (as the
+    /// x86_64 crate's `new_truncate`); [`PhysAddr::new`] does the same.
     #[inline]
-    pub const fn as_u64(self) -> u64 {
-        self.0
+    pub const fn new_truncate(addr: u64) -> Self {
+        PhysAddr::new(addr)
     }
 
-    /// Rounds down to a multiple of `align` (a power of two).
+    /// Returns whether `v` is a physical address: no bit above bit 51 is set.
     #[inline]
-    pub const fn align_down(self, align: u64) -> Self {
-        PhysAddr(self.0 & !(align.wrapping_sub(1)))
-    }
-
-    /// Returns whether the address is a multiple of `align` (a power of two).
-    #[inline]
-    pub const fn is_aligned(self, align: u64) -> bool {
-        self.0 & align.wrapping_sub(1) == 0
-    }
-
-    /// Adds `rhs`, returning `None` if the result leaves the 52-bit range.
-    #[inline]
-    pub const fn checked_add(self, rhs: u64) -> Option<Self> {
-        match self.0.checked_add(rhs) {
-            Some(v) if v >> Self::MAX_BITS == 0 => Some(PhysAddr(v)),
-            _ => None,
-        }
+    const fn in_range(v: u64) -> bool {
+        v >> Self::MAX_BITS == 0
     }
 }
 
-impl fmt::Debug for PhysAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhysAddr({:#x})", self.0)
-    }
-}
-
-impl fmt::LowerHex for PhysAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::LowerHex::fmt(&self.0, f)
-    }
-}
+address_ops!(PhysAddr);
 
 #[cfg(test)]
 mod tests {
@@ -174,6 +191,21 @@ mod tests {
         );
         assert_eq!(PhysAddr::new(u64::MAX).as_u64(), (1 << 52) - 1);
         assert_eq!(PhysAddr::new(0xfff).checked_add(u64::MAX), None);
+        assert_eq!(PhysAddr::new((1 << 52) - 1).checked_add(1), None);
+        assert_eq!(
+            PhysAddr::new_truncate(u64::MAX),
+            PhysAddr::new((1 << 52) - 1)
+        );
+        assert_eq!(
+            PhysAddr::new(0x1001).align_up(0x1000),
+            Some(PhysAddr::new(0x2000))
+        );
+        assert_eq!(PhysAddr::new((1 << 52) - 1).align_up(0x1000), None);
+        assert_eq!(PhysAddr::new(0x10).checked_sub(0x11), None);
+        assert_eq!(
+            PhysAddr::new(0x3000).checked_offset_from(PhysAddr::new(0x1000)),
+            Some(0x2000)
+        );
     }
 
     #[test]
@@ -183,5 +215,8 @@ mod tests {
         assert_eq!(va.align_down(0x1000).as_u64(), 0xffff_0000_1234_5000);
         assert!(va.is_aligned(4));
         assert!(!va.is_aligned(8));
+        assert_eq!(VirtAddr::new(u64::MAX).checked_add(1), None);
+        assert_eq!(VirtAddr::new(u64::MAX - 1).align_up(0x1000), None);
+        assert_eq!(format!("{:?}", VirtAddr::new(0x10)), "VirtAddr(0x10)");
     }
 }

@@ -29,6 +29,14 @@ pub mod tcr {
     pub const T0SZ_SHIFT: u32 = 0;
     /// EPD0, bit 7.
     pub const EPD0: u64 = 1 << 7;
+    /// IRGN0, bits \[9:8\]: inner cacheability of TTBR0 walks.
+    pub const IRGN0_SHIFT: u32 = 8;
+    /// ORGN0, bits \[11:10\]: outer cacheability of TTBR0 walks.
+    pub const ORGN0_SHIFT: u32 = 10;
+    /// Normal write-back read/write-allocate, the IRGN/ORGN value Linux programs.
+    pub const RGN_WBWA: u64 = 0b01;
+    /// Inner Shareable, the SH value Linux programs.
+    pub const SH_INNER: u64 = 0b11;
     /// SH0, bits \[13:12\].
     pub const SH0_SHIFT: u32 = 12;
     /// TG0, bits \[15:14\].

@@ -20,6 +20,7 @@ use arrayvec::ArrayVec;
 use super::mm::vmflags::VmFlags;
 use super::mm::{KernelVersion, LayoutParams};
 use crate::addr::{PhysAddr, VirtAddr};
+use crate::arch::regime::{sctlr, tcr};
 use crate::arch::{
     Access, AccessKind, Attributes, Cpu, Descriptor, El, Fault, FaultKind, Granule, Level,
     Registers,
@@ -208,19 +209,27 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             None
         };
         zeroing.map_err(|e| PagingError::Map(MapError::Memory(e)))?;
-        let tg0 = g.tg0();
-        let mut tcr = (64 - config.va_bits as u64) | (tg0 << 14) | (3 << 12) | (1 << 8) | (1 << 10);
-        tcr |= 1 << 23; // EPD1: the kernel half is not modelled.
-        tcr |= (if ds { 6u64 } else { 5 }) << 32; // IPS
-        tcr |= (1 << 37) | (1 << 39) | (1 << 40); // TBI0, HA, HD
-        tcr |= 2 << 30; // TG1 = 4K (unused)
-        tcr |= 16 << 16;
+        // TTBR0 as Linux programs it (write-back walks, Inner Shareable, top-byte ignore,
+        // hardware access flag and dirty state); the kernel half (TTBR1) is not modelled
+        // and disabled with EPD1.
+        let mut tcr = ((64 - u64::from(config.va_bits)) << tcr::T0SZ_SHIFT)
+            | (g.tg0() << tcr::TG0_SHIFT)
+            | (tcr::SH_INNER << tcr::SH0_SHIFT)
+            | (tcr::RGN_WBWA << tcr::IRGN0_SHIFT)
+            | (tcr::RGN_WBWA << tcr::ORGN0_SHIFT)
+            | tcr::EPD1
+            | (16 << tcr::T1SZ_SHIFT)
+            | (Granule::K4.tg1() << tcr::TG1_SHIFT)
+            | (if ds { 6u64 } else { 5 }) << tcr::IPS_SHIFT
+            | tcr::TBI0
+            | tcr::HA
+            | tcr::HD;
         if ds {
-            tcr |= 1 << 59;
+            tcr |= tcr::DS;
         }
         let regs = Registers {
             tcr,
-            sctlr: 1,
+            sctlr: sctlr::M,
             ttbr0: mapper.ttbr(config.asid),
             ttbr1: 0,
             mair: LINUX_MAIR,
