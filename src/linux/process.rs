@@ -87,6 +87,49 @@ impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
 }
 
 /// A process: address space plus demand-paged tables on the simulated MMU.
+///
+/// # Example
+///
+/// The seed notes' 100 MiB anonymous mapping on an arm64 6.1 process: one `rw-p` line in
+/// maps, frames only on first touch, and a NULL store ending in SIGSEGV.
+///
+/// ```
+/// use pagesim::arch::AccessKind;
+/// use pagesim::linux::mm::vma_tree::VmaSlot;
+/// use pagesim::linux::mm::{mman, AddressSpace, LayoutParams};
+/// use pagesim::linux::paging::{Paging, PagingConfig, SegvCode, Touch};
+/// use pagesim::linux::process::Process;
+/// use pagesim::mmu::{Contents, FrameAllocator};
+/// use pagesim::phys::SliceMemory;
+/// use pagesim::{PhysAddr, VirtAddr};
+///
+/// let params = LayoutParams::arm64_6_1();
+/// let mut slots = [VmaSlot::EMPTY; 64];
+/// let space = AddressSpace::fresh_process(&mut slots, params, "/home/user/main")?;
+/// let mut ram = vec![0u8; 16 << 20];
+/// let mut words = vec![0u64; FrameAllocator::storage_words(4096)];
+/// let base = PhysAddr::new(0x4000_0000);
+/// let frames = FrameAllocator::new(base, 16 << 20, &mut words, Contents::Zeroed)?;
+/// let paging = Paging::new(PagingConfig::for_layout(&params), SliceMemory::new(base, &mut ram), frames)?;
+/// let mut p: Process<'_, '_, _, 64> = Process::new(space, paging);
+///
+/// let rw = mman::PROT_READ | mman::PROT_WRITE;
+/// let a = p.mmap(0, 100 << 20, rw, mman::MAP_PRIVATE | mman::MAP_ANONYMOUS)?;
+/// let mut maps = String::new();
+/// p.write_maps(&mut maps)?;
+/// assert!(maps.contains(&format!("{a:x}-{:x} rw-p 00000000 00:00 0 \n", a + (100 << 20))));
+/// assert_eq!(p.paging().residency(a, a + (100 << 20))?.rss, 0); // nothing touched yet
+///
+/// assert!(matches!(p.access(VirtAddr::new(a + 0x1234), AccessKind::Write), Touch::Done(_)));
+/// assert_eq!(p.paging().residency(a, a + (100 << 20))?.rss, 4096);
+///
+/// match p.access(VirtAddr::new(0), AccessKind::Write) {
+///     Touch::Segv(s) => assert_eq!(s.code, SegvCode::MapErr),
+///     t => panic!("{t:?}"),
+/// }
+/// p.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Process<'a, 'f, M: PhysMemory, const N: usize> {
     space: AddressSpace<'a>,
@@ -527,6 +570,8 @@ impl fmt::Display for Invariant {
         }
     }
 }
+
+impl core::error::Error for Invariant {}
 
 /// Returned when smaps cannot be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,4 +12,4 @@ pub use facade::{Mmu, Route};
 pub use flush::Flush;
 pub use frames::{Contents, FrameAllocator, FrameError};
 pub use mapper::{FrameSource, Leaf, Lpa2, MapError, Mapper, TableFormat, VaRange};
-pub use tlb::{Stats, Tlb, TlbEntry, Tlbi};
+pub use tlb::{AccessCheck, Stats, Tlb, TlbEntry, Tlbi};

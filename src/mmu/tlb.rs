@@ -387,6 +387,37 @@ pub const BLOCK_ENTRIES: usize = 64;
 /// [`Tlb::stats`] sums; that store is about a fifth of a hit's cost, so an embedder that
 /// does not read [`Stats::hits`] may turn it off (`hits` then stays 0; the other counters
 /// are unaffected).
+///
+/// # Example
+///
+/// A walk's translation cached, hit, and invalidated by VA (as `TLBI VAE1` would):
+///
+/// ```
+/// use pagesim::arch::{walk, Access, Cpu, El, Regime, Registers};
+/// use pagesim::mmu::{AccessCheck, Tlb, Tlbi};
+/// use pagesim::phys::{PhysMemory, SliceMemory};
+/// use pagesim::{PhysAddr, VirtAddr};
+///
+/// let mut ram = vec![0u8; 0x4000];
+/// let mut mem = SliceMemory::new(PhysAddr::new(0x4000_0000), &mut ram);
+/// mem.write_u64(PhysAddr::new(0x4000_0000), 0x4000_1003)?; // L0[0] -> table
+/// mem.write_u64(PhysAddr::new(0x4000_1000), 0x4000_2003)?; // L1[0] -> table
+/// mem.write_u64(PhysAddr::new(0x4000_2000), 0x4000_3003)?; // L2[0] -> table
+/// mem.write_u64(PhysAddr::new(0x4000_3008), 0x8800_1743)?; // L3[1]: EL0 RW page
+/// let regs = Registers { tcr: 0x5_8010_0010, sctlr: 1, ttbr0: 0x4000_0000, ttbr1: 0, mair: 0xff };
+/// let regime = Regime::try_new(regs, Cpu::MAX)?;
+/// let read = Access::read(El::El0);
+/// let t = walk(&regime, &mut mem, VirtAddr::new(0x1abc), read).unwrap();
+///
+/// let mut tlb: Tlb<64> = Tlb::new();
+/// tlb.fill(0x1, &t); // the tag is VA >> 12
+/// let check = AccessCheck::new(&read, false);
+/// assert_eq!(tlb.lookup(0x1, 0xabc, 0, check), Some(PhysAddr::new(0x8800_1abc)));
+/// tlb.invalidate(Tlbi::Vaae1 { va: VirtAddr::new(0x1000) });
+/// assert_eq!(tlb.lookup(0x1, 0xabc, 0, check), None);
+/// assert_eq!((tlb.stats().hits, tlb.stats().misses), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Tlb<const N: usize, const COUNT_HITS: bool = true> {
     entries: [TlbEntry; N],

@@ -69,7 +69,9 @@ pub trait PhysMemory {
     /// word at `table + offset`; `table` is aligned and `offset` below its size). Walks
     /// read every descriptor through this, so an implementation may override it to form
     /// the address in the order that keeps the table address, which the previous level's
-    /// load produced, last.
+    /// load produced, last. Kept for speed: [`SliceMemory`]'s override makes a walk's
+    /// dependent chain per level mask, add, load (see the `walk/*` cells of
+    /// `benches/translate.rs`); other memories need not implement it.
     ///
     /// # Errors
     /// As [`PhysMemory::read_u64`].

@@ -50,6 +50,8 @@ pub enum PagingInvariant {
     },
 }
 
+impl core::error::Error for PagingInvariant {}
+
 impl fmt::Display for PagingInvariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
