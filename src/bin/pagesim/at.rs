@@ -8,9 +8,9 @@
 
 use std::io::{self, BufRead, Write};
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::json::{hex, json_string, opt_u64_field, u64_field, u64_value};
+use crate::json::Hex;
 use pagesim::addr::{PhysAddr, VirtAddr};
 use pagesim::arch::{at, AtOp, Cpu, Regime, Registers};
 use pagesim::phys::{PhysMemory, SparseMemory};
@@ -20,64 +20,71 @@ pub const DEFAULT_RAM_BASE: u64 = 0x4000_0000;
 /// Default RAM size for `pagesim at`.
 pub const DEFAULT_RAM_SIZE: u64 = 0x4000_0000;
 
-/// Answers one input line with one output line (without the newline).
-pub fn answer_line(line: &str, cpu: Cpu) -> String {
-    match run_query(line, cpu) {
-        Ok(s) => s,
-        Err(e) => format!("{{\"error\":{}}}", json_string(&e)),
-    }
+/// One input line.
+#[derive(Deserialize)]
+struct Query {
+    tcr: Hex,
+    sctlr: Hex,
+    ttbr0: Hex,
+    ttbr1: Hex,
+    mair: Hex,
+    va: Hex,
+    op: String,
+    #[serde(default)]
+    writes: Option<Vec<(Hex, Hex)>>,
+    #[serde(default)]
+    ram_base: Option<Hex>,
+    #[serde(default)]
+    ram_size: Option<Hex>,
 }
 
-fn run_query(line: &str, cpu: Cpu) -> Result<String, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("expected a JSON object".into());
-    }
+/// One output line.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Par { par: Hex, updates: Vec<(Hex, Hex)> },
+    Error { error: String },
+}
+
+/// Answers one input line with one output line (without the newline).
+pub fn answer_line(line: &str, cpu: Cpu) -> String {
+    let answer = run_query(line, cpu).unwrap_or_else(|error| Answer::Error { error });
+    // Serialising strings and hex strings cannot fail.
+    serde_json::to_string(&answer).unwrap_or_else(|_| String::from("{\"error\":\"\"}"))
+}
+
+fn run_query(line: &str, cpu: Cpu) -> Result<Answer, String> {
+    let q: Query = serde_json::from_str(line).map_err(|e| format!("invalid query: {e}"))?;
     let regs = Registers {
-        tcr: u64_field(&v, "tcr")?,
-        sctlr: u64_field(&v, "sctlr")?,
-        ttbr0: u64_field(&v, "ttbr0")?,
-        ttbr1: u64_field(&v, "ttbr1")?,
-        mair: u64_field(&v, "mair")?,
+        tcr: q.tcr.0,
+        sctlr: q.sctlr.0,
+        ttbr0: q.ttbr0.0,
+        ttbr1: q.ttbr1.0,
+        mair: q.mair.0,
     };
-    let va = u64_field(&v, "va")?;
-    let op: AtOp = match v.get("op") {
-        Some(Value::String(s)) => s.parse().map_err(|e| format!("field `op`: {e}"))?,
-        Some(_) => return Err("field `op`: expected a string".into()),
-        None => return Err("missing field `op`".into()),
-    };
-    let base = opt_u64_field(&v, "ram_base")?.unwrap_or(DEFAULT_RAM_BASE);
-    let size = opt_u64_field(&v, "ram_size")?.unwrap_or(DEFAULT_RAM_SIZE);
+    let op: AtOp = q.op.parse().map_err(|e| format!("field `op`: {e}"))?;
+    let base = q.ram_base.map_or(DEFAULT_RAM_BASE, |h| h.0);
+    let size = q.ram_size.map_or(DEFAULT_RAM_SIZE, |h| h.0);
     let base_pa = PhysAddr::try_new(base).map_err(|e| format!("field `ram_base`: {e}"))?;
     let mut mem = SparseMemory::new(base_pa, size);
-    match v.get("writes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(ws)) => {
-            for (i, w) in ws.iter().enumerate() {
-                let pair = match w {
-                    Value::Array(p) if p.len() == 2 => p,
-                    _ => return Err(format!("writes[{i}]: expected [pa, value]")),
-                };
-                let pa = u64_value(&pair[0]).map_err(|e| format!("writes[{i}] pa: {e}"))?;
-                let val = u64_value(&pair[1]).map_err(|e| format!("writes[{i}] value: {e}"))?;
-                if pa & 7 != 0 {
-                    return Err(format!("writes[{i}]: pa {pa:#x} is not 8-byte aligned"));
-                }
-                let pa = PhysAddr::try_new(pa).map_err(|e| format!("writes[{i}]: {e}"))?;
-                mem.write_u64(pa, val)
-                    .map_err(|_| format!("writes[{i}]: pa {:#x} is outside RAM", pa.as_u64()))?;
-            }
+    for (i, (pa, val)) in q.writes.unwrap_or_default().into_iter().enumerate() {
+        if pa.0 & 7 != 0 {
+            return Err(format!("writes[{i}]: pa {:#x} is not 8-byte aligned", pa.0));
         }
-        Some(_) => return Err("field `writes`: expected an array".into()),
+        let pa = PhysAddr::try_new(pa.0).map_err(|e| format!("writes[{i}]: {e}"))?;
+        mem.write_u64(pa, val.0)
+            .map_err(|_| format!("writes[{i}]: pa {:#x} is outside RAM", pa.as_u64()))?;
     }
     let regime = Regime::new(regs, cpu);
-    let r = at(&regime, &mut mem, op, VirtAddr::new(va));
-    let mut out = format!("{{\"par\":\"{}\",\"updates\":[", hex(r.par));
-    if let Some(u) = r.update {
-        out.push_str(&format!("[\"{}\",\"{}\"]", hex(u.pa.as_u64()), hex(u.new)));
-    }
-    out.push_str("]}");
-    Ok(out)
+    let r = at(&regime, &mut mem, op, VirtAddr::new(q.va.0));
+    Ok(Answer::Par {
+        par: Hex(r.par),
+        updates: r
+            .update
+            .map(|u| (Hex(u.pa.as_u64()), Hex(u.new)))
+            .into_iter()
+            .collect(),
+    })
 }
 
 /// Reads queries from `input` until end of file and writes one answer line per input line.
@@ -127,7 +134,8 @@ mod tests {
             answer_line(&format!(r#"{{{BASE},"va":"0x0","op":"S1E2R"}}"#), Cpu::MAX)
                 .contains("error")
         );
-        assert!(answer_line(r#"{"tcr":"zz"}"#, Cpu::MAX).contains("tcr"));
+        // The offending value is named.
+        assert!(answer_line(r#"{"tcr":"zz"}"#, Cpu::MAX).contains("zz"));
         let line = format!(r#"{{{BASE},"va":"0x0","op":"S1E1R","writes":[["0x1","0x2"]]}}"#);
         assert!(answer_line(&line, Cpu::MAX).contains("aligned"));
         let line = format!(r#"{{{BASE},"va":"0x0","op":"S1E1R","writes":[["0x8","0x2"]]}}"#);

@@ -1,67 +1,38 @@
-//! Small helpers for reading register values and addresses out of JSON.
+//! The hex numbers of `pagesim at`'s JSON, read and written through serde.
 
-use serde_json::Value;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
-/// Reads a u64 from a JSON hex string (`"0x1f"` or `"1f"`) or a JSON number.
-///
-/// # Errors
-/// A message naming `field` when the value is missing, not a string or number, or not a
-/// valid 64-bit hexadecimal number.
-pub fn u64_field(obj: &Value, field: &str) -> Result<u64, String> {
-    match obj.get(field) {
-        None => Err(format!("missing field `{field}`")),
-        Some(v) => u64_value(v).map_err(|e| format!("field `{field}`: {e}")),
+use pagesim::linux::script::{parse_number_with, BareRadix};
+
+/// A 64-bit value: a JSON hex string (`"0x1f"` or `"1f"`, read by the script language's
+/// number parser with hex as the bare radix) or a JSON number; written as `"0x1f"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex(pub u64);
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hex, D::Error> {
+        struct HexVisitor;
+        impl Visitor<'_> for HexVisitor {
+            type Value = Hex;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a hex string or an unsigned integer")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Hex, E> {
+                parse_number_with(s, BareRadix::Hex)
+                    .map(Hex)
+                    .map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Hex, E> {
+                Ok(Hex(v))
+            }
+        }
+        d.deserialize_any(HexVisitor)
     }
 }
 
-/// Reads an optional u64 field (see [`u64_field`]).
-///
-/// # Errors
-/// As [`u64_field`], when the field is present but malformed.
-pub fn opt_u64_field(obj: &Value, field: &str) -> Result<Option<u64>, String> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => u64_field(obj, field).map(Some),
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#x}", self.0))
     }
-}
-
-/// Reads a u64 from a JSON hex string or number.
-///
-/// # Errors
-/// A message when the value is not a valid 64-bit number.
-pub fn u64_value(v: &Value) -> Result<u64, String> {
-    match v {
-        Value::String(s) => parse_hex(s),
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("{n} is not a 64-bit unsigned integer")),
-        other => Err(format!("expected a hex string, got {other}")),
-    }
-}
-
-/// Parses a hexadecimal u64 with an optional `0x` prefix and `_` separators.
-///
-/// # Errors
-/// A message when the text is empty, has a non-hex digit or overflows 64 bits.
-pub fn parse_hex(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .unwrap_or(t);
-    let cleaned: String = digits.chars().filter(|&c| c != '_').collect();
-    if cleaned.is_empty() {
-        return Err(format!("`{s}` is not a hex number"));
-    }
-    u64::from_str_radix(&cleaned, 16).map_err(|e| format!("`{s}` is not a 64-bit hex number ({e})"))
-}
-
-/// Formats a value as lower-case hex with a `0x` prefix.
-pub fn hex(v: u64) -> String {
-    format!("{v:#x}")
-}
-
-/// Escapes a message as a JSON string literal.
-pub fn json_string(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
 }

@@ -106,11 +106,29 @@ impl std::fmt::Display for ScriptError {
 
 impl std::error::Error for ScriptError {}
 
-/// Parses a number: decimal or `0x` hex, with an optional K/M/G suffix.
+/// How a number written without a `0x` prefix is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BareRadix {
+    /// Decimal (scripts: `4096`, `100M`).
+    Decimal,
+    /// Hexadecimal (register values in `pagesim at`'s JSON: `"580100010"`).
+    Hex,
+}
+
+/// Parses a number: decimal or `0x` hex, with an optional K/M/G suffix and `_` separators.
 ///
 /// # Errors
 /// A message for anything else, or an overflow.
 pub fn parse_number(s: &str) -> Result<u64, String> {
+    parse_number_with(s, BareRadix::Decimal)
+}
+
+/// Parses a number as [`parse_number`] does, reading one without a `0x` prefix in `bare`
+/// radix. The one number parser of the script language and of `pagesim at`'s JSON.
+///
+/// # Errors
+/// A message for anything else, or an overflow.
+pub fn parse_number_with(s: &str, bare: BareRadix) -> Result<u64, String> {
     let t = s.trim();
     let (body, mult) = match t.chars().last() {
         Some('K') | Some('k') => (&t[..t.len() - 1], 1u64 << 10),
@@ -118,12 +136,13 @@ pub fn parse_number(s: &str) -> Result<u64, String> {
         Some('G') | Some('g') => (&t[..t.len() - 1], 1u64 << 30),
         _ => (t, 1),
     };
-    let v = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        u64::from_str_radix(&h.replace('_', ""), 16)
-    } else {
-        body.replace('_', "").parse::<u64>()
-    }
-    .map_err(|_| format!("`{s}` is not a number"))?;
+    let (digits, radix) = match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        Some(h) => (h, 16),
+        None if bare == BareRadix::Hex => (body, 16),
+        None => (body, 10),
+    };
+    let v = u64::from_str_radix(&digits.replace('_', ""), radix)
+        .map_err(|_| format!("`{s}` is not a number"))?;
     v.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` overflows 64 bits"))
 }
