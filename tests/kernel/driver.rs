@@ -153,51 +153,6 @@ impl Kernel {
         Ok(String::from_utf8_lossy(&self.call(op::SMAPS, &[])?.payload).into_owned())
     }
 
-    /// Touches one byte of every page of `[addr, addr + len)` from inside the executor, as
-    /// its own loads and stores (so the hardware sets the accessed and dirty bits, as for a
-    /// program), stopping before the first page that would fault: one outside every VMA
-    /// of the current maps, or in a VMA without the permission (any of `rwx` for a read,
-    /// `w` for a write). Returns how many pages completed and whether it stopped early;
-    /// the signal the faulting access raises is found by replaying in a throwaway executor.
-    pub fn touch(&mut self, addr: u64, len: u64, write: bool) -> std::io::Result<(u64, bool)> {
-        let maps = self.maps()?;
-        let vmas: Vec<(u64, u64, String)> = maps
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                let (s, e) = f.next()?.split_once('-')?;
-                let perms = f.next()?.to_string();
-                Some((
-                    u64::from_str_radix(s, 16).ok()?,
-                    u64::from_str_radix(e, 16).ok()?,
-                    perms,
-                ))
-            })
-            .collect();
-        let pages = len.div_ceil(4096);
-        let mut ok = 0;
-        while ok < pages {
-            let a = addr + ok * 4096;
-            let allowed = vmas.iter().any(|(s, e, p)| {
-                a >= *s
-                    && a < *e
-                    && if write {
-                        p.as_bytes()[1] == b'w'
-                    } else {
-                        p[..3].bytes().any(|c| c != b'-')
-                    }
-            });
-            if !allowed {
-                break;
-            }
-            ok += 1;
-        }
-        if ok > 0 {
-            self.call(op::TOUCH, &[addr, ok, write as u64])?;
-        }
-        Ok((ok, ok < pages))
-    }
-
     /// Reads /proc/PID/pagemap entries for the pages of `[start, end)`.
     pub fn pagemap(&self, start: u64, end: u64) -> std::io::Result<Vec<u64>> {
         use std::io::{Seek, SeekFrom};

@@ -31,8 +31,9 @@ pub mod op {
     /// si_addr, after which the executor exits (it is a throwaway process).
     pub const TOUCH_SIGNAL: u32 = 10;
     /// Touch one byte of each of the a1 pages from a0 itself (a2 != 0: write a zero, else
-    /// read), as a program does: the hardware sets the accessed and dirty bits. The driver
-    /// asks only for pages that cannot fault (see `Kernel::touch`).
+    /// read), as a program does: the hardware sets the accessed and dirty bits, and a fault
+    /// below a grows-down VMA grows it. The driver asks only for pages pagesim completed; a
+    /// SIGSEGV ends the executor (or, after TOUCH_SIGNAL installed its handler, reports).
     pub const TOUCH: u32 = 11;
 }
 

@@ -123,5 +123,92 @@ pub const MADV_GUARD_INSTALL: Advice = 102;
 /// `MADV_GUARD_REMOVE` (6.13+): remove guard markers.
 pub const MADV_GUARD_REMOVE: Advice = 103;
 
+/// The `MAP_*` flags by name, the one table that scripts, strace-like output and the
+/// harness read: each name as the kernel spells it. A script writes it in lower case
+/// without the `MAP_` prefix (`fixed_noreplace`). `MAP_TYPE` values come first.
+pub const MAP_NAMES: [(MapFlags, &str); 20] = [
+    (MAP_SHARED_VALIDATE, "MAP_SHARED_VALIDATE"),
+    (MAP_SHARED, "MAP_SHARED"),
+    (MAP_PRIVATE, "MAP_PRIVATE"),
+    (MAP_DROPPABLE, "MAP_DROPPABLE"),
+    (MAP_FIXED, "MAP_FIXED"),
+    (MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+    (MAP_32BIT, "MAP_32BIT"),
+    (MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+    (MAP_DENYWRITE, "MAP_DENYWRITE"),
+    (MAP_EXECUTABLE, "MAP_EXECUTABLE"),
+    (MAP_LOCKED, "MAP_LOCKED"),
+    (MAP_NORESERVE, "MAP_NORESERVE"),
+    (MAP_POPULATE, "MAP_POPULATE"),
+    (MAP_NONBLOCK, "MAP_NONBLOCK"),
+    (MAP_STACK, "MAP_STACK"),
+    (MAP_HUGETLB, "MAP_HUGETLB"),
+    (MAP_SYNC, "MAP_SYNC"),
+    (MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"),
+    (MAP_UNINITIALIZED, "MAP_UNINITIALIZED"),
+    (MAP_TYPE, "MAP_TYPE"),
+];
+
+/// The `PROT_*` bits by name (the kernel's spelling; scripts write `r`, `w`, `x`).
+pub const PROT_NAMES: [(Prot, &str); 8] = [
+    (PROT_READ, "PROT_READ"),
+    (PROT_WRITE, "PROT_WRITE"),
+    (PROT_EXEC, "PROT_EXEC"),
+    (PROT_SEM, "PROT_SEM"),
+    (PROT_BTI, "PROT_BTI"),
+    (PROT_MTE, "PROT_MTE"),
+    (PROT_GROWSDOWN, "PROT_GROWSDOWN"),
+    (PROT_GROWSUP, "PROT_GROWSUP"),
+];
+
+/// The `MADV_*` advices by name, the kernel's spelling (a script writes it in lower case
+/// without the `MADV_` prefix: `populate_write`).
+pub const ADVICE_NAMES: [(Advice, &str); 27] = [
+    (MADV_NORMAL, "MADV_NORMAL"),
+    (MADV_RANDOM, "MADV_RANDOM"),
+    (MADV_SEQUENTIAL, "MADV_SEQUENTIAL"),
+    (MADV_WILLNEED, "MADV_WILLNEED"),
+    (MADV_DONTNEED, "MADV_DONTNEED"),
+    (MADV_FREE, "MADV_FREE"),
+    (MADV_REMOVE, "MADV_REMOVE"),
+    (MADV_DONTFORK, "MADV_DONTFORK"),
+    (MADV_DOFORK, "MADV_DOFORK"),
+    (MADV_MERGEABLE, "MADV_MERGEABLE"),
+    (MADV_UNMERGEABLE, "MADV_UNMERGEABLE"),
+    (MADV_HUGEPAGE, "MADV_HUGEPAGE"),
+    (MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
+    (MADV_DONTDUMP, "MADV_DONTDUMP"),
+    (MADV_DODUMP, "MADV_DODUMP"),
+    (MADV_WIPEONFORK, "MADV_WIPEONFORK"),
+    (MADV_KEEPONFORK, "MADV_KEEPONFORK"),
+    (MADV_COLD, "MADV_COLD"),
+    (MADV_PAGEOUT, "MADV_PAGEOUT"),
+    (MADV_POPULATE_READ, "MADV_POPULATE_READ"),
+    (MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE"),
+    (MADV_DONTNEED_LOCKED, "MADV_DONTNEED_LOCKED"),
+    (MADV_COLLAPSE, "MADV_COLLAPSE"),
+    (MADV_HWPOISON, "MADV_HWPOISON"),
+    (MADV_SOFT_OFFLINE, "MADV_SOFT_OFFLINE"),
+    (MADV_GUARD_INSTALL, "MADV_GUARD_INSTALL"),
+    (MADV_GUARD_REMOVE, "MADV_GUARD_REMOVE"),
+];
+
+/// Returns the kernel's name of an advice, if it has one.
+pub fn advice_name(advice: Advice) -> Option<&'static str> {
+    ADVICE_NAMES
+        .iter()
+        .find(|(v, _)| *v == advice)
+        .map(|(_, n)| *n)
+}
+
+/// Finds a name of one of the tables, written as the kernel spells it or, case
+/// insensitive, without its `prefix` (`fixed_noreplace`, `populate_write`).
+pub fn lookup_name<T: Copy>(table: &[(T, &str)], prefix: &str, name: &str) -> Option<T> {
+    table.iter().find_map(|(v, n)| {
+        let short = n.strip_prefix(prefix).unwrap_or(n);
+        (n.eq_ignore_ascii_case(name) || short.eq_ignore_ascii_case(name)).then_some(*v)
+    })
+}
+
 /// `RLIM_INFINITY` as a 64-bit `rlim_t`.
 pub const RLIM_INFINITY: u64 = u64::MAX;

@@ -4,10 +4,11 @@
 //! [NAME =] mmap ADDR LEN PROT FLAGS
 //! munmap ADDR LEN | mprotect ADDR LEN PROT | madvise ADDR LEN ADVICE | brk ADDR
 //! read ADDR [LEN] | write ADDR [LEN] | exec ADDR [LEN]
-//! maps | smaps
+//! mincore ADDR LEN | maps | smaps
 //! ```
 //! Numbers are decimal or `0x` hex with an optional `K`, `M` or `G` suffix; ADDR may also be
-//! `NULL`, a NAME bound by an earlier mmap, or `NAME+OFF` / `NAME-OFF`. PROT is `none` or
+//! `NULL`, a NAME bound by an earlier mmap, or `NAME+OFF` / `NAME-OFF`; `brk0` names the
+//! break the script starts with. PROT is `none` or
 //! letters from `rwx` (`-` allowed, e.g. `r-x`); FLAGS is a comma list of `private`,
 //! `shared`, `anonymous`, `fixed`, `fixed_noreplace`, `noreserve`, `populate`, `stack`,
 //! `growsdown`; `#` starts a comment.
@@ -18,6 +19,9 @@ use std::collections::HashMap;
 use std::string::String;
 
 use crate::linux::mm::mman;
+
+/// The name bound, before the first call, to the program break the script starts with.
+pub const BRK0: &str = "brk0";
 
 /// An address operand, resolved when the call runs (names bind to mmap results).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +85,13 @@ pub enum Call {
         /// Start.
         addr: Addr,
         /// Length (one byte when absent).
+        len: u64,
+    },
+    /// `mincore`: which pages of a range are resident.
+    Mincore {
+        /// Start (page aligned).
+        addr: Addr,
+        /// Length.
         len: u64,
     },
     /// Print /proc/PID/maps.
@@ -192,51 +203,124 @@ pub fn parse_prot(s: &str) -> Result<u32, String> {
 fn parse_flags(s: &str) -> Result<u32, String> {
     let mut f = 0;
     for w in s.split([',', '|']) {
-        f |= match w.trim().to_ascii_lowercase().trim_start_matches("map_") {
-            "private" => mman::MAP_PRIVATE,
-            "shared" => mman::MAP_SHARED,
-            "anonymous" | "anon" => mman::MAP_ANONYMOUS,
-            "fixed" => mman::MAP_FIXED,
-            "fixed_noreplace" => mman::MAP_FIXED_NOREPLACE,
-            "noreserve" => mman::MAP_NORESERVE,
-            "populate" => mman::MAP_POPULATE,
-            "stack" => mman::MAP_STACK,
-            "growsdown" => mman::MAP_GROWSDOWN,
-            other => return Err(format!("unknown mmap flag `{other}`")),
+        let w = w.trim();
+        let w = if w.eq_ignore_ascii_case("anon") {
+            "anonymous"
+        } else {
+            w
         };
+        f |= mman::lookup_name(&mman::MAP_NAMES, "MAP_", w)
+            .ok_or_else(|| format!("unknown mmap flag `{w}`"))?;
     }
     Ok(f)
 }
 
 fn parse_advice(s: &str) -> Result<mman::Advice, String> {
-    let n = s.to_ascii_lowercase();
-    let n = n.trim_start_matches("madv_");
-    Ok(match n {
-        "normal" => mman::MADV_NORMAL,
-        "random" => mman::MADV_RANDOM,
-        "sequential" => mman::MADV_SEQUENTIAL,
-        "willneed" => mman::MADV_WILLNEED,
-        "dontneed" => mman::MADV_DONTNEED,
-        "free" => mman::MADV_FREE,
-        "hugepage" => mman::MADV_HUGEPAGE,
-        "nohugepage" => mman::MADV_NOHUGEPAGE,
-        "dontfork" => mman::MADV_DONTFORK,
-        "dofork" => mman::MADV_DOFORK,
-        "dontdump" => mman::MADV_DONTDUMP,
-        "dodump" => mman::MADV_DODUMP,
-        "wipeonfork" => mman::MADV_WIPEONFORK,
-        "keeponfork" => mman::MADV_KEEPONFORK,
-        "cold" => mman::MADV_COLD,
-        "pageout" => mman::MADV_PAGEOUT,
-        "populate_read" => mman::MADV_POPULATE_READ,
-        "populate_write" => mman::MADV_POPULATE_WRITE,
-        "collapse" => mman::MADV_COLLAPSE,
-        _ => {
-            return parse_number(s)
-                .map(|v| v as mman::Advice)
-                .map_err(|_| format!("unknown advice `{s}`"))
+    match mman::lookup_name(&mman::ADVICE_NAMES, "MADV_", s.trim()) {
+        Some(a) => Ok(a),
+        None => parse_number(s)
+            .map(|v| v as mman::Advice)
+            .map_err(|_| format!("unknown advice `{s}`")),
+    }
+}
+
+/// Writes `prot` as a script does: `none`, or `r`, `w`, `x` and `-` (`rw-`), then any
+/// other bits by name.
+fn write_prot(f: &mut std::fmt::Formatter<'_>, prot: u32) -> std::fmt::Result {
+    if prot == mman::PROT_NONE {
+        return f.write_str("none");
+    }
+    let rwx = [
+        (mman::PROT_READ, 'r'),
+        (mman::PROT_WRITE, 'w'),
+        (mman::PROT_EXEC, 'x'),
+    ];
+    for (bit, c) in rwx {
+        write!(f, "{}", if prot & bit != 0 { c } else { '-' })?;
+    }
+    Ok(())
+}
+
+/// Writes MAP_* flags as a script does: lower-case names without the prefix, joined by
+/// commas (`private,anonymous,fixed`).
+fn write_flags(f: &mut std::fmt::Formatter<'_>, flags: u32) -> std::fmt::Result {
+    let mut rest = flags;
+    let mut sep = "";
+    for (bit, name) in mman::MAP_NAMES {
+        if bit != 0
+            && rest & bit == bit
+            && (bit & mman::MAP_TYPE == 0 || flags & mman::MAP_TYPE == bit)
+        {
+            let short = name.trim_start_matches("MAP_").to_ascii_lowercase();
+            write!(f, "{sep}{short}")?;
+            sep = ",";
+            rest &= !bit;
         }
-    })
+    }
+    if rest != 0 || sep.is_empty() {
+        write!(f, "{sep}{rest:#x}")?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Num(0) => f.write_str("NULL"),
+            Addr::Num(n) => write!(f, "{n:#x}"),
+            Addr::Name(n, 0) => f.write_str(n),
+            Addr::Name(n, off) if *off < 0 => write!(f, "{n}-{:#x}", off.unsigned_abs()),
+            Addr::Name(n, off) => write!(f, "{n}+{off:#x}"),
+        }
+    }
+}
+
+/// Writes the call as one line of the script language, which [`parse`] reads back.
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Call::Mmap {
+                bind,
+                addr,
+                len,
+                prot,
+                flags,
+            } => {
+                if let Some(b) = bind {
+                    write!(f, "{b} = ")?;
+                }
+                write!(f, "mmap {addr} {len:#x} ")?;
+                write_prot(f, *prot)?;
+                f.write_str(" ")?;
+                write_flags(f, *flags)
+            }
+            Call::Munmap { addr, len } => write!(f, "munmap {addr} {len:#x}"),
+            Call::Mprotect { addr, len, prot } => {
+                write!(f, "mprotect {addr} {len:#x} ")?;
+                write_prot(f, *prot)
+            }
+            Call::Madvise { addr, len, advice } => match mman::advice_name(*advice) {
+                Some(n) => write!(
+                    f,
+                    "madvise {addr} {len:#x} {}",
+                    n.trim_start_matches("MADV_").to_ascii_lowercase()
+                ),
+                None => write!(f, "madvise {addr} {len:#x} {advice}"),
+            },
+            Call::Brk { addr } => write!(f, "brk {addr}"),
+            Call::Touch { kind, addr, len } => {
+                let verb = match kind {
+                    crate::arch::AccessKind::Read => "read",
+                    crate::arch::AccessKind::Write => "write",
+                    crate::arch::AccessKind::Fetch => "exec",
+                };
+                write!(f, "{verb} {addr} {len:#x}")
+            }
+            Call::Mincore { addr, len } => write!(f, "mincore {addr} {len:#x}"),
+            Call::Maps => f.write_str("maps"),
+            Call::Smaps => f.write_str("smaps"),
+        }
+    }
 }
 
 /// Parses a whole script.
@@ -246,6 +330,8 @@ fn parse_advice(s: &str) -> Result<mman::Advice, String> {
 pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
     let mut out = std::vec::Vec::new();
     let mut names: HashMap<String, ()> = HashMap::new();
+    // The break when the script starts is always bound.
+    names.insert(String::from(BRK0), ());
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -345,6 +431,13 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
                     kind,
                     addr: addr(w[1])?,
                     len: if w.len() == 3 { num(w[2])? } else { 1 },
+                }
+            }
+            "mincore" => {
+                argc(2)?;
+                Call::Mincore {
+                    addr: addr(w[1])?,
+                    len: num(w[2])?,
                 }
             }
             "maps" => {

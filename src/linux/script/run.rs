@@ -17,16 +17,13 @@ pub fn prot_name(p: u32) -> String {
         return "PROT_NONE".into();
     }
     let mut parts = std::vec::Vec::new();
-    for (bit, name) in [
-        (mman::PROT_READ, "PROT_READ"),
-        (mman::PROT_WRITE, "PROT_WRITE"),
-        (mman::PROT_EXEC, "PROT_EXEC"),
-    ] {
-        if p & bit != 0 {
+    let mut rest = p;
+    for (bit, name) in mman::PROT_NAMES {
+        if rest & bit != 0 {
             parts.push(name.to_string());
+            rest &= !bit;
         }
     }
-    let rest = p & !(mman::PROT_READ | mman::PROT_WRITE | mman::PROT_EXEC);
     if rest != 0 {
         parts.push(format!("{rest:#x}"));
     }
@@ -37,23 +34,17 @@ pub fn prot_name(p: u32) -> String {
 pub fn flags_name(f: u32) -> String {
     let mut parts = std::vec::Vec::new();
     match f & mman::MAP_TYPE {
-        mman::MAP_SHARED => parts.push("MAP_SHARED".to_string()),
-        mman::MAP_PRIVATE => parts.push("MAP_PRIVATE".to_string()),
-        mman::MAP_SHARED_VALIDATE => parts.push("MAP_SHARED_VALIDATE".to_string()),
         0 => {}
-        t => parts.push(format!("{t:#x}")),
+        t => parts.push(
+            mman::MAP_NAMES
+                .iter()
+                .find(|(v, _)| *v == t)
+                .map_or_else(|| format!("{t:#x}"), |(_, n)| n.to_string()),
+        ),
     }
     let mut rest = f & !mman::MAP_TYPE;
-    for (bit, name) in [
-        (mman::MAP_FIXED, "MAP_FIXED"),
-        (mman::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
-        (mman::MAP_GROWSDOWN, "MAP_GROWSDOWN"),
-        (mman::MAP_NORESERVE, "MAP_NORESERVE"),
-        (mman::MAP_POPULATE, "MAP_POPULATE"),
-        (mman::MAP_STACK, "MAP_STACK"),
-        (mman::MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"),
-    ] {
-        if rest & bit != 0 {
+    for (bit, name) in mman::MAP_NAMES {
+        if bit & mman::MAP_TYPE == 0 && rest & bit != 0 {
             parts.push(name.to_string());
             rest &= !bit;
         }
@@ -69,31 +60,7 @@ pub fn flags_name(f: u32) -> String {
 }
 
 fn advice_name(a: i32) -> String {
-    let names = [
-        (mman::MADV_NORMAL, "MADV_NORMAL"),
-        (mman::MADV_RANDOM, "MADV_RANDOM"),
-        (mman::MADV_SEQUENTIAL, "MADV_SEQUENTIAL"),
-        (mman::MADV_WILLNEED, "MADV_WILLNEED"),
-        (mman::MADV_DONTNEED, "MADV_DONTNEED"),
-        (mman::MADV_FREE, "MADV_FREE"),
-        (mman::MADV_HUGEPAGE, "MADV_HUGEPAGE"),
-        (mman::MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
-        (mman::MADV_DONTFORK, "MADV_DONTFORK"),
-        (mman::MADV_DOFORK, "MADV_DOFORK"),
-        (mman::MADV_DONTDUMP, "MADV_DONTDUMP"),
-        (mman::MADV_DODUMP, "MADV_DODUMP"),
-        (mman::MADV_WIPEONFORK, "MADV_WIPEONFORK"),
-        (mman::MADV_KEEPONFORK, "MADV_KEEPONFORK"),
-        (mman::MADV_COLD, "MADV_COLD"),
-        (mman::MADV_PAGEOUT, "MADV_PAGEOUT"),
-        (mman::MADV_POPULATE_READ, "MADV_POPULATE_READ"),
-        (mman::MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE"),
-        (mman::MADV_COLLAPSE, "MADV_COLLAPSE"),
-    ];
-    names
-        .iter()
-        .find(|(v, _)| *v == a)
-        .map_or_else(|| a.to_string(), |(_, n)| n.to_string())
+    mman::advice_name(a).map_or_else(|| a.to_string(), str::to_string)
 }
 
 fn addr_arg(a: u64) -> String {
@@ -116,6 +83,8 @@ pub fn run(
     out: &mut String,
 ) -> Result<(), (usize, String)> {
     let mut names: HashMap<String, u64> = HashMap::new();
+    let brk0 = p.brk(0).map_err(|e| (0, format!("brk: {e:?}")))?;
+    names.insert(String::from(super::BRK0), brk0);
     for (line, call) in calls {
         let resolve = |a: &Addr| -> Result<u64, (usize, String)> {
             match a {
@@ -227,6 +196,18 @@ pub fn run(
                     va = (va & !(page - 1)).saturating_add(page);
                 }
                 format!("{name}({a:#x}, {len:#x}) = {result}")
+            }
+            Call::Mincore { addr, len } => {
+                let a = resolve(addr)?;
+                let page = p.paging().config().granule.page_size();
+                let mut vec = std::vec![0u8; (len.div_ceil(page) as usize).min(1 << 20)];
+                match p.mincore(a, *len, &mut vec) {
+                    Ok(n) => {
+                        let bits: String = vec[..n].iter().map(|b| char::from(b'0' + b)).collect();
+                        format!("mincore({a:#x}, {len:#x}) = 0 [{bits}]")
+                    }
+                    Err(e) => format!("mincore({a:#x}, {len:#x}) = {}", ret(Err(e))),
+                }
             }
             Call::Maps => {
                 out.push_str(&p.maps_string());

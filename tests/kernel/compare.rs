@@ -1,0 +1,130 @@
+//! The comparisons the harness makes after every call: maps text byte for byte, every
+//! smaps line of the VMAs pagesim models the pages of, and mincore over each of them.
+
+use pagesim::linux::mm::maps_text::{MapsFormat, SmapsEntry, SmapsParser};
+use pagesim::linux::mm::vma::VmaKind;
+use pagesim::linux::storage::SimProcess;
+
+use super::driver::Kernel;
+use super::executor::op;
+
+/// The path a shared anonymous mapping shows (a shmem inode).
+const SHMEM: &str = "/dev/zero (deleted)";
+
+/// Replaces the inode of each shared anonymous mapping (`/dev/zero (deleted)`, a shmem
+/// inode the kernel numbers from a machine-wide counter that pagesim cannot know) by `#`,
+/// with the name's padding dropped; every other byte of the line is kept.
+pub fn normalise_shmem(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for l in text.lines() {
+        let f: Vec<&str> = l
+            .strip_suffix(SHMEM)
+            .map(|h| h.split_whitespace().collect())
+            .unwrap_or_default();
+        if f.len() == 5 {
+            out.push_str(&format!("{} {} {} {} # {SHMEM}", f[0], f[1], f[2], f[3]));
+        } else {
+            out.push_str(l);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Returns a line-by-line difference of two texts.
+pub fn diff(a: &str, b: &str) -> String {
+    let mut out = String::new();
+    let (al, bl): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    for i in 0..al.len().max(bl.len()) {
+        let (x, y) = (
+            al.get(i).copied().unwrap_or("<none>"),
+            bl.get(i).copied().unwrap_or("<none>"),
+        );
+        if x != y {
+            out.push_str(&format!("  kernel : {x:?}\n  pagesim: {y:?}\n"));
+        }
+    }
+    out
+}
+
+/// Compares /proc/PID/maps.
+pub fn maps(k: &mut Kernel, p: &SimProcess<'_>) -> Result<(), String> {
+    let km = normalise_shmem(&k.maps().map_err(|e| e.to_string())?);
+    let sm = normalise_shmem(&p.maps_string());
+    if km != sm {
+        return Err(format!("maps differ\n{}", diff(&km, &sm)));
+    }
+    Ok(())
+}
+
+/// Whether pagesim models the pages of a VMA: nameless private anonymous memory and shared
+/// anonymous memory (the executor's own heap, stack and files have pages pagesim imports
+/// but cannot follow).
+fn modelled(e: &SmapsEntry) -> bool {
+    match &e.vma.kind {
+        VmaKind::Anonymous => true,
+        VmaKind::File { path, .. } => path.as_str() == SHMEM,
+        _ => false,
+    }
+}
+
+/// The smaps entries of the modelled VMAs, parsed with the library's parser, rendered
+/// back one line each for a readable difference.
+fn modelled_entries(text: &str, fmt: &MapsFormat) -> Result<Vec<String>, String> {
+    let mut out = vec![];
+    let mut lines = text.lines();
+    for e in SmapsParser::new(text, fmt) {
+        let e = e.map_err(|e| format!("smaps do not parse: {e}"))?;
+        // The entry's text: its header line and the fields up to VmFlags.
+        let mut entry = vec![];
+        for l in lines.by_ref() {
+            entry.push(l.to_string());
+            if l.starts_with("VmFlags:") {
+                break;
+            }
+        }
+        if modelled(&e) {
+            out.extend(
+                entry
+                    .iter()
+                    .map(|l| normalise_shmem(l).trim_end().to_string()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Compares every smaps line pagesim renders (every residency field: Rss, Pss, Pss_Dirty,
+/// Shared/Private Clean/Dirty, Referenced, Anonymous, KSM, LazyFree, AnonHugePages, …,
+/// THPeligible, VmFlags) of every modelled VMA, and mincore over each of them.
+pub fn residency(k: &mut Kernel, p: &SimProcess<'_>, fmt: &MapsFormat) -> Result<(), String> {
+    let ks = k.smaps().map_err(|e| e.to_string())?;
+    let ss = p.smaps_string().map_err(|e| e.to_string())?;
+    let (kp, sp) = (modelled_entries(&ks, fmt)?, modelled_entries(&ss, fmt)?);
+    if kp != sp {
+        if std::env::var_os("PAGESIM_HARNESS_DUMP").is_some() {
+            let _ = std::fs::write("/tmp/harness_kernel_smaps", &ks);
+            let _ = std::fs::write("/tmp/harness_pagesim_smaps", &ss);
+        }
+        return Err(format!(
+            "smaps residency differs\n{}",
+            diff(&kp.join("\n"), &sp.join("\n"))
+        ));
+    }
+    for e in SmapsParser::new(&ks, fmt)
+        .filter_map(Result::ok)
+        .filter(modelled)
+    {
+        let (s, len) = (e.vma.vm_start, e.vma.vm_end - e.vma.vm_start);
+        let kr = k.call(op::MINCORE, &[s, len]).map_err(|e| e.to_string())?;
+        let mut sv = vec![0u8; (len / 4096) as usize];
+        p.paging()
+            .mincore(s, len, &mut sv)
+            .map_err(|e| e.to_string())?;
+        let kv: Vec<u8> = kr.payload.iter().map(|b| b & 1).collect();
+        if kv != sv {
+            return Err(format!("mincore differs on {s:#x}-{:#x}", s + len));
+        }
+    }
+    Ok(())
+}

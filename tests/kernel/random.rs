@@ -1,0 +1,150 @@
+//! Random call sequences for the live cross-check, as `pagesim run` scripts: a small
+//! deterministic generator (seeded, no clock) of the calls pagesim models, addressed
+//! relative to earlier mappings of the same sequence.
+
+use pagesim::arch::AccessKind;
+use pagesim::linux::mm::mman;
+use pagesim::linux::script::{Addr, Call, BRK0};
+
+const RW: u32 = mman::PROT_READ | mman::PROT_WRITE;
+const PA: u32 = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS;
+
+/// Returns `n` calls from `seed`. An arena comes first: the top-down allocator puts every
+/// later mapping below it, and calls aimed at offsets inside earlier mappings stay in
+/// memory the sequence mapped, never the executor's own.
+pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
+    let mut x = seed | 1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m.max(1)
+    };
+    let mut calls = vec![];
+    // The name and length of each mmap so far (a failed one leaves its name unbound, and
+    // the calls aimed at it are skipped).
+    let mut slots: Vec<(String, u64)> = vec![];
+    let mmap = |calls: &mut Vec<Call>, slots: &mut Vec<(String, u64)>, addr, len, prot, flags| {
+        let name = format!("s{}", calls.len());
+        slots.push((name.clone(), len));
+        calls.push(Call::Mmap {
+            bind: Some(name),
+            addr,
+            len,
+            prot,
+            flags,
+        });
+    };
+    mmap(
+        &mut calls,
+        &mut slots,
+        Addr::Num(0),
+        64 << 20,
+        0,
+        PA | mman::MAP_NORESERVE,
+    );
+    mmap(&mut calls, &mut slots, Addr::Num(0), 0x40000, RW, PA);
+    let prots = [
+        0,
+        mman::PROT_READ,
+        RW,
+        RW | mman::PROT_EXEC,
+        mman::PROT_READ | mman::PROT_EXEC,
+    ];
+    let advices = [
+        mman::MADV_DONTNEED,
+        mman::MADV_HUGEPAGE,
+        mman::MADV_NOHUGEPAGE,
+        mman::MADV_NORMAL,
+        mman::MADV_WILLNEED,
+        mman::MADV_FREE,
+        mman::MADV_POPULATE_WRITE,
+        mman::MADV_FREE,
+        mman::MADV_COLD,
+    ];
+    let flag_sets = [
+        PA,
+        PA,
+        PA,
+        PA | mman::MAP_POPULATE,
+        mman::MAP_SHARED | mman::MAP_ANONYMOUS,
+    ];
+    while calls.len() < n {
+        let (name, slen) = slots[next(8) as usize % slots.len()].clone();
+        // An offset inside the slot (wrapped into it, page aligned), and a length that
+        // stays inside it.
+        let off = next(64 << 8) * 0x1000;
+        let off = if off < slen {
+            off
+        } else {
+            (off % slen.max(1)) & !0xfff
+        };
+        let len = (1 + next(24)) * 0x1000;
+        let inside = len.min(slen - off).max(1);
+        let at = |extra: i64| Addr::Name(name.clone(), off as i64 + extra);
+        let call = match next(10) {
+            0 => {
+                let (p, f) = (prots[next(5) as usize], flag_sets[next(5) as usize]);
+                mmap(&mut calls, &mut slots, Addr::Num(0), len, p, f);
+                continue;
+            }
+            1 => {
+                let (p, f) = (prots[next(5) as usize], flag_sets[next(5) as usize]);
+                mmap(&mut calls, &mut slots, at(0), len, p, f);
+                continue;
+            }
+            2 => {
+                let p = prots[next(5) as usize];
+                let fixed = if next(2) == 0 {
+                    mman::MAP_FIXED
+                } else {
+                    mman::MAP_FIXED_NOREPLACE
+                };
+                let f = flag_sets[next(5) as usize] | fixed;
+                mmap(&mut calls, &mut slots, at(0), inside, p, f);
+                continue;
+            }
+            3 => Call::Munmap {
+                addr: at(0),
+                len: inside,
+            },
+            4 | 5 => Call::Mprotect {
+                addr: at(0),
+                len: inside,
+                prot: prots[next(5) as usize],
+            },
+            6 => Call::Madvise {
+                addr: at(0),
+                len: inside,
+                advice: advices[next(advices.len() as u64) as usize],
+            },
+            7 if next(3) == 1 => Call::Touch {
+                kind: if next(2) == 0 {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                },
+                addr: at(0),
+                len: 1,
+            },
+            7 if next(3) == 0 => Call::Mincore {
+                addr: at(next(2) as i64 * 0x10),
+                len: inside,
+            },
+            7 => Call::Brk {
+                addr: Addr::Name(BRK0.to_string(), next(40) as i64 * 0x1000),
+            },
+            _ => Call::Touch {
+                kind: if next(2) == 0 {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                },
+                addr: at(0),
+                len: inside,
+            },
+        };
+        calls.push(call);
+    }
+    calls
+}
