@@ -194,9 +194,23 @@ impl<'a> AddressSpace<'a> {
         text: &str,
         hints: ImportHints,
     ) -> Result<Self, ParseError> {
+        Self::imported(slots, params, hints, false, |mm| {
+            import_maps(text, &params.maps, &mut mm.tree).map(|_| ())
+        })
+    }
+
+    /// Creates an empty address space, imports into it with `import`, and finishes the
+    /// import (brk area, stack, `mmap_base`; `smaps` says the flags are all known).
+    fn imported(
+        slots: &'a mut [VmaSlot],
+        params: LayoutParams,
+        hints: ImportHints,
+        smaps: bool,
+        import: impl FnOnce(&mut Self) -> Result<(), ParseError>,
+    ) -> Result<Self, ParseError> {
         let mut mm = AddressSpace::new(slots, params);
-        import_maps(text, &params.maps, &mut mm.tree)?;
-        mm.finish_import(hints, false);
+        import(&mut mm)?;
+        mm.finish_import(hints, smaps);
         Ok(mm)
     }
 
@@ -213,18 +227,18 @@ impl<'a> AddressSpace<'a> {
         text: &str,
         hints: ImportHints,
     ) -> Result<Self, ParseError> {
-        let mut mm = AddressSpace::new(slots, params);
-        import_smaps(text, &params.maps, &mut mm.tree, |_| {})?;
-        for e in super::maps_text::SmapsParser::new(text, &params.maps).map_while(Result::ok) {
-            if e.vma.kind.is_anonymous() && e.counters.anonymous > 0 {
-                let id = mm.fresh_anon_id();
-                // The VMA was inserted from this very entry, so it is there to update.
-                let updated = mm.tree.update(e.vma.vm_start, |x| x.anon_vma = Some(id));
-                debug_assert!(updated.is_ok(), "an imported VMA is in the tree");
+        Self::imported(slots, params, hints, true, |mm| {
+            import_smaps(text, &params.maps, &mut mm.tree, |_| {})?;
+            for e in super::maps_text::SmapsParser::new(text, &params.maps).map_while(Result::ok) {
+                if e.vma.kind.is_anonymous() && e.counters.anonymous > 0 {
+                    let id = mm.fresh_anon_id();
+                    // The VMA was inserted from this very entry, so it is there to update.
+                    let updated = mm.tree.update(e.vma.vm_start, |x| x.anon_vma = Some(id));
+                    debug_assert!(updated.is_ok(), "an imported VMA is in the tree");
+                }
             }
-        }
-        mm.finish_import(hints, true);
-        Ok(mm)
+            Ok(())
+        })
     }
 
     fn finish_import(&mut self, hints: ImportHints, full_flags: bool) {

@@ -205,8 +205,51 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if a table change fails.
     pub fn mark_clean(&mut self, start: u64, end: u64) -> Result<(), MapError> {
-        self.lru_add_drain()?;
         let page = self.page();
+        let set = Attributes::AP_RO;
+        let clear = PTE_DIRTY | Attributes::AF;
+        self.modify_present(start, end, set, clear, |me, leaf, s, e| {
+            if leaf.descriptor.bits() & PTE_LAZYFREE.bits() != 0 {
+                // Already lazy-free (not swap-backed): folio_mark_lazyfree skips it.
+                return Ok(());
+            }
+            let size = 1u64 << leaf.size_log2;
+            if size > page && s == leaf.va.as_u64() && e - s == size {
+                // A whole THP: a large folio moves the batch at once.
+                me.set_lazyfree(s, size)?;
+                return me.lru_add_drain();
+            }
+            let pa0 = leaf.pa.as_u64() + (s - leaf.va.as_u64());
+            let mut a = s;
+            while a < e {
+                if me.lazyfree_batch.is_full() {
+                    me.lru_add_drain()?;
+                }
+                let pushed = me.lazyfree_batch.try_push((a, pa0 + (a - s))).is_ok();
+                debug_assert!(pushed, "a drained batch has room");
+                if me.lazyfree_batch.len() >= usize::from(me.config.lru_batch).max(1) {
+                    // folio_batch_add() returned no space left: the batch moves.
+                    me.lru_add_drain()?;
+                }
+                a += page;
+            }
+            Ok(())
+        })
+    }
+
+    /// Drains the folio batches, then sets `set` and clears `clear` on every page of
+    /// `[start, end)` that is mapped to something other than a zero page (splitting a block
+    /// the range covers in part), and calls `then` with each leaf as it was and the part
+    /// of it changed.
+    fn modify_present(
+        &mut self,
+        start: u64,
+        end: u64,
+        set: Attributes,
+        clear: Attributes,
+        mut then: impl FnMut(&mut Self, &Leaf, u64, u64) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        self.lru_add_drain()?;
         let mut cursor = start;
         while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
             cursor = e;
@@ -214,41 +257,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 continue;
             }
             let mem = self.mmu.memory_mut();
-            let flush = self.mapper.protect(
-                mem,
-                &mut self.frames,
-                VirtAddr::new(s),
-                e - s,
-                Attributes::AP_RO,
-                PTE_DIRTY | Attributes::AF,
-            )?;
+            let flush =
+                self.mapper
+                    .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
             self.mmu.flush(flush);
             self.settle_split(&leaf, s)?;
-            if leaf.descriptor.bits() & PTE_LAZYFREE.bits() != 0 {
-                // Already lazy-free (not swap-backed): folio_mark_lazyfree skips it.
-                continue;
-            }
-            let size = 1u64 << leaf.size_log2;
-            if size > page && s == leaf.va.as_u64() && e - s == size {
-                // A whole THP: a large folio moves the batch at once.
-                self.set_lazyfree(s, size)?;
-                self.lru_add_drain()?;
-                continue;
-            }
-            let pa0 = leaf.pa.as_u64() + (s - leaf.va.as_u64());
-            let mut a = s;
-            while a < e {
-                if self.lazyfree_batch.is_full() {
-                    self.lru_add_drain()?;
-                }
-                let pushed = self.lazyfree_batch.try_push((a, pa0 + (a - s))).is_ok();
-                debug_assert!(pushed, "a drained batch has room");
-                if self.lazyfree_batch.len() >= usize::from(self.config.lru_batch).max(1) {
-                    // folio_batch_add() returned no space left: the batch moves.
-                    self.lru_add_drain()?;
-                }
-                a += page;
-            }
+            then(self, &leaf, s, e)?;
         }
         Ok(())
     }
@@ -262,26 +276,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if a table change fails.
     pub fn deactivate(&mut self, start: u64, end: u64) -> Result<(), MapError> {
-        self.lru_add_drain()?;
-        let mut cursor = start;
-        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
-            cursor = e;
-            if self.is_zero(leaf.pa.as_u64()) {
-                continue;
-            }
-            let mem = self.mmu.memory_mut();
-            let flush = self.mapper.protect(
-                mem,
-                &mut self.frames,
-                VirtAddr::new(s),
-                e - s,
-                Attributes::empty(),
-                Attributes::AF | PG_REFERENCED,
-            )?;
-            self.mmu.flush(flush);
-            self.settle_split(&leaf, s)?;
-        }
-        Ok(())
+        let clear = Attributes::AF | PG_REFERENCED;
+        self.modify_present(start, end, Attributes::empty(), clear, |_, _, _, _| Ok(()))
     }
 
     /// Drains this CPU's folio batches (`lru_add_drain`): the folios waiting in the

@@ -1,6 +1,5 @@
 //! Unit tests of the frame allocator, including a model-checked random sequence test.
 
-
 use std::{format, vec, vec::Vec};
 
 use proptest::prelude::*;
@@ -45,8 +44,7 @@ fn check_invariants(a: &FrameAllocator<'_>) {
 #[test]
 fn constructor_validates_input() {
     let mut st = storage(16);
-    let mut err =
-        |base, size| FrameAllocator::new(pa(base), size, &mut st, Contents::Zeroed).err();
+    let mut err = |base, size| FrameAllocator::new(pa(base), size, &mut st, Contents::Zeroed).err();
     assert_eq!(err(0x1001, 4096), Some(Misaligned { pa: pa(0x1001) }));
     assert_eq!(err(0, 4095), Some(InvalidSize { size: 4095 }));
     let top = (1 << 52) - 4096;
@@ -67,8 +65,7 @@ fn constructor_validates_input() {
 fn runs_are_physically_aligned() {
     // [1 GiB + 4 KiB, 1 GiB + 4 MiB + 4 KiB) holds only one aligned 2 MiB block.
     let mut st = storage(1024);
-    let mut a =
-        FrameAllocator::new(pa(GIB + 4096), 4 * MIB, &mut st, Contents::Zeroed).unwrap();
+    let mut a = FrameAllocator::new(pa(GIB + 4096), 4 * MIB, &mut st, Contents::Zeroed).unwrap();
     assert_eq!(a.alloc_run(9), Ok(pa(GIB + 2 * MIB)));
     assert_eq!((a.alloc_run(9), a.free_frames()), (Err(OutOfMemory), 512));
     assert_eq!(a.alloc_run(4), Ok(pa(GIB + 64 * 1024)));
