@@ -1635,3 +1635,42 @@ mod props {
         }
     }
 }
+
+// ----- §18.6: residency of a page written, then write-protected (arm64) ----------------------
+
+/// §18.6's byte-exact smaps: `a = mmap(0, 3P, RW)`, write a+1P, `mprotect(a+1P, 1P, R)`,
+/// `mprotect(a+2P, 1P, R)`. The page written stays dirty through the mprotect (the kernel's
+/// software PTE_DIRTY), so the `r--p` VMA shows `Private_Dirty` of one page, not clean.
+#[test]
+fn s18_6_written_page_stays_dirty_through_mprotect() {
+    use pagesim::arch::AccessKind;
+    use pagesim::linux::storage::{ProcessStorage, Start};
+    use pagesim::VirtAddr;
+    for (params, want) in [
+        (
+            LayoutParams::arm64_6_1(),
+            include_str!("../src/linux/mm/maps_text/testdata/smaps_arm64_6_1.txt"),
+        ),
+        (
+            LayoutParams::arm64_6_12_16k(),
+            include_str!("../src/linux/mm/maps_text/testdata/smaps_arm64_6_12_16k.txt"),
+        ),
+    ] {
+        let page = params.page_size();
+        let mut storage = ProcessStorage::new(&params, 64 << 20);
+        let mut p = storage
+            .build(params, Start::Fresh, ImportHints::default())
+            .unwrap();
+        let a = p.mmap(0, 3 * page, RW, PA).unwrap();
+        let t = p.access(VirtAddr::new(a + page), AccessKind::Write);
+        assert!(matches!(t, pagesim::linux::paging::Touch::Done(_)), "{t:?}");
+        p.mprotect(a + page, page, PROT_READ).unwrap();
+        p.mprotect(a + 2 * page, page, PROT_READ).unwrap();
+        let smaps = p.smaps_string().unwrap();
+        let header = want.lines().next().unwrap();
+        let start = smaps
+            .find(header)
+            .unwrap_or_else(|| panic!("{header}\n{smaps}"));
+        assert_eq!(&smaps[start..start + want.len()], want);
+    }
+}
