@@ -5,7 +5,7 @@
 //! Running the fuzzers needs nightly and cargo-fuzz (see fuzz/README.md); this test keeps
 //! what they found from coming back on every `cargo test`.
 
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../fuzz/src/targets/mod.rs"]
 mod targets;
 
 use std::fs;

@@ -30,7 +30,8 @@ pub struct PagingConfig {
     pub lru_batch: u8,
     /// Whether unmapping and zapping pages (munmap, MAP_FIXED over a mapping, brk shrink,
     /// MADV_DONTNEED) drain the folio batches first (`lru_add_drain()` in `unmap_region`
-    /// and `zap_page_range_single`): Linux 6.1 and 6.12 do, 6.18 does not.
+    /// and `zap_page_range_single`): Linux 6.1 and 6.12 do, 6.18 does not (observed on
+    /// x86_64 6.18; the calls went in 6.14).
     pub unmap_drains: bool,
 }
 
@@ -56,7 +57,14 @@ impl PagingConfig {
                 HugeZeroWrite::SplitAndCopy
             },
             asid: 1,
-            lru_batch: MAX_LRU_BATCH as u8,
+            // PAGEVEC_SIZE went from 15 to 31 in Linux 6.9 ("increase PAGEVEC_SIZE from 15
+            // to 31"); 6.14 dropped the lru_add_drain() calls before freeing pages ("mm:
+            // remove unnecessary calls to lru_add_drain"), as observed on 6.18.
+            lru_batch: if params.version >= KernelVersion::V6_12 {
+                MAX_LRU_BATCH as u8
+            } else {
+                15
+            },
             unmap_drains: params.version < KernelVersion::V6_18,
         }
     }

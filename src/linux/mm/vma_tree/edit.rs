@@ -1,0 +1,182 @@
+//! Changing the tree: insert, remove, split and update VMAs, keeping the order and the gaps.
+
+use super::*;
+
+impl<'a> VmaTree<'a> {
+    /// Inserts `vma`, which must not intersect any VMA in the tree.
+    ///
+    /// # Errors
+    ///
+    /// [`VmaTreeError::InvalidRange`] if `vm_start >= vm_end`, [`VmaTreeError::Overlap`]
+    /// if it intersects a VMA, [`VmaTreeError::NoSlots`] if the tree is full.
+    pub fn insert(&mut self, vma: Vma) -> Result<(), VmaTreeError> {
+        if vma.vm_start >= vma.vm_end {
+            return Err(VmaTreeError::InvalidRange {
+                start: vma.vm_start,
+                end: vma.vm_end,
+            });
+        }
+        let (pred, exact, succ) = self.neighbours(vma.vm_start);
+        for (i, hit) in [
+            (pred, pred != NIL && self.s(pred).vma.vm_end > vma.vm_start),
+            (exact, exact != NIL),
+            (succ, succ != NIL && self.start(succ) < vma.vm_end),
+        ] {
+            if hit {
+                let v = &self.s(i).vma;
+                return Err(VmaTreeError::Overlap {
+                    start: v.vm_start,
+                    end: v.vm_end,
+                });
+            }
+        }
+        if self.free == NIL {
+            return Err(VmaTreeError::NoSlots);
+        }
+        self.insert_at(vma, pred, succ);
+        Ok(())
+    }
+
+    /// Inserts `vma` between `pred` and `succ` (its neighbours, already checked).
+    pub(super) fn insert_at(&mut self, vma: Vma, pred: u32, succ: u32) {
+        let idx = self.free;
+        self.free = self.s(idx).left;
+        let pred_end = if pred == NIL {
+            0
+        } else {
+            self.s(pred).vma.vm_end
+        };
+        let gap = vma.vm_start - pred_end;
+        let slot = self.sm(idx);
+        slot.left = NIL;
+        slot.right = NIL;
+        slot.height = 1;
+        slot.gap_before = gap;
+        slot.max_gap = gap;
+        slot.vma = vma;
+        // The in-order successor of a new leaf is one of its ancestors, so setting its gap
+        // first lets the rebalancing on the way up refresh every cached maximum.
+        if succ != NIL {
+            let s_start = self.start(succ);
+            self.sm(succ).gap_before = s_start - vma.vm_end;
+        } else {
+            self.last_end = vma.vm_end;
+        }
+        self.root = self.insert_rec(self.root, idx, vma.vm_start);
+        self.len += 1;
+    }
+
+    /// Removes the VMA that starts at `start` and returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`VmaTreeError::NotFound`] if no VMA starts there.
+    pub fn remove(&mut self, start: u64) -> Result<Vma, VmaTreeError> {
+        let (pred, idx, succ) = self.neighbours(start);
+        if idx == NIL {
+            return Err(VmaTreeError::NotFound { addr: start });
+        }
+        let vma = self.s(idx).vma;
+        let pred_end = if pred == NIL {
+            0
+        } else {
+            self.s(pred).vma.vm_end
+        };
+        // The successor is on the removal path, or replaces the removed node, or is the
+        // left spine of a lone right child; `remove_rec` refreshes all three.
+        if succ != NIL {
+            let s_start = self.start(succ);
+            self.sm(succ).gap_before = s_start - pred_end;
+        } else {
+            self.last_end = pred_end;
+        }
+        self.root = self.remove_rec(self.root, start);
+        let free = self.free;
+        let slot = self.sm(idx);
+        slot.left = free;
+        slot.right = NIL;
+        slot.height = 0;
+        self.free = idx;
+        self.len -= 1;
+        Ok(vma)
+    }
+
+    /// Splits the VMA containing `addr` into `[vm_start, addr)` and `[addr, vm_end)`
+    /// (see [`Vma::split_at`]); this needs one free slot.
+    ///
+    /// # Errors
+    ///
+    /// [`VmaTreeError::NotFound`] if no VMA contains `addr`, [`VmaTreeError::Vma`] if the
+    /// VMA refuses the split, [`VmaTreeError::NoSlots`] if the tree is full.
+    pub fn split(&mut self, addr: u64, page_shift: u32) -> Result<(), VmaTreeError> {
+        let idx = self.find_vma_idx(addr);
+        if idx == NIL || self.start(idx) > addr {
+            return Err(VmaTreeError::NotFound { addr });
+        }
+        let (lo, hi) = self.s(idx).vma.split_at(addr, page_shift)?;
+        if self.free == NIL {
+            return Err(VmaTreeError::NoSlots);
+        }
+        // Shrinking the end keeps the key; the gap between lo and hi is 0 and the gap
+        // above hi is unchanged, so only the new node needs gap bookkeeping.
+        let succ = self.first_above(lo.vm_start);
+        self.sm(idx).vma = lo;
+        self.insert_at(hi, idx, succ);
+        Ok(())
+    }
+
+    /// Changes the VMA that starts at `start` through `f`, which may also move its bounds
+    /// as long as it stays non-empty and clear of its neighbours (expand, shrink, merge).
+    ///
+    /// # Errors
+    ///
+    /// [`VmaTreeError::NotFound`] if no VMA starts at `start`; [`VmaTreeError::InvalidRange`]
+    /// or [`VmaTreeError::Overlap`] if the changed bounds are invalid (nothing is changed).
+    pub fn update<F: FnOnce(&mut Vma)>(&mut self, start: u64, f: F) -> Result<(), VmaTreeError> {
+        let idx = self.exact(start);
+        if idx == NIL {
+            return Err(VmaTreeError::NotFound { addr: start });
+        }
+        let mut new = self.s(idx).vma;
+        f(&mut new);
+        if new.vm_start >= new.vm_end {
+            return Err(VmaTreeError::InvalidRange {
+                start: new.vm_start,
+                end: new.vm_end,
+            });
+        }
+        let pred = self.last_below(start);
+        let succ = self.first_above(start);
+        let pred_end = if pred == NIL {
+            0
+        } else {
+            self.s(pred).vma.vm_end
+        };
+        if pred != NIL && new.vm_start < pred_end {
+            let p = &self.s(pred).vma;
+            return Err(VmaTreeError::Overlap {
+                start: p.vm_start,
+                end: p.vm_end,
+            });
+        }
+        if succ != NIL && new.vm_end > self.start(succ) {
+            let s = &self.s(succ).vma;
+            return Err(VmaTreeError::Overlap {
+                start: s.vm_start,
+                end: s.vm_end,
+            });
+        }
+        let slot = self.sm(idx);
+        slot.vma = new;
+        slot.gap_before = new.vm_start - pred_end;
+        self.fix_path(new.vm_start);
+        if succ != NIL {
+            let s_start = self.start(succ);
+            self.sm(succ).gap_before = s_start - new.vm_end;
+            self.fix_path(s_start);
+        } else {
+            self.last_end = new.vm_end;
+        }
+        Ok(())
+    }
+}

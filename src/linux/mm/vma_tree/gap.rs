@@ -1,0 +1,195 @@
+//! The gap search: `vm_unmapped_area` top-down and bottom-up over the augmented tree.
+
+use super::*;
+
+pub(super) fn search_length(info: &VmUnmappedAreaInfo) -> Result<u64, VmaTreeError> {
+    let length = info
+        .length
+        .checked_add(info.align_mask)
+        .and_then(|l| l.checked_add(info.start_gap))
+        .ok_or(VmaTreeError::NoSpace)?;
+    if info.length == 0 {
+        return Err(VmaTreeError::NoSpace);
+    }
+    Ok(length)
+}
+
+/// Bytes of the gap `[gs, ge)` that lie inside `[low, high)`.
+pub(super) fn usable(gs: u64, ge: u64, low: u64, high: u64) -> u64 {
+    min(ge, high).saturating_sub(max(gs, low))
+}
+
+impl<'a> VmaTree<'a> {
+    /// Returns `(gap_start, gap_end, upper_vma)` of the trailing gap above the last VMA.
+    pub(super) fn trailing_gap(&self) -> (u64, u64, u32) {
+        let last = self.last_idx();
+        let gs = if last == NIL {
+            0
+        } else {
+            self.s(last).vma.vm_end
+        };
+        (gs, u64::MAX, NIL)
+    }
+
+    pub(super) fn highest_rec(
+        &self,
+        n: u32,
+        low: u64,
+        high: u64,
+        len: u64,
+    ) -> Option<(u64, u64, u32)> {
+        if n == NIL || self.s(n).max_gap < len {
+            return None;
+        }
+        let ge = self.start(n);
+        let gs = ge - self.s(n).gap_before;
+        // Gaps in the right subtree start at or above this VMA's end (> ge).
+        if ge < high {
+            if let Some(x) = self.highest_rec(self.s(n).right, low, high, len) {
+                return Some(x);
+            }
+        }
+        if usable(gs, ge, low, high) >= len {
+            return Some((gs, ge, n));
+        }
+        // Gaps in the left subtree end at or below gs.
+        if gs > low {
+            return self.highest_rec(self.s(n).left, low, high, len);
+        }
+        None
+    }
+
+    pub(super) fn lowest_rec(
+        &self,
+        n: u32,
+        low: u64,
+        high: u64,
+        len: u64,
+    ) -> Option<(u64, u64, u32)> {
+        if n == NIL || self.s(n).max_gap < len {
+            return None;
+        }
+        let ge = self.start(n);
+        let gs = ge - self.s(n).gap_before;
+        if gs > low {
+            if let Some(x) = self.lowest_rec(self.s(n).left, low, high, len) {
+                return Some(x);
+            }
+        }
+        if usable(gs, ge, low, high) >= len {
+            return Some((gs, ge, n));
+        }
+        if ge < high {
+            return self.lowest_rec(self.s(n).right, low, high, len);
+        }
+        None
+    }
+
+    /// Returns the highest free gap `[gs, ge)` whose part inside `[low, high)` holds
+    /// `len` bytes (`mas_empty_area_rev`), as `(gs, ge)`.
+    pub fn highest_gap(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64)> {
+        self.highest_gap_idx(low, high, len).map(|(s, e, _)| (s, e))
+    }
+
+    /// Returns the lowest free gap `[gs, ge)` whose part inside `[low, high)` holds
+    /// `len` bytes (`mas_empty_area`), as `(gs, ge)`.
+    pub fn lowest_gap(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64)> {
+        self.lowest_gap_idx(low, high, len).map(|(s, e, _)| (s, e))
+    }
+
+    pub(super) fn highest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
+        if len == 0 || low >= high {
+            return None;
+        }
+        let t = self.trailing_gap();
+        if usable(t.0, t.1, low, high) >= len {
+            return Some(t);
+        }
+        self.highest_rec(self.root, low, high, len)
+    }
+
+    pub(super) fn lowest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
+        if len == 0 || low >= high {
+            return None;
+        }
+        if let Some(x) = self.lowest_rec(self.root, low, high, len) {
+            return Some(x);
+        }
+        let t = self.trailing_gap();
+        (usable(t.0, t.1, low, high) >= len).then_some(t)
+    }
+
+    /// Finds the highest free area for `info` (`unmapped_area_topdown`): the top of the
+    /// highest gap that fits, aligned down, retried below the guard gap of a grows-down
+    /// (or shadow-stack) VMA directly above.
+    ///
+    /// # Errors
+    ///
+    /// [`VmaTreeError::NoSpace`] when nothing fits (`ENOMEM`).
+    pub fn unmapped_area_topdown(
+        &self,
+        info: &VmUnmappedAreaInfo,
+        p: &GapParams,
+    ) -> Result<u64, VmaTreeError> {
+        let length = search_length(info)?;
+        let low = max(info.low_limit, p.mmap_min_addr);
+        let mut high = info.high_limit;
+        loop {
+            let (_gs, ge, nxt) = self
+                .highest_gap_idx(low, high, length)
+                .ok_or(VmaTreeError::NoSpace)?;
+            let gap_end = min(ge, high);
+            let mut gap = gap_end - info.length;
+            gap -= gap.wrapping_sub(info.align_offset) & info.align_mask;
+            if nxt != NIL {
+                let v = &self.s(nxt).vma;
+                if v.vm_flags.intersects(VmFlags::VM_STARTGAP_FLAGS) {
+                    let sg = v.vm_start_gap(p.stack_guard_gap, p.page_size);
+                    if sg < gap_end {
+                        high = sg;
+                        continue;
+                    }
+                }
+            }
+            // The kernel's other branch checks vm_end_gap(prev) > gap, which only a
+            // VM_GROWSUP prev can satisfy; neither arm64 nor x86 has VM_GROWSUP.
+            return Ok(gap);
+        }
+    }
+
+    /// Finds the lowest free area for `info` (`unmapped_area`): the bottom of the lowest
+    /// gap that fits, plus `start_gap`, aligned up; retried above a grows-down VMA whose
+    /// guard gap the area would enter.
+    ///
+    /// # Errors
+    ///
+    /// [`VmaTreeError::NoSpace`] when nothing fits (`ENOMEM`).
+    pub fn unmapped_area(
+        &self,
+        info: &VmUnmappedAreaInfo,
+        p: &GapParams,
+    ) -> Result<u64, VmaTreeError> {
+        let length = search_length(info)?;
+        let mut low = max(info.low_limit, p.mmap_min_addr);
+        let high = info.high_limit;
+        loop {
+            let (gs, _ge, nxt) = self
+                .lowest_gap_idx(low, high, length)
+                .ok_or(VmaTreeError::NoSpace)?;
+            let mut gap = max(gs, low).wrapping_add(info.start_gap);
+            gap = gap.wrapping_add(info.align_offset.wrapping_sub(gap) & info.align_mask);
+            if nxt != NIL {
+                let v = &self.s(nxt).vma;
+                if v.vm_flags.intersects(VmFlags::VM_STARTGAP_FLAGS) {
+                    let sg = v.vm_start_gap(p.stack_guard_gap, p.page_size);
+                    // vm_start_gap(tmp) < gap + length - 1, without overflow
+                    if u128::from(sg) + 1 < u128::from(gap) + u128::from(length) {
+                        low = v.vm_end;
+                        continue;
+                    }
+                }
+            }
+            return Ok(gap);
+        }
+    }
+}
