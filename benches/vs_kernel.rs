@@ -13,8 +13,8 @@ use pagesim::VirtAddr;
 
 const SIZE: u64 = 100 << 20;
 const PAGE: u64 = 4096;
-const RW: u32 = mman::PROT_READ | mman::PROT_WRITE;
-const PA: u32 = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS;
+const RW: mman::Prot = mman::PROT_READ.union(mman::PROT_WRITE);
+const PA: mman::MapFlags = mman::MAP_PRIVATE.union(mman::MAP_ANONYMOUS);
 
 fn params() -> LayoutParams {
     // Base pages only, like the host kernel for an mmap without MADV_HUGEPAGE.

@@ -307,7 +307,7 @@ pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
             mman::PROT_READ,
             mman::PROT_READ | mman::PROT_WRITE,
             mman::PROT_READ | mman::PROT_EXEC,
-            7,
+            mman::PROT_READ | mman::PROT_WRITE | mman::PROT_EXEC,
         ];
         let flag_sets = [
             mman::MAP_PRIVATE | mman::MAP_ANONYMOUS,
@@ -326,7 +326,7 @@ pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
             mman::MADV_WILLNEED,
             mman::MADV_POPULATE_READ,
             mman::MADV_POPULATE_WRITE,
-            999,
+            mman::Advice::Other(999),
         ];
         for (kind, a, b, c) in raw {
             let len = ((b % 64) + 1) * 4096 + if c % 17 == 0 { 1 } else { 0 };
@@ -344,7 +344,7 @@ pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
             let call = match kind {
                 0 | 1 => {
                     let fixed = flag_sets[c as usize % flag_sets.len()];
-                    let hint = if fixed & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0
+                    let hint = if fixed.intersects(mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE)
                         || kind == 1
                     {
                         addr(names)

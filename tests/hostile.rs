@@ -6,6 +6,7 @@ use pagesim::arch::{
     at, walk, Access, AccessKind, AtOp, Cpu, El, FaultKind, Granule, Regime, RegimeError, Registers,
 };
 use pagesim::linux::mm::maps_text::MapsFormat;
+use pagesim::linux::mm::mman::{Advice, MapFlags, Prot};
 use pagesim::linux::mm::{mman, Errno, ImportHints, LayoutParams};
 use pagesim::linux::paging::{Paging, PagingConfig, PagingError, Touch};
 use pagesim::linux::script;
@@ -281,14 +282,22 @@ fn paging_and_process() {
     for a in EDGES {
         for len in [0, 1, u64::MAX, u64::MAX - 0xfff, 1 << 62] {
             let calls: [&Call<'_>; 5] = [
-                &|p| p.mmap(a, len, 0xff, 0xffff_ffff).map(|_| ()),
+                &|p| {
+                    p.mmap(
+                        a,
+                        len,
+                        Prot::from_bits_retain(0xff),
+                        MapFlags::from_bits_retain(0xffff_ffff),
+                    )
+                    .map(|_| ())
+                },
                 &|p| {
                     p.mmap(a, len, rw, pa | mman::MAP_FIXED_NOREPLACE)
                         .map(|_| ())
                 },
                 &|p| p.munmap(a | 1, len),
                 &|p| p.mprotect(a | 1, len, rw),
-                &|p| p.madvise(a | 1, len, 9999),
+                &|p| p.madvise(a | 1, len, Advice::Other(9999)),
             ];
             for call in calls {
                 let snapshot = p.maps_string();

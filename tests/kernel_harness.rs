@@ -114,7 +114,10 @@ impl Session<'_> {
                 let Some(a) = self.resolve(addr) else {
                     return Ok(false);
                 };
-                let kr = self.kcall(op::MMAP, &[a, *len, *prot as u64, *flags as u64])?;
+                let kr = self.kcall(
+                    op::MMAP,
+                    &[a, *len, prot.bits().into(), flags.bits().into()],
+                )?;
                 let sr = self.p.mmap(a, *len, *prot, *flags);
                 let s = match sr {
                     Ok(v) => (v as i64, 0),
@@ -144,7 +147,7 @@ impl Session<'_> {
                 let Some(a) = self.resolve(addr) else {
                     return Ok(false);
                 };
-                let kr = self.kcall(op::MPROTECT, &[a, *len, *prot as u64])?;
+                let kr = self.kcall(op::MPROTECT, &[a, *len, prot.bits().into()])?;
                 let sr = self.p.mprotect(a, *len, *prot);
                 if !same(&kr, &sr) {
                     return Err(format!("kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno));
@@ -154,7 +157,7 @@ impl Session<'_> {
                 let Some(a) = self.resolve(addr) else {
                     return Ok(false);
                 };
-                let kr = self.kcall(op::MADVISE, &[a, *len, *advice as u64])?;
+                let kr = self.kcall(op::MADVISE, &[a, *len, advice.raw() as u64])?;
                 let sr = self.p.madvise(a, *len, *advice);
                 if !same(&kr, &sr) {
                     return Err(format!("kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno));

@@ -8,8 +8,8 @@ use pagesim::linux::mm::{
     AddressSpace, Errno, ImportHints, KernelVersion, LayoutParams, PageOps, ThpMode,
 };
 
-const RW: Prot = PROT_READ | PROT_WRITE;
-const PA: MapFlags = MAP_PRIVATE | MAP_ANONYMOUS;
+const RW: Prot = PROT_READ.union(PROT_WRITE);
+const PA: MapFlags = MAP_PRIVATE.union(MAP_ANONYMOUS);
 const K: u64 = 0x400;
 const M: u64 = 1 << 20;
 
@@ -288,7 +288,7 @@ impl PageOps for Log {
         self.0.push(format!("populate {s:x}-{e:x} {w}"));
     }
     fn advise(&mut self, s: u64, e: u64, a: Advice) {
-        self.0.push(format!("advise {s:x}-{e:x} {a}"));
+        self.0.push(format!("advise {s:x}-{e:x} {}", a.raw()));
     }
 }
 
@@ -473,13 +473,17 @@ fn tv16_error_returns() {
     for fl in [
         MAP_ANONYMOUS,
         MAP_SHARED_VALIDATE | MAP_ANONYMOUS,
-        0x0f | MAP_ANONYMOUS,
+        MapFlags::from_bits_retain(0x0f) | MAP_ANONYMOUS,
     ] {
         assert_eq!(mm.mmap(0, 4 * K, RW, fl), Err(EINVAL));
     }
-    assert!(mm.mmap(0, 4 * K, 0x10 | RW, PA).is_ok());
+    assert!(mm
+        .mmap(0, 4 * K, Prot::from_bits_retain(0x10) | RW, PA)
+        .is_ok());
     assert!(mm.mmap(0, 4 * K, PROT_GROWSDOWN | RW, PA).is_ok());
-    assert!(mm.mmap(0, 4 * K, RW, PA | 0x4000_0000).is_ok());
+    assert!(mm
+        .mmap(0, 4 * K, RW, PA | MapFlags::from_bits_retain(0x4000_0000))
+        .is_ok());
     let mut nop = pagesim::linux::mm::NoPageOps;
     assert!(mm.mmap_with(0, 4 * K, RW, PA, 4096, &mut nop).is_ok());
     assert_eq!(mm.mmap_with(0, 4 * K, RW, PA, 1, &mut nop), Err(EINVAL));
@@ -521,7 +525,10 @@ fn tv16_error_returns() {
     assert_eq!(mm.mprotect(a, 1, PROT_READ), Ok(()));
     assert_eq!(vmflags_of(&mm, a), "rd mr mw me ");
     assert_eq!(mm.mprotect(a + 1, 4 * K, PROT_READ), Err(EINVAL));
-    assert_eq!(mm.mprotect(a, 4 * K, 0x10), Err(EINVAL));
+    assert_eq!(
+        mm.mprotect(a, 4 * K, Prot::from_bits_retain(0x10)),
+        Err(EINVAL)
+    );
     assert_eq!(
         mm.mprotect(a, 4 * K, PROT_READ | PROT_GROWSDOWN),
         Err(EINVAL)
@@ -541,7 +548,7 @@ fn tv16_error_returns() {
     // madvise
     assert_eq!(mm.madvise(a, 0, MADV_DONTNEED), Ok(()));
     assert_eq!(mm.madvise(a + 1, 4 * K, MADV_DONTNEED), Err(EINVAL));
-    assert_eq!(mm.madvise(a, 4 * K, 12345), Err(EINVAL));
+    assert_eq!(mm.madvise(a, 4 * K, Advice::Other(12345)), Err(EINVAL));
     for adv in [MADV_DONTNEED, MADV_HUGEPAGE, MADV_NORMAL, MADV_WILLNEED] {
         assert_eq!(mm.madvise(base + 0x100000, 4 * K, adv), Err(ENOMEM));
         assert_eq!(mm.madvise(h, 8 * K, adv), Err(ENOMEM));
@@ -1501,10 +1508,10 @@ mod props {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Mmap(u64, u64, u32, u32),
+        Mmap(u64, u64, Prot, MapFlags),
         Munmap(u64, u64),
-        Mprotect(u64, u64, u32),
-        Madvise(u64, u64, i32),
+        Mprotect(u64, u64, Prot),
+        Madvise(u64, u64, Advice),
         Brk(i64),
         Touch(u64),
     }
@@ -1535,7 +1542,7 @@ mod props {
             MADV_RANDOM,
             MADV_NORMAL,
             MADV_POPULATE_WRITE,
-            999,
+            Advice::Other(999),
         ]);
         prop_oneof![
             (off.clone(), len.clone(), prot.clone(), fl)
@@ -1596,7 +1603,7 @@ mod props {
                 let count_before = mm.map_count();
                 let (res, atomic) = match op {
                     Op::Mmap(o, l, pr, f) => {
-                        let addr = if f & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 || o % 3 == 0 { base + o * pg } else { 0 };
+                        let addr = if f.intersects(MAP_FIXED | MAP_FIXED_NOREPLACE) || o % 3 == 0 { base + o * pg } else { 0 };
                         (mm.mmap(addr, l * pg, pr, f).map(|_| ()), true)
                     }
                     Op::Munmap(o, l) => (mm.munmap(base + o * pg, l * pg), true),
@@ -1607,7 +1614,7 @@ mod props {
                     }
                     Op::Madvise(o, l, a) => {
                         let r = mm.madvise(base + o * pg, l * pg, a);
-                        let atomic = matches!(r, Err(Errno::EINVAL)) && a == 999;
+                        let atomic = matches!(r, Err(Errno::EINVAL)) && a == Advice::Other(999);
                         (r, atomic)
                     }
                     Op::Brk(d) => {

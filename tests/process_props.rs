@@ -16,7 +16,7 @@ enum Op {
         slot: usize,
         off: u64,
         pages: u64,
-        prot: u32,
+        prot: mman::Prot,
     },
     Munmap {
         slot: usize,
@@ -27,13 +27,13 @@ enum Op {
         slot: usize,
         off: u64,
         pages: u64,
-        prot: u32,
+        prot: mman::Prot,
     },
     Madvise {
         slot: usize,
         off: u64,
         pages: u64,
-        advice: i32,
+        advice: mman::Advice,
     },
     Touch {
         slot: usize,
@@ -47,7 +47,8 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let prot = prop_oneof![Just(0u32), Just(1), Just(3), Just(5), Just(7)];
+    let prot = prop_oneof![Just(0u32), Just(1), Just(3), Just(5), Just(7)]
+        .prop_map(mman::Prot::from_bits_retain);
     let advice = prop_oneof![
         Just(mman::MADV_DONTNEED),
         Just(mman::MADV_FREE),
@@ -142,7 +143,11 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
                 let hint = if fixed { addr(&slots, slot, off) } else { 0 };
                 let flags = mman::MAP_PRIVATE
                     | mman::MAP_ANONYMOUS
-                    | if fixed { mman::MAP_FIXED } else { 0 };
+                    | if fixed {
+                        mman::MAP_FIXED
+                    } else {
+                        mman::MapFlags::empty()
+                    };
                 match p.mmap(hint, pages * PAGE, prot, flags) {
                     Ok(a) => {
                         slots.push(a);
@@ -160,7 +165,9 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
                 pages,
                 prot,
             } => {
-                let _ = p.mprotect(addr(&slots, slot, off), pages * PAGE, prot);
+                let _refused = p
+                    .mprotect(addr(&slots, slot, off), pages * PAGE, prot)
+                    .is_err();
                 false // mprotect may fail half-way (ENOMEM), as the kernel's does
             }
             Op::Madvise {
@@ -169,7 +176,9 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
                 pages,
                 advice,
             } => {
-                let _ = p.madvise(addr(&slots, slot, off), pages * PAGE, advice);
+                let _refused = p
+                    .madvise(addr(&slots, slot, off), pages * PAGE, advice)
+                    .is_err();
                 false
             }
             Op::Touch {

@@ -6,8 +6,8 @@ use pagesim::arch::AccessKind;
 use pagesim::linux::mm::mman;
 use pagesim::linux::script::{Addr, Call, BRK0};
 
-const RW: u32 = mman::PROT_READ | mman::PROT_WRITE;
-const PA: u32 = mman::MAP_PRIVATE | mman::MAP_ANONYMOUS;
+const RW: mman::Prot = mman::PROT_READ.union(mman::PROT_WRITE);
+const PA: mman::MapFlags = mman::MAP_PRIVATE.union(mman::MAP_ANONYMOUS);
 
 /// Returns `n` calls from `seed`. An arena comes first: the top-down allocator puts every
 /// later mapping below it, and calls aimed at offsets inside earlier mappings stay in
@@ -40,12 +40,12 @@ pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
         &mut slots,
         Addr::Num(0),
         64 << 20,
-        0,
+        mman::PROT_NONE,
         PA | mman::MAP_NORESERVE,
     );
     mmap(&mut calls, &mut slots, Addr::Num(0), 0x40000, RW, PA);
     let prots = [
-        0,
+        mman::PROT_NONE,
         mman::PROT_READ,
         RW,
         RW | mman::PROT_EXEC,

@@ -50,27 +50,35 @@ pub(crate) const MM_ADVICE: [mman::Advice; 28] = [
     mman::MADV_GUARD_REMOVE,
     mman::MADV_NOHUGEPAGE,
 ];
-pub(crate) const MM_BAD_ADVICE: [mman::Advice; 7] = [-1, 5, 7, 26, 99, i32::MAX, i32::MIN];
+pub(crate) const MM_BAD_ADVICE: [mman::Advice; 7] = [
+    mman::Advice::from_raw(-1),
+    mman::Advice::from_raw(5),
+    mman::Advice::from_raw(7),
+    mman::Advice::from_raw(26),
+    mman::Advice::from_raw(99),
+    mman::Advice::from_raw(i32::MAX),
+    mman::Advice::from_raw(i32::MIN),
+];
 /// PROT bits besides rwx: valid only on some machines, or never.
 pub(crate) const MM_PROT_EXTRA: [u32; 7] = [
-    mman::PROT_SEM,
-    mman::PROT_BTI,
-    mman::PROT_MTE,
-    mman::PROT_GROWSDOWN,
-    mman::PROT_GROWSUP,
-    mman::PROT_GROWSDOWN | mman::PROT_GROWSUP,
+    mman::PROT_SEM.bits(),
+    mman::PROT_BTI.bits(),
+    mman::PROT_MTE.bits(),
+    mman::PROT_GROWSDOWN.bits(),
+    mman::PROT_GROWSUP.bits(),
+    mman::PROT_GROWSDOWN.bits() | mman::PROT_GROWSUP.bits(),
     0x40,
 ];
 /// MAP bits the model ignores or refuses.
 pub(crate) const MM_MAP_EXTRA: [u32; 8] = [
-    mman::MAP_32BIT,
-    mman::MAP_DENYWRITE,
-    mman::MAP_EXECUTABLE,
-    mman::MAP_LOCKED,
-    mman::MAP_NONBLOCK,
-    mman::MAP_HUGETLB,
-    mman::MAP_SYNC,
-    mman::MAP_UNINITIALIZED,
+    mman::MAP_32BIT.bits(),
+    mman::MAP_DENYWRITE.bits(),
+    mman::MAP_EXECUTABLE.bits(),
+    mman::MAP_LOCKED.bits(),
+    mman::MAP_NONBLOCK.bits(),
+    mman::MAP_HUGETLB.bits(),
+    mman::MAP_SYNC.bits(),
+    mman::MAP_UNINITIALIZED.bits(),
 ];
 
 pub(crate) fn is_populate_advice(a: mman::Advice) -> bool {
@@ -383,7 +391,7 @@ pub(crate) fn mm_advice(r: &mut Reader<'_>) -> mman::Advice {
     } else if b < 0xf8 {
         MM_BAD_ADVICE[usize::from(b) % MM_BAD_ADVICE.len()]
     } else {
-        i32::from(r.u8() as i8)
+        mman::Advice::from_raw(i32::from(r.u8() as i8))
     }
 }
 
@@ -391,28 +399,28 @@ pub(crate) fn mm_advice(r: &mut Reader<'_>) -> mman::Advice {
 pub(crate) fn mm_map_flags(r: &mut Reader<'_>) -> (u32, bool) {
     let f = r.u8();
     let mut flags = match f & 7 {
-        0..=3 => mman::MAP_PRIVATE,
-        4 | 5 => mman::MAP_SHARED,
-        6 => mman::MAP_SHARED_VALIDATE,
-        _ => [0, mman::MAP_DROPPABLE, mman::MAP_TYPE, 0x4][usize::from(f >> 6)],
+        0..=3 => mman::MAP_PRIVATE.bits(),
+        4 | 5 => mman::MAP_SHARED.bits(),
+        6 => mman::MAP_SHARED_VALIDATE.bits(),
+        _ => [0, mman::MAP_DROPPABLE.bits(), mman::MAP_TYPE.bits(), 0x4][usize::from(f >> 6)],
     };
     if f & 8 == 0 {
-        flags |= mman::MAP_ANONYMOUS;
+        flags |= mman::MAP_ANONYMOUS.bits();
     }
     let hinted = match (f >> 4) & 3 {
         0 => false,
         1 => true,
         2 => {
-            flags |= mman::MAP_FIXED;
+            flags |= mman::MAP_FIXED.bits();
             true
         }
         _ => {
-            flags |= mman::MAP_FIXED_NOREPLACE;
+            flags |= mman::MAP_FIXED_NOREPLACE.bits();
             true
         }
     };
     if f & 0x40 != 0 {
-        flags |= mman::MAP_POPULATE;
+        flags |= mman::MAP_POPULATE.bits();
     }
     if f & 0x80 != 0 {
         let g = r.u8();
@@ -424,7 +432,7 @@ pub(crate) fn mm_map_flags(r: &mut Reader<'_>) -> (u32, bool) {
             (0x10, mman::MAP_FIXED_NOREPLACE),
         ] {
             if g & bit != 0 {
-                flags |= flag;
+                flags |= flag.bits();
             }
         }
         if g & 0x20 != 0 {
@@ -496,9 +504,14 @@ pub fn mm_ops(data: &[u8]) {
                 let len = mm_len(&mut r, &params);
                 let prot = mm_prot(&mut r);
                 if len > MM_POPULATE_MAX {
-                    flags &= !mman::MAP_POPULATE;
+                    flags &= !mman::MAP_POPULATE.bits();
                 }
-                let res = p.mmap(addr, len, prot, flags);
+                let res = p.mmap(
+                    addr,
+                    len,
+                    mman::Prot::from_bits_retain(prot),
+                    mman::MapFlags::from_bits_retain(flags),
+                );
                 if trace {
                     eprintln!("mmap({addr:#x}, {len:#x}, {prot:#x}, {flags:#x}) = {res:x?}");
                 }
@@ -515,7 +528,7 @@ pub fn mm_ops(data: &[u8]) {
                             a % page == 0 && e <= params.task_size && s < e,
                             "mmap returned {a:#x} for {len:#x}"
                         );
-                        if flags & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE) != 0 {
+                        if flags & (mman::MAP_FIXED | mman::MAP_FIXED_NOREPLACE).bits() != 0 {
                             assert_eq!(a, addr, "MAP_FIXED* mapped elsewhere");
                         }
                         assert_eq!(
@@ -560,15 +573,15 @@ pub fn mm_ops(data: &[u8]) {
                 } else {
                     let advice = mm_advice(&mut r);
                     if is_populate_advice(advice) && len > MM_POPULATE_MAX {
-                        mman::MADV_NORMAL
+                        mman::MADV_NORMAL.raw()
                     } else {
-                        advice
+                        advice.raw()
                     }
                 };
                 let res = if mprotect {
-                    p.mprotect(addr, len, arg as u32)
+                    p.mprotect(addr, len, mman::Prot::from_bits_retain(arg as u32))
                 } else {
-                    p.madvise(addr, len, arg)
+                    p.madvise(addr, len, mman::Advice::from_raw(arg))
                 };
                 if trace {
                     let name = if mprotect { "mprotect" } else { "madvise" };

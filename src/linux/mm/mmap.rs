@@ -47,10 +47,10 @@ impl AddressSpace<'_> {
             return Err(Errno::EINVAL);
         }
         // ksys_mmap_pgoff: without MAP_ANONYMOUS the fd (-1) is looked up first.
-        if flags & MAP_ANONYMOUS == 0 {
+        if !flags.intersects(MAP_ANONYMOUS) {
             return Err(Errno::EBADF);
         }
-        if flags & MAP_HUGETLB != 0 {
+        if flags.intersects(MAP_HUGETLB) {
             // hugetlbfs is not modelled: no pool, the reservation fails.
             return Err(Errno::ENOMEM);
         }
@@ -69,10 +69,10 @@ impl AddressSpace<'_> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
-        if flags & MAP_FIXED_NOREPLACE != 0 {
+        if flags.intersects(MAP_FIXED_NOREPLACE) {
             flags |= MAP_FIXED;
         }
-        let fixed = flags & MAP_FIXED != 0;
+        let fixed = flags.intersects(MAP_FIXED);
         let addr = if fixed {
             addr
         } else {
@@ -90,7 +90,8 @@ impl AddressSpace<'_> {
         let shared = flags & MAP_TYPE == MAP_SHARED;
         let addr = self.get_unmapped_area(addr, len, flags, shared)?;
         let end = addr + len;
-        if flags & MAP_FIXED_NOREPLACE != 0 && self.tree.find_vma_intersection(addr, end).is_some()
+        if flags.intersects(MAP_FIXED_NOREPLACE)
+            && self.tree.find_vma_intersection(addr, end).is_some()
         {
             return Err(Errno::EEXIST);
         }
@@ -103,7 +104,7 @@ impl AddressSpace<'_> {
                 vm_flags |= VmFlags::VM_SHARED | VmFlags::VM_MAYSHARE;
             }
             MAP_DROPPABLE if p.has_map_droppable() => {
-                if flags & MAP_LOCKED != 0 || vm_flags.intersects(VmFlags::VM_GROWSDOWN) {
+                if flags.intersects(MAP_LOCKED) || vm_flags.intersects(VmFlags::VM_GROWSDOWN) {
                     return Err(Errno::EINVAL);
                 }
                 vm_flags |= VmFlags::VM_DROPPABLE
@@ -114,7 +115,7 @@ impl AddressSpace<'_> {
             MAP_PRIVATE => {}
             _ => return Err(Errno::EINVAL),
         }
-        if flags & MAP_NORESERVE != 0 && !p.overcommit_never {
+        if flags.intersects(MAP_NORESERVE) && !p.overcommit_never {
             vm_flags |= VmFlags::VM_NORESERVE;
         }
         self.mmap_region(addr, len, vm_flags, shared, fixed, ops)?;
@@ -140,20 +141,20 @@ impl AddressSpace<'_> {
     /// `calc_vm_prot_bits` with arm64's `arch_calc_vm_prot_bits`.
     pub(super) fn calc_vm_prot_bits(&self, prot: Prot) -> VmFlags {
         let mut f = VmFlags::empty();
-        if prot & PROT_READ != 0 {
+        if prot.intersects(PROT_READ) {
             f |= VmFlags::VM_READ;
         }
-        if prot & PROT_WRITE != 0 {
+        if prot.intersects(PROT_WRITE) {
             f |= VmFlags::VM_WRITE;
         }
-        if prot & PROT_EXEC != 0 {
+        if prot.intersects(PROT_EXEC) {
             f |= VmFlags::VM_EXEC;
         }
         if self.params.arch == Arch::Arm64 {
-            if self.params.cpu_bti && prot & PROT_BTI != 0 {
+            if self.params.cpu_bti && prot.intersects(PROT_BTI) {
                 f |= VmFlags::VM_ARM64_BTI;
             }
-            if self.params.cpu_mte && prot & PROT_MTE != 0 {
+            if self.params.cpu_mte && prot.intersects(PROT_MTE) {
                 f |= VmFlags::VM_MTE;
             }
         }
@@ -164,13 +165,13 @@ impl AddressSpace<'_> {
     /// arm64's `VM_MTE_ALLOWED` on MTE CPUs.
     fn calc_vm_flag_bits(&self, flags: MapFlags) -> VmFlags {
         let mut f = VmFlags::empty();
-        if flags & MAP_GROWSDOWN != 0 {
+        if flags.intersects(MAP_GROWSDOWN) {
             f |= VmFlags::VM_GROWSDOWN;
         }
-        if flags & MAP_LOCKED != 0 {
+        if flags.intersects(MAP_LOCKED) {
             f |= VmFlags::VM_LOCKED;
         }
-        if flags & MAP_STACK != 0 && self.params.map_stack_sets_nohugepage() {
+        if flags.intersects(MAP_STACK) && self.params.map_stack_sets_nohugepage() {
             f |= VmFlags::VM_NOHUGEPAGE;
         }
         if self.params.arch == Arch::Arm64 && self.params.cpu_mte {
@@ -196,7 +197,7 @@ impl AddressSpace<'_> {
         // fixed address straight back, so it never takes the THP-aligned search.
         let a = if !shared
             && addr == 0
-            && flags & MAP_FIXED == 0
+            && !flags.intersects(MAP_FIXED)
             && p.thp_aligned_placement()
             && pmd.is_power_of_two()
             && len.is_multiple_of(pmd)
@@ -255,7 +256,7 @@ impl AddressSpace<'_> {
         if len > mmap_end.saturating_sub(p.mmap_min_addr) {
             return Err(Errno::ENOMEM);
         }
-        if flags & MAP_FIXED != 0 {
+        if flags.intersects(MAP_FIXED) {
             return Ok(addr);
         }
         if addr != 0 {
@@ -306,7 +307,7 @@ impl AddressSpace<'_> {
         if len > p.task_size {
             return Err(Errno::ENOMEM);
         }
-        if flags & MAP_FIXED != 0 {
+        if flags.intersects(MAP_FIXED) {
             return Ok(addr);
         }
         let gp = p.gap_params();

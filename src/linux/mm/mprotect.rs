@@ -37,7 +37,7 @@ impl AddressSpace<'_> {
     ) -> Result<(), Errno> {
         let p = self.params;
         let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
-        let prot = prot & !grows;
+        let prot = prot.difference(grows);
         if grows == PROT_GROWSDOWN | PROT_GROWSUP {
             return Err(Errno::EINVAL);
         }
@@ -60,7 +60,7 @@ impl AddressSpace<'_> {
             .find_vma_intersection(start, end)
             .ok_or(Errno::ENOMEM)?;
         let mut start = start;
-        if grows & PROT_GROWSDOWN != 0 {
+        if grows.intersects(PROT_GROWSDOWN) {
             start = first.vm_start;
             if !first.vm_flags.contains(VmFlags::VM_GROWSDOWN) {
                 return Err(Errno::EINVAL);
@@ -69,7 +69,7 @@ impl AddressSpace<'_> {
             if first.vm_start > start {
                 return Err(Errno::ENOMEM);
             }
-            if grows & PROT_GROWSUP != 0 {
+            if grows.intersects(PROT_GROWSUP) {
                 // No VM_GROWSUP VMA exists on arm64 or x86_64.
                 return Err(Errno::EINVAL);
             }
@@ -125,7 +125,7 @@ impl AddressSpace<'_> {
                 ok |= PROT_MTE;
             }
         }
-        prot & !ok == 0
+        ok.contains(prot)
     }
 
     /// `mprotect_fixup` on `[s, e)` of `vma`; returns the end of the VMA now holding it

@@ -44,9 +44,9 @@ pub enum Call {
         /// Length.
         len: u64,
         /// PROT_* bits.
-        prot: u32,
+        prot: mman::Prot,
         /// MAP_* bits.
-        flags: u32,
+        flags: mman::MapFlags,
     },
     /// `munmap`.
     Munmap {
@@ -62,7 +62,7 @@ pub enum Call {
         /// Length.
         len: u64,
         /// PROT_* bits.
-        prot: u32,
+        prot: mman::Prot,
     },
     /// `madvise`.
     Madvise {
@@ -183,25 +183,25 @@ fn parse_addr(s: &str) -> Result<Addr, String> {
 ///
 /// # Errors
 /// A message for other letters.
-pub fn parse_prot(s: &str) -> Result<u32, String> {
+pub fn parse_prot(s: &str) -> Result<mman::Prot, String> {
     if s.eq_ignore_ascii_case("none") || s == "---" {
         return Ok(mman::PROT_NONE);
     }
-    let mut p = 0;
+    let mut p = mman::PROT_NONE;
     for c in s.chars() {
         p |= match c {
             'r' | 'R' => mman::PROT_READ,
             'w' | 'W' => mman::PROT_WRITE,
             'x' | 'X' => mman::PROT_EXEC,
-            '-' => 0,
+            '-' => mman::PROT_NONE,
             _ => return Err(format!("`{s}` is not a protection (use none or r, w, x)")),
         };
     }
     Ok(p)
 }
 
-fn parse_flags(s: &str) -> Result<u32, String> {
-    let mut f = 0;
+fn parse_flags(s: &str) -> Result<mman::MapFlags, String> {
+    let mut f = mman::MapFlags::empty();
     for w in s.split([',', '|']) {
         let w = w.trim();
         let w = if w.eq_ignore_ascii_case("anon") {
@@ -219,14 +219,14 @@ fn parse_advice(s: &str) -> Result<mman::Advice, String> {
     match mman::lookup_name(&mman::ADVICE_NAMES, "MADV_", s.trim()) {
         Some(a) => Ok(a),
         None => parse_number(s)
-            .map(|v| v as mman::Advice)
+            .map(|v| mman::Advice::from_raw(v as i32))
             .map_err(|_| format!("unknown advice `{s}`")),
     }
 }
 
 /// Writes `prot` as a script does: `none`, or `r`, `w`, `x` and `-` (`rw-`), then any
 /// other bits by name.
-fn write_prot(f: &mut std::fmt::Formatter<'_>, prot: u32) -> std::fmt::Result {
+fn write_prot(f: &mut std::fmt::Formatter<'_>, prot: mman::Prot) -> std::fmt::Result {
     if prot == mman::PROT_NONE {
         return f.write_str("none");
     }
@@ -236,21 +236,20 @@ fn write_prot(f: &mut std::fmt::Formatter<'_>, prot: u32) -> std::fmt::Result {
         (mman::PROT_EXEC, 'x'),
     ];
     for (bit, c) in rwx {
-        write!(f, "{}", if prot & bit != 0 { c } else { '-' })?;
+        write!(f, "{}", if prot.contains(bit) { c } else { '-' })?;
     }
     Ok(())
 }
 
 /// Writes MAP_* flags as a script does: lower-case names without the prefix, joined by
 /// commas (`private,anonymous,fixed`).
-fn write_flags(f: &mut std::fmt::Formatter<'_>, flags: u32) -> std::fmt::Result {
-    let mut rest = flags;
+fn write_flags(f: &mut std::fmt::Formatter<'_>, flags: mman::MapFlags) -> std::fmt::Result {
+    let mut rest = flags.bits();
     let mut sep = "";
+    let kind = flags.bits() & mman::MAP_TYPE.bits();
     for (bit, name) in mman::MAP_NAMES {
-        if bit != 0
-            && rest & bit == bit
-            && (bit & mman::MAP_TYPE == 0 || flags & mman::MAP_TYPE == bit)
-        {
+        let bit = bit.bits();
+        if bit != 0 && rest & bit == bit && (bit & mman::MAP_TYPE.bits() == 0 || kind == bit) {
             let short = name.trim_start_matches("MAP_").to_ascii_lowercase();
             write!(f, "{sep}{short}")?;
             sep = ",";
@@ -305,7 +304,7 @@ impl std::fmt::Display for Call {
                     "madvise {addr} {len:#x} {}",
                     n.trim_start_matches("MADV_").to_ascii_lowercase()
                 ),
-                None => write!(f, "madvise {addr} {len:#x} {advice}"),
+                None => write!(f, "madvise {addr} {len:#x} {}", advice.raw()),
             },
             Call::Brk { addr } => write!(f, "brk {addr}"),
             Call::Touch { kind, addr, len } => {
@@ -478,8 +477,8 @@ mod tests {
                     bind: Some("buf".into()),
                     addr: Addr::Num(0),
                     len: 100 << 20,
-                    prot: 3,
-                    flags: 0x22
+                    prot: mman::PROT_READ | mman::PROT_WRITE,
+                    flags: mman::MAP_PRIVATE | mman::MAP_ANONYMOUS
                 }
             )
         );
@@ -488,7 +487,7 @@ mod tests {
             Call::Mprotect {
                 addr: Addr::Name("buf".into(), 4096),
                 len: 4096,
-                prot: 5
+                prot: mman::PROT_READ | mman::PROT_EXEC
             }
         );
     }

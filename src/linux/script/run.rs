@@ -12,13 +12,14 @@ use crate::linux::storage::SimProcess;
 use crate::VirtAddr;
 
 /// Formats PROT_* bits as strace does.
-pub fn prot_name(p: u32) -> String {
-    if p == 0 {
+pub fn prot_name(p: mman::Prot) -> String {
+    if p.is_empty() {
         return "PROT_NONE".into();
     }
     let mut parts = std::vec::Vec::new();
-    let mut rest = p;
+    let mut rest = p.bits();
     for (bit, name) in mman::PROT_NAMES {
+        let bit = bit.bits();
         if rest & bit != 0 {
             parts.push(name.to_string());
             rest &= !bit;
@@ -31,20 +32,22 @@ pub fn prot_name(p: u32) -> String {
 }
 
 /// Formats MAP_* bits as strace does.
-pub fn flags_name(f: u32) -> String {
+pub fn flags_name(f: mman::MapFlags) -> String {
     let mut parts = std::vec::Vec::new();
-    match f & mman::MAP_TYPE {
+    let kind = mman::MAP_TYPE.bits();
+    match f.bits() & kind {
         0 => {}
         t => parts.push(
             mman::MAP_NAMES
                 .iter()
-                .find(|(v, _)| *v == t)
+                .find(|(v, _)| v.bits() == t)
                 .map_or_else(|| format!("{t:#x}"), |(_, n)| n.to_string()),
         ),
     }
-    let mut rest = f & !mman::MAP_TYPE;
+    let mut rest = f.bits() & !kind;
     for (bit, name) in mman::MAP_NAMES {
-        if bit & mman::MAP_TYPE == 0 && rest & bit != 0 {
+        let bit = bit.bits();
+        if bit & kind == 0 && rest & bit != 0 {
             parts.push(name.to_string());
             rest &= !bit;
         }
@@ -59,8 +62,8 @@ pub fn flags_name(f: u32) -> String {
     }
 }
 
-fn advice_name(a: i32) -> String {
-    mman::advice_name(a).map_or_else(|| a.to_string(), str::to_string)
+fn advice_name(a: mman::Advice) -> String {
+    mman::advice_name(a).map_or_else(|| a.raw().to_string(), str::to_string)
 }
 
 fn addr_arg(a: u64) -> String {
