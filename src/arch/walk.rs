@@ -3,7 +3,7 @@
 
 use super::access::{Access, AtOp};
 use super::cpu::Compat;
-use super::descriptor::{Descriptor, TableAttributes};
+use super::descriptor::{Attributes, Descriptor, TableAttributes};
 use super::fault::{Fault, FaultKind};
 use super::granule::Level;
 use super::mair::MairAttr;
@@ -17,9 +17,21 @@ use crate::phys::{MemoryError, PhysMemory};
 /// forever; a simulator must terminate).
 pub const MAX_UPDATE_RETRIES: u32 = 64;
 
-const AF: u64 = 1 << 10;
-const AP_RO: u64 = 1 << 7;
-const DBM: u64 = 1 << 51;
+const AF: u64 = Attributes::AF.bits();
+const AP_RO: u64 = Attributes::AP_RO.bits();
+const DBM: u64 = Attributes::DBM.bits();
+
+/// PAR_EL1 fields of a successful translation.
+mod par {
+    /// ATTR, bits \[63:56\].
+    pub const ATTR_SHIFT: u32 = 56;
+    /// Bit 11, RES1.
+    pub const RES1: u64 = 1 << 11;
+    /// NS, bit 9.
+    pub const NS_SHIFT: u32 = 9;
+    /// SH, bits \[8:7\].
+    pub const SH_SHIFT: u32 = 7;
+}
 
 /// A hardware update of a leaf descriptor (access flag set, or dirty state recorded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,7 +103,7 @@ impl Translation {
     /// Returns the BTI guarded-page bit (GP).
     #[inline]
     pub const fn guarded(&self) -> bool {
-        self.descriptor.bits() & (1 << 50) != 0
+        self.descriptor.bits() & Attributes::GP.bits() != 0
     }
 
     /// Returns whether the output is Non-secure: always, in the Non-secure EL1&0 regime.
@@ -109,10 +121,10 @@ impl Translation {
             self.sh as u64
         };
         (self.pa.as_u64() & 0x000f_ffff_ffff_f000)
-            | ((self.attr as u64) << 56)
-            | (1 << 11)
-            | ((self.ns() as u64) << 9)
-            | (sh << 7)
+            | ((self.attr as u64) << par::ATTR_SHIFT)
+            | par::RES1
+            | ((self.ns() as u64) << par::NS_SHIFT)
+            | (sh << par::SH_SHIFT)
     }
 
     /// Returns the size in bytes of the page or block the leaf maps.

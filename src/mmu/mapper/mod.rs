@@ -50,7 +50,14 @@ pub struct Mapper {
     tables: u64,
 }
 
-const OWNED_BITS: u64 = 3;
+/// The valid bit of a descriptor.
+const VALID: u64 = Attributes::VALID.bits();
+/// Bit 1: a table (levels 0-2) or a page (level 3), else a block.
+const TABLE: u64 = Attributes::TABLE_OR_PAGE.bits();
+/// With FEAT_LPA2 descriptors, bits \[9:8\] hold OA\[51:50\] (the SH field's place).
+const LPA2_OA_HIGH: u64 = Attributes::SH0.bits() | Attributes::SH1.bits();
+/// The descriptor bits the mapper owns: valid and type.
+const OWNED_BITS: u64 = VALID | TABLE;
 
 struct Ctx<'a, M: PhysMemory + ?Sized, F: FrameSource + ?Sized> {
     mem: &'a mut M,
@@ -148,7 +155,7 @@ impl Mapper {
     fn owned_attribute_bits(&self) -> u64 {
         let mut owned = OWNED_BITS | !Attributes::all().bits();
         if self.format.ds {
-            owned |= 3 << 8;
+            owned |= LPA2_OA_HIGH;
         }
         owned
     }
@@ -183,13 +190,13 @@ impl Mapper {
     }
 
     fn table_desc(&self, next: u64) -> u64 {
-        self.format.descriptor_format().encode_output_address(next) | 3
+        self.format.descriptor_format().encode_output_address(next) | VALID | TABLE
     }
 
     fn leaf_desc(&self, level: i8, pa: u64, attrs: u64) -> u64 {
         self.format.descriptor_format().encode_output_address(pa)
             | attrs
-            | if level == 3 { 3 } else { 1 }
+            | if level == 3 { VALID | TABLE } else { VALID }
     }
 
     fn next_table(&self, desc: u64) -> u64 {
@@ -199,7 +206,7 @@ impl Mapper {
     fn leaf_attrs_of(&self, desc: u64) -> u64 {
         let mut a = desc & Attributes::all().bits() & !OWNED_BITS;
         if self.format.ds {
-            a &= !(3 << 8);
+            a &= !LPA2_OA_HIGH;
         }
         a
     }
@@ -350,10 +357,10 @@ impl Mapper {
         loop {
             let idx = (v >> self.format.shift(level)) & self.format.index_mask(level);
             let d = Self::read(mem, table, idx)?;
-            if d & 1 != 0 && (d & 2 == 0 || level == 3) {
+            if d & VALID != 0 && (d & TABLE == 0 || level == 3) {
                 return Err(MapError::AlreadyMapped { va });
             }
-            if level == 3 || d & 1 == 0 {
+            if level == 3 || d & VALID == 0 {
                 break;
             }
             table = self.next_table(d);

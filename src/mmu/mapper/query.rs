@@ -23,10 +23,12 @@ impl Mapper {
             let shift = self.format.shift(level);
             let idx = (v >> shift) & self.format.index_mask(level);
             let desc = Self::read(mem, table, idx)?;
-            if desc & 1 == 0 || (desc & 2 == 0 && (level == 3 || !self.format.block_ok(level))) {
+            if desc & VALID == 0
+                || (desc & TABLE == 0 && (level == 3 || !self.format.block_ok(level)))
+            {
                 return Ok(None);
             }
-            if desc & 2 != 0 && level < 3 {
+            if desc & TABLE != 0 && level < 3 {
                 table = self.next_table(desc);
                 level += 1;
                 continue;

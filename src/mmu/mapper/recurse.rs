@@ -28,8 +28,8 @@ impl Mapper {
                 Some(t) => Self::read(cx.mem, t, idx)?,
                 None => 0,
             };
-            let valid = desc & 1 != 0;
-            let is_table = valid && desc & 2 != 0 && level < 3;
+            let valid = desc & VALID != 0;
+            let is_table = valid && desc & TABLE != 0 && level < 3;
             if valid && !is_table {
                 return Err(MapError::AlreadyMapped {
                     va: VirtAddr::new(a),
@@ -92,11 +92,12 @@ impl Mapper {
             let slot = PhysAddr::new(table + idx * 8);
             let desc = cx.mem.read_u64(slot)?;
             let whole = a == e_start && sub_last == e_last;
-            if desc & 1 != 0 {
-                let is_table = desc & 2 != 0 && level < 3;
+            if desc & VALID != 0 {
+                let is_table = desc & TABLE != 0 && level < 3;
                 if !is_table && whole {
                     cx.mem.write_u64(slot, 0)?;
-                    cx.flush.add(e_start, size, desc & (1 << 11) == 0);
+                    cx.flush
+                        .add(e_start, size, desc & Attributes::NG.bits() == 0);
                     cleared = true;
                 } else {
                     let child = if is_table {
@@ -145,14 +146,17 @@ impl Mapper {
             let slot = PhysAddr::new(table + idx * 8);
             let desc = cx.mem.read_u64(slot)?;
             let whole = a == e_start && sub_last == e_last;
-            if desc & 1 != 0 {
-                let is_table = desc & 2 != 0 && level < 3;
+            if desc & VALID != 0 {
+                let is_table = desc & TABLE != 0 && level < 3;
                 if !is_table && whole {
                     let new = (desc & !clear) | set;
                     if new != desc {
                         cx.mem.write_u64(slot, new)?;
-                        cx.flush
-                            .add(e_start, size, desc & (1 << 11) == 0 || new & (1 << 11) == 0);
+                        cx.flush.add(
+                            e_start,
+                            size,
+                            desc & Attributes::NG.bits() == 0 || new & Attributes::NG.bits() == 0,
+                        );
                     }
                 } else {
                     let child = if is_table {
@@ -178,7 +182,7 @@ impl Mapper {
     ) -> Result<bool, MapError> {
         let n = self.format.index_mask(level) + 1;
         for i in 0..n {
-            if Self::read(mem, table, i)? & 1 != 0 {
+            if Self::read(mem, table, i)? & VALID != 0 {
                 return Ok(false);
             }
         }
@@ -198,7 +202,7 @@ impl Mapper {
         }
         for i in 0..=self.format.index_mask(level) {
             let d = Self::read(mem, table, i)?;
-            if d & 3 == 3 {
+            if d & (VALID | TABLE) == VALID | TABLE {
                 self.count_rec(mem, self.next_table(d), level + 1, counts)?;
             }
         }
@@ -224,8 +228,8 @@ impl Mapper {
             let sub_last = last.min(e_last);
             let idx = (a >> shift) & mask;
             let desc = Self::read(mem, table, idx)?;
-            if desc & 1 != 0 {
-                if desc & 2 != 0 && level < 3 {
+            if desc & VALID != 0 {
+                if desc & TABLE != 0 && level < 3 {
                     if !self.leaves_rec(mem, self.next_table(desc), level + 1, a, sub_last, f)? {
                         return Ok(false);
                     }

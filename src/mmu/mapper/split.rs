@@ -19,10 +19,10 @@ impl Mapper {
             let shift = self.format.shift(level);
             let idx = (point >> shift) & self.format.index_mask(level);
             let desc = Self::read(mem, table, idx)?;
-            if desc & 1 == 0 || level == 3 {
+            if desc & VALID == 0 || level == 3 {
                 return Ok(());
             }
-            if desc & 2 != 0 {
+            if desc & TABLE != 0 {
                 table = self.next_table(desc);
                 level += 1;
                 continue;
@@ -71,7 +71,7 @@ impl Mapper {
         cx.flush.add(
             e_start,
             1u64 << self.format.shift(level),
-            desc & (1 << 11) == 0,
+            desc & Attributes::NG.bits() == 0,
         );
         cx.mem.write_u64(slot, self.table_desc(new))?;
         Ok(new)
