@@ -408,6 +408,8 @@ pub enum VmaError {
     },
 }
 
+impl core::error::Error for VmaError {}
+
 impl fmt::Display for VmaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

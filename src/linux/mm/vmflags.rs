@@ -315,6 +315,8 @@ pub enum VmFlagsError {
     },
 }
 
+impl core::error::Error for VmFlagsError {}
+
 impl fmt::Display for VmFlagsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

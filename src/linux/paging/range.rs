@@ -59,10 +59,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let mut freeing = Ok(());
         mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
             if !is_zero(l.pa.as_u64()) {
-                let order = (l.size_log2 - 12).max(page_order);
+                let order = (u32::from(l.size_log2) - 12).max(page_order);
                 freeing = freeing.and(frames.free_run(l.pa, order));
             }
-            if l.size_log2 > page_log2 {
+            if u32::from(l.size_log2) > page_log2 {
                 blocks += 1;
             }
             true

@@ -28,8 +28,8 @@ pub use format::{Lpa2, TableFormat, VaRange};
 pub struct Leaf {
     /// First VA the leaf maps.
     pub va: VirtAddr,
-    /// log2 of its size.
-    pub size_log2: u32,
+    /// log2 of its size (as [`crate::arch::Translation::size_log2`]).
+    pub size_log2: u8,
     /// Its level.
     pub level: Level,
     /// The descriptor.
@@ -40,7 +40,53 @@ pub struct Leaf {
     pub descriptor_pa: PhysAddr,
 }
 
+impl Leaf {
+    /// Returns the number of bytes the leaf maps.
+    #[inline]
+    pub const fn size(&self) -> u64 {
+        1 << self.size_log2
+    }
+}
+
 /// Builds and edits one half's translation tables.
+///
+/// # Example
+///
+/// A 2 MiB block and a page mapped, looked up, re-protected and unmapped, with the frames
+/// its tables took coming back:
+///
+/// ```
+/// use pagesim::arch::{Attributes, Granule};
+/// use pagesim::mmu::{Contents, FrameAllocator, Lpa2, Mapper, TableFormat, VaRange};
+/// use pagesim::phys::SliceMemory;
+/// use pagesim::{PhysAddr, VirtAddr};
+///
+/// let base = PhysAddr::new(0x4000_0000);
+/// let mut ram = vec![0u8; 1 << 20];
+/// let mut mem = SliceMemory::new(base, &mut ram);
+/// let mut words = vec![0u64; FrameAllocator::storage_words(256)];
+/// let mut frames = FrameAllocator::new(base, 1 << 20, &mut words, Contents::Zeroed)?;
+/// let format = TableFormat::try_new(Granule::K4, 48, VaRange::Lower, Lpa2::Off, 48)?;
+/// let mut m = Mapper::new(format, &mut mem, &mut frames)?;
+/// let free = frames.free_frames();
+///
+/// let rw = Attributes::AF | Attributes::AP_EL0;
+/// // Not live yet, so no TLB can hold these translations.
+/// m.map(&mut mem, &mut frames, VirtAddr::new(0x20_0000), PhysAddr::new(0x8020_0000), 2 << 20, rw)?
+///     .ignore();
+/// m.map(&mut mem, &mut frames, VirtAddr::new(0x40_0000), PhysAddr::new(0x9000_0000), 0x1000, rw)?
+///     .ignore();
+/// let block = m.lookup(&mem, VirtAddr::new(0x21_2345))?.unwrap();
+/// assert_eq!((block.size(), block.pa), (2 << 20, PhysAddr::new(0x8020_0000)));
+///
+/// // Read-only, then gone; the Flush records say what a live TLB would need invalidated.
+/// let flush = m.protect(&mut mem, &mut frames, VirtAddr::new(0x40_0000), 0x1000, Attributes::AP_RO, Attributes::empty())?;
+/// assert!(!flush.is_empty());
+/// m.unmap(&mut mem, &mut frames, VirtAddr::new(0x20_0000), 4 << 20)?.ignore();
+/// assert!(m.lookup(&mem, VirtAddr::new(0x40_0000))?.is_none());
+/// assert_eq!(frames.free_frames(), free, "the tables' frames are back");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mapper {
     format: TableFormat,

@@ -36,7 +36,7 @@ impl Mapper {
             let base = self.next_table(desc) & !((1u64 << shift) - 1);
             return Ok(Some(Leaf {
                 va: VirtAddr::new(v & !((1u64 << shift) - 1)),
-                size_log2: shift,
+                size_log2: shift as u8,
                 level: Level::new(level).unwrap_or(Level::L3),
                 descriptor: Descriptor(desc),
                 pa: PhysAddr::new(base),

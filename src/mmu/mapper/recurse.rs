@@ -236,7 +236,7 @@ impl Mapper {
                 } else if level == 3 || self.format.block_ok(level) {
                     let leaf = Leaf {
                         va: VirtAddr::new(e_start),
-                        size_log2: shift,
+                        size_log2: shift as u8,
                         level: Level::new(level).unwrap_or(Level::L3),
                         descriptor: Descriptor(desc),
                         pa: PhysAddr::new(self.next_table(desc) & !(size - 1)),

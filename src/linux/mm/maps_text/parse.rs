@@ -61,6 +61,8 @@ pub struct ParseError {
     pub kind: ParseErrorKind,
 }
 
+impl core::error::Error for ParseError {}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}: ", self.line)?;

@@ -140,6 +140,8 @@ impl From<VmaError> for VmaTreeError {
     }
 }
 
+impl core::error::Error for VmaTreeError {}
+
 impl fmt::Display for VmaTreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -159,6 +161,40 @@ impl fmt::Display for VmaTreeError {
 }
 
 /// The VMAs of one address space, sorted and disjoint, in caller-provided slots.
+///
+/// # Example
+///
+/// Three VMAs, a lookup, and the kernel's top-down search for a free area below a limit:
+///
+/// ```
+/// use pagesim::linux::mm::vma::Vma;
+/// use pagesim::linux::mm::vma_tree::{GapParams, VmUnmappedAreaInfo, VmaSlot, VmaTree};
+/// use pagesim::linux::mm::vmflags::VmFlags;
+///
+/// let mut slots = [VmaSlot::EMPTY; 16];
+/// let mut tree = VmaTree::new(&mut slots);
+/// let rw = VmFlags::VM_READ | VmFlags::VM_WRITE;
+/// for (s, e) in [(0x1000_0000, 0x1000_4000), (0x1000_8000, 0x1001_0000), (0x2000_0000, 0x2000_1000)] {
+///     tree.insert(Vma::new_anon(s, e, rw, 12)?)?;
+/// }
+/// assert_eq!(tree.len(), 3);
+/// // find_vma: the first VMA ending above the address.
+/// assert_eq!(tree.find_vma(0x1000_5000).map(|v| v.vm_start), Some(0x1000_8000));
+///
+/// // 0x3000 bytes, ending at or below 0x1001_0000: the highest hole that fits.
+/// let info = VmUnmappedAreaInfo {
+///     length: 0x3000,
+///     low_limit: 0x1000,
+///     high_limit: 0x1001_0000,
+///     align_mask: 0,
+///     align_offset: 0,
+///     start_gap: 0,
+/// };
+/// let gaps = GapParams { mmap_min_addr: 0x1000, stack_guard_gap: 256 << 12, page_size: 4096 };
+/// assert_eq!(tree.unmapped_area_topdown(&info, &gaps), Ok(0x1000_5000));
+/// tree.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct VmaTree<'a> {
     slots: &'a mut [VmaSlot],
