@@ -16,6 +16,7 @@ mod format;
 mod ptdump;
 mod query;
 mod recurse;
+use recurse::Modify;
 mod split;
 #[cfg(test)]
 mod tests;
@@ -362,7 +363,7 @@ impl Mapper {
             };
             // The undo removes only entries this call wrote, in tables it allocated; if
             // even that fails, its error says the tables are not as before.
-            self.unmap_rec(&mut undo, root, start, va, last)?;
+            self.modify_rec(&mut undo, root, start, va, last, Modify::Unmap)?;
             return Err(e);
         }
         Ok(cx.flush)
@@ -534,8 +535,15 @@ impl Mapper {
             reserve,
         };
         let result = match protect {
-            None => self.unmap_rec(&mut cx, root, start, va, last).map(|_| ()),
-            Some((set, clear)) => self.protect_rec(&mut cx, root, start, va, last, set, clear),
+            None => self.modify_rec(&mut cx, root, start, va, last, Modify::Unmap),
+            Some((set, clear)) => self.modify_rec(
+                &mut cx,
+                root,
+                start,
+                va,
+                last,
+                Modify::Protect { set, clear },
+            ),
         };
         for (pa, z) in cx.reserve.drain(..) {
             cx.frames.release(pa, order, z)?;

@@ -2,7 +2,89 @@
 
 use super::*;
 
+/// What [`Mapper::modify_rec`] does to the leaves of a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Modify {
+    /// Remove them (and the tables that become empty).
+    Unmap,
+    /// Set and clear attribute bits in place.
+    Protect {
+        /// Bits to set.
+        set: u64,
+        /// Bits to clear.
+        clear: u64,
+    },
+}
+
+/// One entry of a table that a range `[start, last]` visits.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Entry {
+    /// Its index in the table.
+    pub idx: u64,
+    /// The first address of the range inside the entry.
+    pub a: u64,
+    /// The last address of the range inside the entry.
+    pub last: u64,
+    /// The first address the entry translates.
+    pub start: u64,
+    /// The bytes it translates.
+    pub size: u64,
+    /// Whether the range covers the entry whole.
+    pub whole: bool,
+}
+
+/// The entries of one table a range visits, in order: the one shape every range operation
+/// of the mapper (map, unmap, protect, leaf iteration) walks a level with.
+pub(super) struct Entries {
+    shift: u32,
+    mask: u64,
+    a: u64,
+    last: u64,
+    done: bool,
+}
+
+impl Iterator for Entries {
+    type Item = Entry;
+
+    #[inline]
+    fn next(&mut self) -> Option<Entry> {
+        if self.done {
+            return None;
+        }
+        let size = 1u64 << self.shift;
+        let start = self.a & !(size - 1);
+        let end = start | (size - 1);
+        let last = self.last.min(end);
+        let e = Entry {
+            idx: (self.a >> self.shift) & self.mask,
+            a: self.a,
+            last,
+            start,
+            size,
+            whole: self.a == start && last == end,
+        };
+        if last == self.last {
+            self.done = true;
+        } else {
+            self.a = last + 1;
+        }
+        Some(e)
+    }
+}
+
 impl Mapper {
+    /// Returns the entries of a level-`level` table that `[start, last]` visits.
+    #[inline]
+    pub(super) fn entries(&self, level: i8, start: u64, last: u64) -> Entries {
+        Entries {
+            shift: self.format.shift(level),
+            mask: self.format.index_mask(level),
+            a: start,
+            last,
+            done: false,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn map_rec<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
         &mut self,
@@ -14,15 +96,15 @@ impl Mapper {
         pa_start: u64,
         bits: u64,
     ) -> Result<(), MapError> {
-        let shift = self.format.shift(level);
-        let size = 1u64 << shift;
-        let mask = self.format.index_mask(level);
-        let mut a = start;
-        loop {
-            let e_start = a & !(size - 1);
-            let e_last = e_start | (size - 1);
-            let sub_last = last.min(e_last);
-            let idx = (a >> shift) & mask;
+        for Entry {
+            idx,
+            a,
+            last: sub_last,
+            size,
+            whole,
+            ..
+        } in self.entries(level, start, last)
+        {
             let pa = pa_start + (a - start);
             let desc = match table {
                 Some(t) => Self::read(cx.mem, t, idx)?,
@@ -35,7 +117,6 @@ impl Mapper {
                     va: VirtAddr::new(a),
                 });
             }
-            let whole = a == e_start && sub_last == e_last;
             if level == 3
                 || (!valid
                     && whole
@@ -63,115 +144,67 @@ impl Mapper {
                 };
                 self.map_rec(cx, child, level + 1, a, sub_last, pa, bits)?;
             }
-            if sub_last == last {
-                return Ok(());
-            }
-            a = sub_last + 1;
         }
+        Ok(())
     }
 
-    /// Unmaps `[start, last]` below `table`; returns whether the table is now empty.
-    pub(super) fn unmap_rec<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+    /// Unmaps `[start, last]` below `table`, or changes the attributes of its leaves
+    /// (`op`), splitting blocks the range covers in part; returns whether an unmap left the
+    /// table empty (it is then pruned by the caller).
+    pub(super) fn modify_rec<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
         &mut self,
         cx: &mut Ctx<'_, M, F>,
         table: u64,
         level: i8,
         start: u64,
         last: u64,
+        op: Modify,
     ) -> Result<bool, MapError> {
-        let shift = self.format.shift(level);
-        let size = 1u64 << shift;
-        let mask = self.format.index_mask(level);
-        let mut a = start;
+        let ng = Attributes::NG.bits();
         let mut cleared = false;
-        loop {
-            let e_start = a & !(size - 1);
-            let e_last = e_start | (size - 1);
-            let sub_last = last.min(e_last);
-            let idx = (a >> shift) & mask;
+        for Entry {
+            idx,
+            a,
+            last: sub_last,
+            start: e_start,
+            size,
+            whole,
+        } in self.entries(level, start, last)
+        {
             let slot = PhysAddr::new(table + idx * 8);
             let desc = cx.mem.read_u64(slot)?;
-            let whole = a == e_start && sub_last == e_last;
-            if desc & VALID != 0 {
-                let is_table = desc & TABLE != 0 && level < 3;
-                if !is_table && whole {
-                    cx.mem.write_u64(slot, 0)?;
-                    cx.flush
-                        .add(e_start, size, desc & Attributes::NG.bits() == 0);
-                    cleared = true;
-                } else {
-                    let child = if is_table {
-                        self.next_table(desc)
-                    } else {
-                        self.split(cx, table, idx, level, e_start, desc)?
-                    };
-                    if self.unmap_rec(cx, child, level + 1, a, sub_last)? {
-                        cx.mem.write_u64(slot, 0)?;
-                        self.free_table(cx.frames, child)?;
-                        cleared = true;
-                    }
+            if desc & VALID == 0 {
+                continue;
+            }
+            let is_table = desc & TABLE != 0 && level < 3;
+            if !is_table && whole {
+                let new = match op {
+                    Modify::Unmap => 0,
+                    Modify::Protect { set, clear } => (desc & !clear) | set,
+                };
+                if new != desc {
+                    cx.mem.write_u64(slot, new)?;
+                    let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
+                    cx.flush.add(e_start, size, global);
                 }
+                cleared |= new == 0;
+                continue;
             }
-            if sub_last == last {
-                break;
+            let child = if is_table {
+                self.next_table(desc)
+            } else {
+                self.split(cx, table, idx, level, e_start, desc)?
+            };
+            if self.modify_rec(cx, child, level + 1, a, sub_last, op)? {
+                cx.mem.write_u64(slot, 0)?;
+                self.free_table(cx.frames, child)?;
+                cleared = true;
             }
-            a = sub_last + 1;
         }
-        if (!cleared && !cx.prune_all) || table == self.root.as_u64() {
+        if op != Modify::Unmap || (!cleared && !cx.prune_all) || table == self.root.as_u64() {
             return Ok(false);
         }
         self.table_is_empty(cx.mem, table, level)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn protect_rec<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
-        &mut self,
-        cx: &mut Ctx<'_, M, F>,
-        table: u64,
-        level: i8,
-        start: u64,
-        last: u64,
-        set: u64,
-        clear: u64,
-    ) -> Result<(), MapError> {
-        let shift = self.format.shift(level);
-        let size = 1u64 << shift;
-        let mask = self.format.index_mask(level);
-        let mut a = start;
-        loop {
-            let e_start = a & !(size - 1);
-            let e_last = e_start | (size - 1);
-            let sub_last = last.min(e_last);
-            let idx = (a >> shift) & mask;
-            let slot = PhysAddr::new(table + idx * 8);
-            let desc = cx.mem.read_u64(slot)?;
-            let whole = a == e_start && sub_last == e_last;
-            if desc & VALID != 0 {
-                let is_table = desc & TABLE != 0 && level < 3;
-                if !is_table && whole {
-                    let new = (desc & !clear) | set;
-                    if new != desc {
-                        cx.mem.write_u64(slot, new)?;
-                        cx.flush.add(
-                            e_start,
-                            size,
-                            desc & Attributes::NG.bits() == 0 || new & Attributes::NG.bits() == 0,
-                        );
-                    }
-                } else {
-                    let child = if is_table {
-                        self.next_table(desc)
-                    } else {
-                        self.split(cx, table, idx, level, e_start, desc)?
-                    };
-                    self.protect_rec(cx, child, level + 1, a, sub_last, set, clear)?;
-                }
-            }
-            if sub_last == last {
-                return Ok(());
-            }
-            a = sub_last + 1;
-        }
     }
 
     pub(super) fn table_is_empty<M: PhysMemory + ?Sized>(
@@ -218,15 +251,15 @@ impl Mapper {
         last: u64,
         f: &mut dyn FnMut(&Leaf) -> bool,
     ) -> Result<bool, MapError> {
-        let shift = self.format.shift(level);
-        let size = 1u64 << shift;
-        let mask = self.format.index_mask(level);
-        let mut a = start;
-        loop {
-            let e_start = a & !(size - 1);
-            let e_last = e_start | (size - 1);
-            let sub_last = last.min(e_last);
-            let idx = (a >> shift) & mask;
+        for Entry {
+            idx,
+            a,
+            last: sub_last,
+            start: e_start,
+            size,
+            ..
+        } in self.entries(level, start, last)
+        {
             let desc = Self::read(mem, table, idx)?;
             if desc & VALID != 0 {
                 if desc & TABLE != 0 && level < 3 {
@@ -236,7 +269,7 @@ impl Mapper {
                 } else if level == 3 || self.format.block_ok(level) {
                     let leaf = Leaf {
                         va: VirtAddr::new(e_start),
-                        size_log2: shift as u8,
+                        size_log2: size.trailing_zeros() as u8,
                         level: Level::new(level).unwrap_or(Level::L3),
                         descriptor: Descriptor(desc),
                         pa: PhysAddr::new(self.next_table(desc) & !(size - 1)),
@@ -247,10 +280,7 @@ impl Mapper {
                     }
                 }
             }
-            if sub_last == last {
-                return Ok(true);
-            }
-            a = sub_last + 1;
         }
+        Ok(true)
     }
 }
