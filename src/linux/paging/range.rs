@@ -182,13 +182,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 | Attributes::PXN
                 | PTE_DIRTY;
             let set = want & owned;
-            let clear = owned - set;
-            let mem = self.mmu.memory_mut();
-            let flush =
-                self.mapper
-                    .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
-            self.mmu.flush(flush);
-            self.settle_split(&leaf, s)?;
+            self.protect_part(&leaf, s, e, set, owned - set)?;
             cursor = e;
         }
         Ok(())
@@ -237,6 +231,24 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         })
     }
 
+    /// Sets `set` and clears `clear` on `[s, e)`, the part of `leaf` a change covers
+    /// (splitting it if it is a block covered in part), and applies the invalidations.
+    fn protect_part(
+        &mut self,
+        leaf: &Leaf,
+        s: u64,
+        e: u64,
+        set: Attributes,
+        clear: Attributes,
+    ) -> Result<(), MapError> {
+        let mem = self.mmu.memory_mut();
+        let flush =
+            self.mapper
+                .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
+        self.mmu.flush(flush);
+        self.settle_split(leaf, s)
+    }
+
     /// Drains the folio batches, then sets `set` and clears `clear` on every page of
     /// `[start, end)` that is mapped to something other than a zero page (splitting a block
     /// the range covers in part), and calls `then` with each leaf as it was and the part
@@ -256,12 +268,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             if self.is_zero(leaf.pa.as_u64()) {
                 continue;
             }
-            let mem = self.mmu.memory_mut();
-            let flush =
-                self.mapper
-                    .protect(mem, &mut self.frames, VirtAddr::new(s), e - s, set, clear)?;
-            self.mmu.flush(flush);
-            self.settle_split(&leaf, s)?;
+            self.protect_part(&leaf, s, e, set, clear)?;
             then(self, &leaf, s, e)?;
         }
         Ok(())

@@ -33,21 +33,34 @@ fn setup(ram: &mut [u8]) -> (SliceMemory<'_>, Frames, Mapper) {
 
 const RW: Attributes = Attributes::AF.union(Attributes::SH0).union(Attributes::SH1);
 
+/// Maps `[va, va + len)` to `pa` read-write; the tables are not live, so no TLB needs
+/// the invalidations.
+fn map_rw(
+    m: &mut Mapper,
+    mem: &mut SliceMemory<'_>,
+    frames: &mut Frames,
+    va: u64,
+    pa: u64,
+    len: u64,
+) {
+    m.map(mem, frames, VirtAddr::new(va), PhysAddr::new(pa), len, RW)
+        .unwrap()
+        .ignore();
+}
+
 #[test]
 fn blocks_where_aligned_pages_elsewhere() {
     let mut ram = vec![0u8; 64 * 4096];
     let (mut mem, mut frames, mut m) = setup(&mut ram);
     // 2 MiB + 8 KiB at a 2 MiB-aligned VA and PA: one L2 block and two L3 pages.
-    let _ = m
-        .map(
-            &mut mem,
-            &mut frames,
-            VirtAddr::new(0x20_0000),
-            PhysAddr::new(0x8020_0000),
-            0x20_2000,
-            RW,
-        )
-        .unwrap();
+    map_rw(
+        &mut m,
+        &mut mem,
+        &mut frames,
+        0x20_0000,
+        0x8020_0000,
+        0x20_2000,
+    );
     let mut leaves = Vec::new();
     m.for_each_leaf(&mem, VirtAddr::new(0), 1 << 30, |l| {
         leaves.push((l.va.as_u64(), l.level.get(), l.pa.as_u64()));
@@ -78,16 +91,7 @@ fn blocks_where_aligned_pages_elsewhere() {
 fn errors_leave_tables_unchanged() {
     let mut ram = vec![0u8; 64 * 4096];
     let (mut mem, mut frames, mut m) = setup(&mut ram);
-    let _ = m
-        .map(
-            &mut mem,
-            &mut frames,
-            VirtAddr::new(0x1000),
-            PhysAddr::new(0x9000_0000),
-            0x1000,
-            RW,
-        )
-        .unwrap();
+    map_rw(&mut m, &mut mem, &mut frames, 0x1000, 0x9000_0000, 0x1000);
     let before = mem.bytes().to_vec();
     let cases = [
         (
@@ -229,16 +233,7 @@ fn partial_unmap_of_a_block_splits_with_break_before_make() {
 fn protect_changes_only_attribute_bits() {
     let mut ram = vec![0u8; 64 * 4096];
     let (mut mem, mut frames, mut m) = setup(&mut ram);
-    let _ = m
-        .map(
-            &mut mem,
-            &mut frames,
-            VirtAddr::new(0x1000),
-            PhysAddr::new(0x9000_0000),
-            0x3000,
-            RW,
-        )
-        .unwrap();
+    map_rw(&mut m, &mut mem, &mut frames, 0x1000, 0x9000_0000, 0x3000);
     let f = m
         .protect(
             &mut mem,

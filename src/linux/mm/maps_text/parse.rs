@@ -251,30 +251,55 @@ pub fn parse_maps_line(line: &str, fmt: &MapsFormat) -> Result<Vma, ParseErrorKi
     })
 }
 
-/// Streaming parser of `/proc/PID/maps` text: yields one VMA per line, stops after the
-/// first error.
+/// Where a parser stands in its text: the lines left, the format, the end of the last VMA
+/// (VMAs must ascend) and whether an error ended the stream.
 #[derive(Clone, Debug)]
-pub struct MapsParser<'t> {
+struct Cursor<'t> {
     lines: Lines<'t>,
     fmt: MapsFormat,
     prev_end: u64,
     done: bool,
 }
 
-impl<'t> MapsParser<'t> {
-    /// Starts parsing `text`.
-    pub fn new(text: &'t str, fmt: &MapsFormat) -> Self {
-        MapsParser {
+impl<'t> Cursor<'t> {
+    /// Returns the next numbered line, or `None` at the end or after an error.
+    fn next_line(&mut self) -> Option<(usize, &'t str)> {
+        if self.done {
+            return None;
+        }
+        let next = self.lines.next_line();
+        self.done = next.is_none();
+        next
+    }
+
+    fn new(text: &'t str, fmt: &MapsFormat) -> Self {
+        Cursor {
             lines: Lines::new(text),
             fmt: *fmt,
             prev_end: 0,
             done: false,
         }
     }
+}
+
+/// Streaming parser of `/proc/PID/maps` text: yields one VMA per line, stops after the
+/// first error.
+#[derive(Clone, Debug)]
+pub struct MapsParser<'t> {
+    c: Cursor<'t>,
+}
+
+impl<'t> MapsParser<'t> {
+    /// Starts parsing `text`.
+    pub fn new(text: &'t str, fmt: &MapsFormat) -> Self {
+        MapsParser {
+            c: Cursor::new(text, fmt),
+        }
+    }
 
     /// Returns the number of lines consumed so far.
     pub fn line(&self) -> usize {
-        self.lines.line
+        self.c.lines.line
     }
 }
 
@@ -282,23 +307,17 @@ impl Iterator for MapsParser<'_> {
     type Item = Result<Vma, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let Some((line, text)) = self.lines.next_line() else {
-            self.done = true;
-            return None;
-        };
-        let r = parse_maps_line(text, &self.fmt).and_then(|v| {
-            if v.vm_start < self.prev_end {
+        let (line, text) = self.c.next_line()?;
+        let r = parse_maps_line(text, &self.c.fmt).and_then(|v| {
+            if v.vm_start < self.c.prev_end {
                 Err(ParseErrorKind::Overlap)
             } else {
-                self.prev_end = v.vm_end;
+                self.c.prev_end = v.vm_end;
                 Ok(v)
             }
         });
         if r.is_err() {
-            self.done = true;
+            self.c.done = true;
         }
         Some(r.map_err(|kind| ParseError { line, kind }))
     }
@@ -308,31 +327,25 @@ impl Iterator for MapsParser<'_> {
 /// first error. The layout must match the [`MapsFormat`] exactly.
 #[derive(Clone, Debug)]
 pub struct SmapsParser<'t> {
-    lines: Lines<'t>,
-    fmt: MapsFormat,
-    prev_end: u64,
-    done: bool,
+    c: Cursor<'t>,
 }
 
 impl<'t> SmapsParser<'t> {
     /// Starts parsing `text`.
     pub fn new(text: &'t str, fmt: &MapsFormat) -> Self {
         SmapsParser {
-            lines: Lines::new(text),
-            fmt: *fmt,
-            prev_end: 0,
-            done: false,
+            c: Cursor::new(text, fmt),
         }
     }
 
     /// Returns the number of lines consumed so far.
     pub fn line(&self) -> usize {
-        self.lines.line
+        self.c.lines.line
     }
 
     fn field_line(&mut self, label: &'static str) -> Result<(usize, &'t str), ParseError> {
-        let line = self.lines.line + 1;
-        let (n, text) = self.lines.next_line().ok_or(ParseError {
+        let line = self.c.lines.line + 1;
+        let (n, text) = self.c.lines.next_line().ok_or(ParseError {
             line,
             kind: ParseErrorKind::UnexpectedEnd,
         })?;
@@ -363,7 +376,7 @@ impl<'t> SmapsParser<'t> {
     }
 
     fn expect_kb(&mut self, label: &'static str, want: u64) -> Result<(), ParseError> {
-        let line = self.lines.line + 1;
+        let line = self.c.lines.line + 1;
         if self.kb(label)? != want {
             return Err(ParseError {
                 line,
@@ -375,11 +388,11 @@ impl<'t> SmapsParser<'t> {
 
     fn entry(&mut self, line: usize, text: &str) -> Result<SmapsEntry, ParseError> {
         let err = |kind| ParseError { line, kind };
-        let mut vma = parse_maps_line(text, &self.fmt).map_err(err)?;
-        if vma.vm_start < self.prev_end {
+        let mut vma = parse_maps_line(text, &self.c.fmt).map_err(err)?;
+        if vma.vm_start < self.c.prev_end {
             return Err(err(ParseErrorKind::Overlap));
         }
-        let page_kb = self.fmt.page_size().unwrap_or(0) >> 10;
+        let page_kb = self.c.fmt.page_size().unwrap_or(0) >> 10;
         self.expect_kb("Size:", vma.size() >> 10)?;
         self.expect_kb("KernelPageSize:", page_kb)?;
         self.expect_kb("MMUPageSize:", page_kb)?;
@@ -395,7 +408,7 @@ impl<'t> SmapsParser<'t> {
             anonymous: self.kb("Anonymous:")?,
             ..SmapsCounters::default()
         };
-        if self.fmt.smaps_ksm_line {
+        if self.c.fmt.smaps_ksm_line {
             c.ksm = self.kb("KSM:")?;
         }
         c.lazy_free = self.kb("LazyFree:")?;
@@ -407,7 +420,7 @@ impl<'t> SmapsParser<'t> {
         c.swap = self.kb("Swap:")?;
         c.swap_pss = self.kb("SwapPss:")?;
         c.locked = self.kb("Locked:")?;
-        let thp_line = self.lines.line + 1;
+        let thp_line = self.c.lines.line + 1;
         c.thp_eligible = match self.plain("THPeligible:")? {
             0 => false,
             1 => true,
@@ -420,8 +433,8 @@ impl<'t> SmapsParser<'t> {
                 })
             }
         };
-        if self.fmt.smaps_protection_key {
-            let pk_line = self.lines.line + 1;
+        if self.c.fmt.smaps_protection_key {
+            let pk_line = self.c.lines.line + 1;
             c.protection_key =
                 u32::try_from(self.plain("ProtectionKey:")?).map_err(|_| ParseError {
                     line: pk_line,
@@ -431,10 +444,11 @@ impl<'t> SmapsParser<'t> {
                 })?;
         }
         let (n, rest) = self.field_line("VmFlags:")?;
-        let flags = VmFlags::parse_mnemonics(rest, self.fmt.mnemonics).map_err(|e| ParseError {
-            line: n,
-            kind: ParseErrorKind::BadVmFlags(e),
-        })?;
+        let flags =
+            VmFlags::parse_mnemonics(rest, self.c.fmt.mnemonics).map_err(|e| ParseError {
+                line: n,
+                kind: ParseErrorKind::BadVmFlags(e),
+            })?;
         if flags.perms() != vma.vm_flags.perms() {
             return Err(ParseError {
                 line: n,
@@ -442,7 +456,7 @@ impl<'t> SmapsParser<'t> {
             });
         }
         vma.vm_flags = flags;
-        self.prev_end = vma.vm_end;
+        self.c.prev_end = vma.vm_end;
         Ok(SmapsEntry { vma, counters: c })
     }
 }
@@ -451,16 +465,10 @@ impl Iterator for SmapsParser<'_> {
     type Item = Result<SmapsEntry, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let Some((line, text)) = self.lines.next_line() else {
-            self.done = true;
-            return None;
-        };
+        let (line, text) = self.c.next_line()?;
         let r = self.entry(line, text);
         if r.is_err() {
-            self.done = true;
+            self.c.done = true;
         }
         Some(r)
     }
