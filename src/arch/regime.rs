@@ -206,6 +206,24 @@ pub(crate) struct WalkParams {
 }
 
 impl Half {
+    /// Returns the VA bits that must all equal VA\[55\] for an access to pass the range
+    /// check (the interface through which the MMU's TLB keys its entries).
+    #[inline]
+    pub(crate) const fn va_check(&self, fetch: bool) -> u64 {
+        if fetch {
+            self.fast.va_check_fetch
+        } else {
+            self.fast.va_check_data
+        }
+    }
+
+    /// Returns whether every access from `el0` (or EL1) to this half faults before any TLB
+    /// lookup (an out-of-range TxSZ, or E0PD for EL0), so that the TLB must not answer.
+    #[inline]
+    pub(crate) const fn faults_before_lookup(&self, el0: bool) -> bool {
+        self.fast.deny & (1 | ((el0 as u8) << 1)) != 0
+    }
+
     /// Returns the number of VA bits this half translates (64 - TxSZ).
     #[inline]
     pub const fn input_bits(&self) -> u32 {

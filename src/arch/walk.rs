@@ -192,7 +192,7 @@ pub fn walk<M: PhysMemory + ?Sized>(
 /// # Errors
 /// A level-0 Translation fault.
 #[inline(always)]
-pub fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, Fault> {
+pub(crate) fn check_va(regime: &Regime, va: VirtAddr, access: Access) -> Result<&Half, Fault> {
     let upper = va.select_bit();
     let h = regime.half(upper);
     let mask = if access.is_fetch() {
@@ -295,7 +295,7 @@ fn walk_pa_full<M: PhysMemory + ?Sized>(
 /// # Errors
 /// The [`Fault`] the access takes.
 #[inline(always)]
-pub fn walk_tables<M: PhysMemory + ?Sized>(
+pub(crate) fn walk_tables<M: PhysMemory + ?Sized>(
     regime: &Regime,
     h: &Half,
     mem: &mut M,

@@ -152,11 +152,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         for upper in [false, true] {
             let h = r.half(upper);
             for fetch in [false, true] {
-                let range_mask = if fetch {
-                    h.fast.va_check_fetch
-                } else {
-                    h.fast.va_check_data
-                };
+                let range_mask = h.va_check(fetch);
                 let tbi = h.tbi && !(fetch && h.tbid);
                 let (norm_and, norm_or) = match (tbi, upper) {
                     (false, _) => (u64::MAX, 0),
@@ -165,7 +161,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
                 };
                 for el0 in [false, true] {
                     // The accesses check_va faults before any lookup (TxSZ, E0PD).
-                    let bypass = h.fast.deny & (1 | ((el0 as u8) << 1)) != 0;
+                    let bypass = h.faults_before_lookup(el0);
                     let (key_and, key_or) = if bypass {
                         (0, BYPASS_KEY)
                     } else {
