@@ -2,7 +2,18 @@
 //! Linux kernel's handling of anonymous memory.
 //!
 //! The core is `#![no_std]` without `alloc`: embed the walker, TLB and mapper in an
-//! emulator with no heap. The default `std` feature adds the `pagesim` command-line tool.
+//! emulator with no heap. The `std` feature adds heap conveniences (sparse memory, process
+//! storage, maps/smaps import, the call-script language); the `cli` feature (on by default)
+//! builds the `pagesim` command-line tool, which is not library API.
+//!
+//! The layers, bottom up: [`addr`] and [`phys`] (addresses, physical memory), [`arch`] (the
+//! architecture: regime, descriptors, walk, faults), [`mmu`] (frames, mapper, TLB, the
+//! [`mmu::Mmu`] facade), then [`linux`]: its VMA layer [`linux::mm`] and, joined to the MMU,
+//! [`linux::paging`] and [`linux::process`]. A layer imports only those below it.
+//!
+//! Ranges: calls that mirror a syscall or the mapper's API take a start and a length
+//! (`mmap(addr, len, ..)`, `Mapper::map(.., va, pa, len, ..)`); ranges handed between layers
+//! (`PageOps`, `Paging::zap`, `Paging::residency`) are half-open `[start, end)`.
 //!
 //! ```
 //! use pagesim::arch::{walk, Access, Cpu, El, Regime, Registers};
