@@ -244,6 +244,33 @@ impl Vma {
         })
     }
 
+    /// Creates a VMA of `kind` over `[start, end)` with no `anon_vma`, its `vm_pgoff` set
+    /// as the kernel sets it: `file_pgoff` for a file, 0 for a special mapping (vDSO,
+    /// vvar, …), `start >> page_shift` otherwise. Checks nothing (see [`Vma::new_anon`]).
+    pub fn with_kind(
+        start: u64,
+        end: u64,
+        flags: VmFlags,
+        kind: VmaKind,
+        file_pgoff: u64,
+        page_shift: u32,
+    ) -> Vma {
+        let vm_pgoff = match kind {
+            VmaKind::File { .. } => file_pgoff,
+            ref k if k.is_special() => 0,
+            _ => start.checked_shr(page_shift).unwrap_or(0),
+        };
+        Vma {
+            vm_start: start,
+            vm_end: end,
+            vm_flags: flags,
+            vm_pgoff,
+            anon_vma: None,
+            anon_vma_fork_child: false,
+            kind,
+        }
+    }
+
     /// Returns `vm_end - vm_start`.
     pub const fn size(&self) -> u64 {
         self.vm_end.saturating_sub(self.vm_start)

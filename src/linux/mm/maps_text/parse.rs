@@ -230,25 +230,17 @@ pub fn parse_maps_line(line: &str, fmt: &MapsFormat) -> Result<Vma, ParseErrorKi
             path: vma_name(name).map_err(E::BadName)?,
         }
     };
-    let vm_pgoff = match kind {
-        VmaKind::File { .. } => {
-            if offset % page != 0 {
-                return Err(E::BadOffset);
-            }
-            offset >> fmt.page_shift
-        }
-        ref k if k.is_special() => 0,
-        _ => start >> fmt.page_shift,
-    };
-    Ok(Vma {
-        vm_start: start,
-        vm_end: end,
-        vm_flags: flags,
-        vm_pgoff,
-        anon_vma: None,
-        anon_vma_fork_child: false,
+    if matches!(kind, VmaKind::File { .. }) && offset % page != 0 {
+        return Err(E::BadOffset);
+    }
+    Ok(Vma::with_kind(
+        start,
+        end,
+        flags,
         kind,
-    })
+        offset >> fmt.page_shift,
+        fmt.page_shift,
+    ))
 }
 
 /// Where a parser stands in its text: the lines left, the format, the end of the last VMA

@@ -79,28 +79,37 @@ pub fn write_smaps_entry<W: Write>(
     kb_line(w, "Size:           ", vma.size() >> 10)?;
     kb_line(w, "KernelPageSize: ", page_kb)?;
     kb_line(w, "MMUPageSize:    ", page_kb)?;
-    kb_line(w, "Rss:            ", c.rss)?;
-    kb_line(w, "Pss:            ", c.pss)?;
-    kb_line(w, "Pss_Dirty:      ", c.pss_dirty)?;
-    kb_line(w, "Shared_Clean:   ", c.shared_clean)?;
-    kb_line(w, "Shared_Dirty:   ", c.shared_dirty)?;
-    kb_line(w, "Private_Clean:  ", c.private_clean)?;
-    kb_line(w, "Private_Dirty:  ", c.private_dirty)?;
-    kb_line(w, "Referenced:     ", c.referenced)?;
-    kb_line(w, "Anonymous:      ", c.anonymous)?;
-    if fmt.smaps_ksm_line {
-        kb_line(w, "KSM:            ", c.ksm)?;
+    let ksm = fmt.smaps_ksm_line.then_some(("KSM:            ", c.ksm));
+    let counters = [
+        ("Rss:            ", c.rss),
+        ("Pss:            ", c.pss),
+        ("Pss_Dirty:      ", c.pss_dirty),
+        ("Shared_Clean:   ", c.shared_clean),
+        ("Shared_Dirty:   ", c.shared_dirty),
+        ("Private_Clean:  ", c.private_clean),
+        ("Private_Dirty:  ", c.private_dirty),
+        ("Referenced:     ", c.referenced),
+        ("Anonymous:      ", c.anonymous),
+    ];
+    let after_ksm = [
+        ("LazyFree:       ", c.lazy_free),
+        ("AnonHugePages:  ", c.anon_huge_pages),
+        ("ShmemPmdMapped: ", c.shmem_pmd_mapped),
+        ("FilePmdMapped:  ", c.file_pmd_mapped),
+        ("Shared_Hugetlb: ", c.shared_hugetlb),
+    ];
+    for (label, kb) in counters.into_iter().chain(ksm).chain(after_ksm) {
+        kb_line(w, label, kb)?;
     }
-    kb_line(w, "LazyFree:       ", c.lazy_free)?;
-    kb_line(w, "AnonHugePages:  ", c.anon_huge_pages)?;
-    kb_line(w, "ShmemPmdMapped: ", c.shmem_pmd_mapped)?;
-    kb_line(w, "FilePmdMapped:  ", c.file_pmd_mapped)?;
-    kb_line(w, "Shared_Hugetlb: ", c.shared_hugetlb)?;
     // The kernel prints this label one character longer and the value 7 wide.
     writeln!(w, "Private_Hugetlb: {:>7} kB", c.private_hugetlb)?;
-    kb_line(w, "Swap:           ", c.swap)?;
-    kb_line(w, "SwapPss:        ", c.swap_pss)?;
-    kb_line(w, "Locked:         ", c.locked)?;
+    for (label, kb) in [
+        ("Swap:           ", c.swap),
+        ("SwapPss:        ", c.swap_pss),
+        ("Locked:         ", c.locked),
+    ] {
+        kb_line(w, label, kb)?;
+    }
     let thp = u8::from(c.thp_eligible);
     if fmt.smaps_thp_eligible_padded {
         writeln!(w, "THPeligible:    {thp:>8}")?;

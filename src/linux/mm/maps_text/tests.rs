@@ -524,20 +524,7 @@ fn vmas_strategy() -> impl Strategy<Value = Vec<(Vma, SmapsCounters)>> {
                 break;
             }
             addr = end;
-            let vm_pgoff = match kind {
-                VmaKind::File { .. } => pg,
-                ref k if k.is_special() => 0,
-                _ => start >> 12,
-            };
-            let v = Vma {
-                vm_start: start,
-                vm_end: end,
-                vm_flags: flags,
-                vm_pgoff,
-                anon_vma: None,
-                anon_vma_fork_child: false,
-                kind,
-            };
+            let v = Vma::with_kind(start, end, flags, kind, pg, 12);
             let c = SmapsCounters {
                 rss: u64::from(nums[0]),
                 pss: u64::from(nums[1]),

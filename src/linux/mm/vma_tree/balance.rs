@@ -23,53 +23,56 @@ impl<'a> VmaTree<'a> {
         s.max_gap = max(gap, max(gl, gr));
     }
 
-    pub(super) fn rotate_right(&mut self, n: u32) -> u32 {
-        let l = self.s(n).left;
-        let lr = self.s(l).right;
-        self.sm(n).left = lr;
-        self.sm(l).right = n;
-        self.update_node(n);
-        self.update_node(l);
-        l
+    /// Returns child `right` (or left) of node `n`.
+    fn child(&self, n: u32, right: bool) -> u32 {
+        let s = self.s(n);
+        if right {
+            s.right
+        } else {
+            s.left
+        }
     }
 
-    pub(super) fn rotate_left(&mut self, n: u32) -> u32 {
-        let r = self.s(n).right;
-        let rl = self.s(r).left;
-        self.sm(n).right = rl;
-        self.sm(r).left = n;
+    fn set_child(&mut self, n: u32, right: bool, c: u32) {
+        let s = self.sm(n);
+        if right {
+            s.right = c;
+        } else {
+            s.left = c;
+        }
+    }
+
+    /// Rotates subtree `n` toward side `right` (its child on the other side rises) and
+    /// returns the new root.
+    fn rotate(&mut self, n: u32, right: bool) -> u32 {
+        let up = self.child(n, !right);
+        let inner = self.child(up, right);
+        self.set_child(n, !right, inner);
+        self.set_child(up, right, n);
         self.update_node(n);
-        self.update_node(r);
-        r
+        self.update_node(up);
+        up
     }
 
     pub(super) fn rebalance(&mut self, n: u32) -> u32 {
-        let (l, r, gap) = {
-            let s = self.s(n);
-            (s.left, s.right, s.gap_before)
-        };
-        let (hl, gl) = self.hg(l);
-        let (hr, gr) = self.hg(r);
-        {
-            let s = self.sm(n);
-            s.height = 1 + max(hl, hr);
-            s.max_gap = max(gap, max(gl, gr));
-        }
-        if hl > hr + 1 {
-            if self.h(self.s(l).left) < self.h(self.s(l).right) {
-                let nl = self.rotate_left(l);
-                self.sm(n).left = nl;
-            }
-            self.rotate_right(n)
+        self.update_node(n);
+        let (l, r) = (self.s(n).left, self.s(n).right);
+        let (hl, hr) = (self.h(l), self.h(r));
+        // The taller side, if it is more than one higher.
+        let tall = if hl > hr + 1 {
+            false
         } else if hr > hl + 1 {
-            if self.h(self.s(r).right) < self.h(self.s(r).left) {
-                let nr = self.rotate_right(r);
-                self.sm(n).right = nr;
-            }
-            self.rotate_left(n)
+            true
         } else {
-            n
+            return n;
+        };
+        let c = self.child(n, tall);
+        // A child heavy on its inner side is rotated outward first (double rotation).
+        if self.h(self.child(c, tall)) < self.h(self.child(c, !tall)) {
+            let nc = self.rotate(c, tall);
+            self.set_child(n, tall, nc);
         }
+        self.rotate(n, !tall)
     }
 
     pub(super) fn insert_rec(&mut self, n: u32, new: u32, key: u64) -> u32 {

@@ -31,56 +31,39 @@ impl<'a> VmaTree<'a> {
         (gs, u64::MAX, NIL)
     }
 
-    pub(super) fn highest_rec(
+    /// Returns the highest (`top`) or lowest free gap in subtree `n` whose part inside
+    /// `[low, high)` holds `len` bytes, as `(gs, ge, node)`.
+    pub(super) fn gap_rec(
         &self,
         n: u32,
         low: u64,
         high: u64,
         len: u64,
+        top: bool,
     ) -> Option<(u64, u64, u32)> {
         if n == NIL || self.s(n).max_gap < len {
             return None;
         }
         let ge = self.start(n);
         let gs = ge - self.s(n).gap_before;
-        // Gaps in the right subtree start at or above this VMA's end (> ge).
-        if ge < high {
-            if let Some(x) = self.highest_rec(self.s(n).right, low, high, len) {
+        // Gaps in the right subtree start at or above this VMA's end (> ge); gaps in the
+        // left subtree end at or below gs.
+        let (right, left) = (self.s(n).right, self.s(n).left);
+        let (first, first_ok, last, last_ok) = if top {
+            (right, ge < high, left, gs > low)
+        } else {
+            (left, gs > low, right, ge < high)
+        };
+        if first_ok {
+            if let Some(x) = self.gap_rec(first, low, high, len, top) {
                 return Some(x);
             }
         }
         if usable(gs, ge, low, high) >= len {
             return Some((gs, ge, n));
         }
-        // Gaps in the left subtree end at or below gs.
-        if gs > low {
-            return self.highest_rec(self.s(n).left, low, high, len);
-        }
-        None
-    }
-
-    pub(super) fn lowest_rec(
-        &self,
-        n: u32,
-        low: u64,
-        high: u64,
-        len: u64,
-    ) -> Option<(u64, u64, u32)> {
-        if n == NIL || self.s(n).max_gap < len {
-            return None;
-        }
-        let ge = self.start(n);
-        let gs = ge - self.s(n).gap_before;
-        if gs > low {
-            if let Some(x) = self.lowest_rec(self.s(n).left, low, high, len) {
-                return Some(x);
-            }
-        }
-        if usable(gs, ge, low, high) >= len {
-            return Some((gs, ge, n));
-        }
-        if ge < high {
-            return self.lowest_rec(self.s(n).right, low, high, len);
+        if last_ok {
+            return self.gap_rec(last, low, high, len, top);
         }
         None
     }
@@ -105,14 +88,14 @@ impl<'a> VmaTree<'a> {
         if usable(t.0, t.1, low, high) >= len {
             return Some(t);
         }
-        self.highest_rec(self.root, low, high, len)
+        self.gap_rec(self.root, low, high, len, true)
     }
 
     pub(super) fn lowest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
         if len == 0 || low >= high {
             return None;
         }
-        if let Some(x) = self.lowest_rec(self.root, low, high, len) {
+        if let Some(x) = self.gap_rec(self.root, low, high, len, false) {
             return Some(x);
         }
         let t = self.trailing_gap();
