@@ -359,6 +359,7 @@ pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
                         len,
                         prot: prots[(c >> 8) as usize % prots.len()],
                         flags: fixed,
+                        file: None,
                     }
                 }
                 2 => Call::Munmap {

@@ -29,10 +29,48 @@ use pagesim::arch::AccessKind;
 use pagesim::linux::mm::maps_text::SmapsParser;
 use pagesim::linux::mm::vma::VmaKind;
 use pagesim::linux::mm::{Errno, ImportHints, KernelVersion, LayoutParams, ThpMode};
-use pagesim::linux::paging::Touch;
+use pagesim::linux::paging::{Bus, Touch};
 use pagesim::linux::script::{self, Addr, Call, BRK0};
 use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
 use pagesim::VirtAddr;
+
+/// The directory of the files the harness maps (`f0` … `f7`), created at start.
+fn files_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pagesim-harness-{}", std::process::id()))
+}
+
+/// The sizes of the harness files in bytes: a partial last page (SIGBUS past it), and
+/// whole pages of several lengths.
+pub const FILE_SIZES: [u64; 4] = [5 * 4096 + 100, 8 * 4096, 16 * 4096, 40 * 4096];
+
+/// Creates the harness files, written 4 KiB at a time (order-0 page cache, spec §0.4),
+/// each page filled with a byte of its own.
+fn create_files() -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let dir = files_dir();
+    std::fs::create_dir_all(&dir)?;
+    for (i, size) in FILE_SIZES.iter().enumerate() {
+        let mut f = std::fs::File::create(dir.join(format!("f{i}")))?;
+        let mut left = *size;
+        let mut page = 0u8;
+        while left > 0 {
+            let n = left.min(4096);
+            f.write_all(&vec![b'a' + page % 26; n as usize])?;
+            left -= n;
+            page = page.wrapping_add(1);
+        }
+        f.sync_all()?;
+    }
+    Ok(dir)
+}
+
+/// Returns `N` of a harness file path `…/fN`.
+fn harness_file_index(path: &str) -> Result<u64, String> {
+    path.rsplit_once("/f")
+        .and_then(|(_, n)| n.parse().ok())
+        .filter(|&n: &u64| (n as usize) < executor::FILES)
+        .ok_or_else(|| format!("{path} is not a harness file"))
+}
 
 /// Host layout parameters, read from the machine.
 fn host_params() -> Option<LayoutParams> {
@@ -110,15 +148,32 @@ impl Session<'_> {
                 len,
                 prot,
                 flags,
+                file,
             } => {
                 let Some(a) = self.resolve(addr) else {
                     return Ok(false);
                 };
-                let kr = self.kcall(
-                    op::MMAP,
-                    &[a, *len, prot.bits().into(), flags.bits().into()],
-                )?;
-                let sr = self.p.mmap(a, *len, *prot, *flags);
+                let (kr, sr) = match file {
+                    Some((path, off)) => {
+                        let idx = harness_file_index(path)?;
+                        let kr = self.kcall(
+                            op::MMAP_FILE,
+                            &[a, *len, prot.bits().into(), flags.bits().into(), idx, *off],
+                        )?;
+                        let f = self
+                            .p
+                            .open(path)
+                            .map_err(|e| format!("pagesim open {path}: {e:?}"))?;
+                        (kr, self.p.mmap_file(a, *len, *prot, *flags, &f, *off))
+                    }
+                    None => {
+                        let kr = self.kcall(
+                            op::MMAP,
+                            &[a, *len, prot.bits().into(), flags.bits().into()],
+                        )?;
+                        (kr, self.p.mmap(a, *len, *prot, *flags))
+                    }
+                };
                 let s = match sr {
                     Ok(v) => (v as i64, 0),
                     Err(e) => (-1, e.number()),
@@ -194,12 +249,18 @@ impl Session<'_> {
                 let sr = self.p.mincore(a, *len, &mut buf);
                 let agree = match sr {
                     Ok(n) => {
+                        // Pages of files and shmem report the page cache (see
+                        // compare::residency): those are not compared.
+                        let file_page = |i: usize| {
+                            let va = a + i as u64 * 4096;
+                            self.p
+                                .space()
+                                .vma_lookup(va)
+                                .is_some_and(|v| matches!(v.kind, VmaKind::File { .. }))
+                        };
                         kr.ret == 0
-                            && kr
-                                .payload
-                                .iter()
-                                .map(|b| b & 1)
-                                .eq(buf[..n].iter().copied())
+                            && kr.payload.len() == n
+                            && (0..n).all(|i| file_page(i) || kr.payload[i] & 1 == buf[i])
                     }
                     Err(e) => kr.ret == -1 && kr.errno == e.number(),
                 };
@@ -237,7 +298,11 @@ impl Session<'_> {
             match self.p.access(VirtAddr::new(a + done * 4096), kind) {
                 Touch::Done(_) => done += 1,
                 Touch::Segv(s) => {
-                    segv = Some(s);
+                    segv = Some((libc::SIGSEGV, s.code as i32, s.addr.as_u64()));
+                    break;
+                }
+                Touch::Bus(b) => {
+                    segv = Some((libc::SIGBUS, Bus::BUS_ADRERR, b.addr.as_u64()));
                     break;
                 }
                 Touch::OutOfMemory { .. } => return Err("pagesim ran out of memory".into()),
@@ -260,12 +325,11 @@ impl Session<'_> {
         self.log.push(Raw::Touch(a, done * 4096, write));
         if let Some(s) = segv {
             let fa = a + done * 4096;
-            let (code, addr) = signal_of(&self.log, fa, write)?;
-            if (code, addr) != (s.code as i32, s.addr.as_u64()) {
+            let k = signal_of(&self.log, fa, write)?;
+            if k != s {
                 return Err(format!(
-                    "kernel SIGSEGV si_code {code} si_addr {addr:#x}, pagesim {} {:#x}",
-                    s.code.name(),
-                    s.addr.as_u64()
+                    "kernel signal {} si_code {} si_addr {:#x}, pagesim {} {} {:#x}",
+                    k.0, k.1, k.2, s.0, s.1, s.2
                 ));
             }
         }
@@ -275,7 +339,7 @@ impl Session<'_> {
 
 /// Replays `log` in a fresh executor, then makes the access at `addr` from inside it with
 /// a SIGSEGV handler: returns `(si_code, si_addr)`.
-fn signal_of(log: &[Raw], addr: u64, write: bool) -> Result<(i32, u64), String> {
+fn signal_of(log: &[Raw], addr: u64, write: bool) -> Result<(i32, i32, u64), String> {
     SIGNAL_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut k = Kernel::spawn_throwaway().map_err(|e| format!("spawn: {e}"))?;
     let _ = k.smaps().map_err(|e| e.to_string())?;
@@ -295,13 +359,14 @@ fn signal_of(log: &[Raw], addr: u64, write: bool) -> Result<(i32, u64), String> 
     let r = k
         .call(op::TOUCH_SIGNAL, &[addr, write as u64])
         .map_err(|e| e.to_string())?;
-    if r.ret != -2 || r.payload.len() != 8 {
+    if r.ret != -2 || r.payload.len() != 16 {
         return Err(format!(
             "the access at {addr:#x} did not fault inside the executor (ret {})",
             r.ret
         ));
     }
     Ok((
+        u64::from_le_bytes(r.payload[8..16].try_into().unwrap()) as i32,
         r.errno,
         u64::from_le_bytes(r.payload[..8].try_into().unwrap()),
     ))
@@ -420,7 +485,9 @@ fn vectors() -> Vec<(String, Vec<Call>)> {
     files
         .into_iter()
         .map(|f| {
-            let text = std::fs::read_to_string(&f).unwrap();
+            let text = std::fs::read_to_string(&f)
+                .unwrap()
+                .replace("$FILES", &files_dir().to_string_lossy());
             let calls = script::parse(&text)
                 .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
                 .into_iter()
@@ -448,6 +515,15 @@ fn main() {
         println!("test result: ok. 0 passed; 0 failed; 1 skipped");
         return;
     };
+    let dir = match create_files() {
+        Ok(d) => d,
+        Err(e) => {
+            println!("FAILED: cannot create the harness files: {e}");
+            std::process::exit(1);
+        }
+    };
+    // The executors inherit it.
+    std::env::set_var("PAGESIM_FILES_DIR", &dir);
     if !driver::pin_driver() {
         println!("note: one CPU only: the driver shares the executor's per-CPU folio batches");
     }
@@ -474,8 +550,15 @@ fn main() {
             }
         }
     }
+    // PAGESIM_KERNEL_ONLY=N runs random sequence N alone (after the vectors).
+    let only: Option<u64> = std::env::var("PAGESIM_KERNEL_ONLY")
+        .ok()
+        .and_then(|s| s.parse().ok());
     for s in 0..sequences as u64 {
-        let calls = random::sequence(0x9e37_79b9_7f4a_7c15 ^ (s * 0x1000_0001), 30);
+        if only.is_some_and(|o| o != s) {
+            continue;
+        }
+        let calls = random::sequence(0x9e37_79b9_7f4a_7c15 ^ (s * 0x1000_0001), 30, &dir);
         match check(params, &calls) {
             Ok(()) => passed += 1,
             Err(_) if check(params, &calls).is_ok() => {
@@ -512,6 +595,7 @@ fn main() {
         "test result: {}. {passed} passed; {failed} failed",
         if failed == 0 { "ok" } else { "FAILED" }
     );
+    let _ = std::fs::remove_dir_all(&dir);
     if failed > 0 {
         std::process::exit(1);
     }

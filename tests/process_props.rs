@@ -197,6 +197,7 @@ fn run(ops: Vec<Op>, va52: bool) -> Result<(), TestCaseError> {
                     match p.access(VirtAddr::new(a + i * PAGE), kind) {
                         Touch::Done(_) => {}
                         Touch::Segv(_) => break,
+                        Touch::Bus(b) => prop_assert!(false, "SIGBUS without files: {b:?}"),
                         Touch::OutOfMemory { addr } => prop_assert!(
                             false,
                             "out of memory at {:#x} with 64 MiB of RAM",

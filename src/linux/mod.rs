@@ -12,10 +12,13 @@
 //! Nothing in [`mm`] imports [`paging`] or [`process`].
 //!
 //! With `std`: [`storage`] owns a process's storage on the heap and builds it (fresh, or
-//! imported from captured maps/smaps text), and [`script`] is the call language of
+//! imported from captured maps/smaps text), [`host_files`] maps the host's files, and
+//! [`script`] is the call language of
 //! `pagesim run` (parse, run, print like strace), which property tests and fuzz targets
 //! use too.
 
+#[cfg(feature = "std")]
+pub mod host_files;
 pub mod mm;
 pub mod paging;
 pub mod process;

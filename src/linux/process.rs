@@ -7,13 +7,15 @@ use core::fmt;
 use arrayvec::ArrayVec;
 
 use super::mm::errno::Errno;
+use super::mm::file::OpenFile;
 use super::mm::maps_text::SmapsCounters;
 use super::mm::mman::{self, Advice, MapFlags, Prot};
 use super::mm::ops::PageOps;
 use super::mm::space::AddressSpace;
 use super::mm::vma::Vma;
+use super::mm::vma::VmaKind;
 use super::mm::vmflags::VmFlags;
-use super::paging::{Paging, PagingInvariant, Touch, VmaView};
+use super::paging::{FileStore, FileView, NoFiles, Paging, PagingInvariant, Touch, VmaView};
 use crate::addr::VirtAddr;
 use crate::arch::{AccessKind, Attributes};
 use crate::mmu::MapError;
@@ -86,6 +88,19 @@ impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
     }
 }
 
+/// Returns the page-cache view of a file VMA (`None` for anonymous memory and shmem).
+fn file_view(v: &Vma) -> Option<FileView> {
+    match v.kind {
+        VmaKind::File { dev, ino, file, .. } if v.kind.is_fs_file() => Some(FileView {
+            file,
+            dev,
+            ino,
+            pgoff: v.vm_pgoff,
+        }),
+        _ => None,
+    }
+}
+
 /// A process: address space plus demand-paged tables on the simulated MMU.
 ///
 /// # Example
@@ -134,12 +149,58 @@ impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
 pub struct Process<'a, 'f, M: PhysMemory, const N: usize> {
     space: AddressSpace<'a>,
     paging: Paging<'f, M, N>,
+    files: Files<'a>,
+}
+
+/// The process's [`FileStore`], if it was given one.
+struct Files<'a>(Option<&'a mut dyn FileStore>);
+
+impl fmt::Debug for Files<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Files(..)"
+        } else {
+            "NoFiles"
+        })
+    }
 }
 
 impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// Joins an address space and (empty) paging into a process.
     pub fn new(space: AddressSpace<'a>, paging: Paging<'f, M, N>) -> Self {
-        Process { space, paging }
+        Process {
+            space,
+            paging,
+            files: Files(None),
+        }
+    }
+
+    /// Gives the process the store its file mappings read from (see [`FileStore`]);
+    /// without one, file pages read zeros and no file has an end.
+    pub fn set_files(&mut self, files: &'a mut dyn FileStore) {
+        self.files = Files(Some(files));
+    }
+
+    /// Opens `path` through the process's [`FileStore`] for [`Process::mmap_file`].
+    ///
+    /// # Errors
+    /// The store's errno; `ENOENT` without a store.
+    pub fn open(&mut self, path: &str) -> Result<OpenFile, Errno> {
+        match &mut self.files.0 {
+            Some(f) => f.open(path),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    /// Gives the page cache its storage (see [`Paging::set_page_cache`]).
+    ///
+    /// # Errors
+    /// [`super::paging::PagingError`] when `storage` cannot hold the pages cached now.
+    pub fn set_page_cache(
+        &mut self,
+        storage: &'f mut [super::paging::CachedPage],
+    ) -> Result<(), super::paging::PagingError> {
+        self.paging.set_page_cache(storage)
     }
 
     /// Returns the address space.
@@ -245,6 +306,24 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         })?
     }
 
+    /// `mmap` of the open file `file` at byte `offset`; MAP_POPULATE faults the range in.
+    ///
+    /// # Errors
+    /// The kernel's errno for the call (see [`AddressSpace::mmap_file`]).
+    pub fn mmap_file(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        flags: MapFlags,
+        file: &OpenFile,
+        offset: u64,
+    ) -> Result<u64, Errno> {
+        self.with_sync(false, |space, ops| {
+            space.mmap_file(addr, len, prot, flags, file, offset, ops)
+        })?
+    }
+
     /// `munmap`.
     ///
     /// # Errors
@@ -312,7 +391,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     }
 
     /// `mincore`: writes one byte per page of `[addr, addr + len)` into `out` (1 where a
-    /// page is mapped, the shared zero page included) and returns how many were written.
+    /// page is mapped, the shared zero page included, or where a file mapping's page is in
+    /// the page cache) and returns how many were written.
     ///
     /// # Errors
     /// `EINVAL` for an unaligned `addr`; `ENOMEM` when the range wraps or any page of it
@@ -341,9 +421,31 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         if out.len() < pages {
             return Err(Errno::EFAULT);
         }
-        self.paging
+        let n = self
+            .paging
             .mincore(addr, end - addr, out)
-            .map_err(|_| Errno::ENOMEM)
+            .map_err(|_| Errno::ENOMEM)?;
+        // A file page not mapped here is reported from the page cache (mincore_page): the
+        // model keeps every page before the end of the file cached, as fault-around does.
+        let mut a = addr;
+        while a < end {
+            let Some(v) = self.space.vma_lookup(a) else {
+                break;
+            };
+            let v_end = v.vm_end.min(end);
+            if let Some(fv) = file_view(v) {
+                let size = self.files.0.as_ref().and_then(|f| f.size(fv.file));
+                while a < v_end {
+                    let index = fv.pgoff + (a - v.vm_start) / page;
+                    if size.is_none_or(|s| index < s.div_ceil(page)) {
+                        out[((a - addr) / page) as usize] = 1;
+                    }
+                    a += page;
+                }
+            }
+            a = v_end;
+        }
+        Ok(n)
     }
 
     /// Performs one user access through the MMU, taking page faults as the kernel does.
@@ -366,7 +468,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
                 start: v.vm_start,
                 end: v.vm_end,
                 flags: v.vm_flags,
-                thp: space.thp_eligible(v),
+                thp: space.thp_eligible(v) && v.kind.file().is_none(),
+                file: file_view(v),
             };
             if let Some(v) = space.vma_lookup(a) {
                 return Some(view(space, v));
@@ -375,10 +478,15 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             let _refused = space.expand_stack(a).is_err();
             space.vma_lookup(a).map(|v| view(space, v))
         };
+        let mut none = NoFiles;
+        let files: &mut dyn FileStore = match &mut self.files.0 {
+            Some(f) => *f,
+            None => &mut none,
+        };
         let t = if gup {
-            self.paging.gup_touch(va, kind, &mut find)
+            self.paging.gup_touch(va, kind, &mut find, files)
         } else {
-            self.paging.access(va, kind, &mut find)
+            self.paging.access(va, kind, &mut find, files)
         };
         let after = self.paging.stats();
         if after.anon_pages != before.anon_pages || after.thp != before.thp {
@@ -424,15 +532,18 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     ) -> Result<SmapsCounters, MapError> {
         let r = self.paging.residency(start, end)?;
         let kb = |b: u64| b >> 10;
+        // Shared anonymous memory (shmem) is not Anonymous; nor are page-cache pages.
         let anon = !flags.contains(VmFlags::VM_SHARED);
         Ok(SmapsCounters {
             rss: kb(r.rss),
-            pss: kb(r.rss),
-            pss_dirty: kb(r.private_dirty),
+            pss: kb(r.pss()),
+            pss_dirty: kb(r.pss_dirty()),
+            shared_clean: kb(r.shared_clean),
+            shared_dirty: kb(r.shared_dirty),
             private_clean: kb(r.private_clean),
             private_dirty: kb(r.private_dirty),
             referenced: kb(r.referenced),
-            anonymous: if anon { kb(r.rss) } else { 0 },
+            anonymous: if anon { kb(r.anonymous) } else { 0 },
             lazy_free: if anon { kb(r.lazy_free) } else { 0 },
             anon_huge_pages: kb(r.anon_huge),
             locked: if flags.contains(VmFlags::VM_LOCKED) {

@@ -6,9 +6,10 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::addr::PhysAddr;
+use crate::linux::host_files::HostFiles;
 use crate::linux::mm::vma_tree::VmaSlot;
 use crate::linux::mm::{AddressSpace, ImportHints, LayoutParams};
-use crate::linux::paging::{Paging, PagingConfig};
+use crate::linux::paging::{CachedPage, Paging, PagingConfig};
 use crate::linux::process::Process;
 use crate::mmu::FrameAllocator;
 use crate::phys::SliceMemory;
@@ -26,6 +27,8 @@ pub struct ProcessStorage {
     slots: Vec<VmaSlot>,
     ram: Vec<u8>,
     frame_words: Vec<u64>,
+    cache: Vec<CachedPage>,
+    files: HostFiles,
 }
 
 /// How the process starts.
@@ -48,6 +51,8 @@ impl ProcessStorage {
             slots: vec![VmaSlot::EMPTY; params.slots_needed().min(70_000)],
             ram: vec![0u8; phys_mem as usize],
             frame_words: vec![0u64; FrameAllocator::storage_words(frames)],
+            cache: vec![CachedPage::EMPTY; frames],
+            files: HostFiles::new(),
         }
     }
 
@@ -65,6 +70,8 @@ impl ProcessStorage {
             slots,
             ram,
             frame_words,
+            cache,
+            files,
         } = self;
         let space = match start {
             Start::Fresh => {
@@ -94,8 +101,11 @@ impl ProcessStorage {
                 .map_err(|e| e.to_string())?;
         let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), ram);
         let cfg = PagingConfig::for_layout(&params);
-        let paging = Paging::new(cfg, mem, frames).map_err(|e| e.to_string())?;
-        Ok(Process::new(space, paging))
+        let mut paging = Paging::new(cfg, mem, frames).map_err(|e| e.to_string())?;
+        paging.set_page_cache(cache).map_err(|e| e.to_string())?;
+        let mut p = Process::new(space, paging);
+        p.set_files(files);
+        Ok(p)
     }
 }
 

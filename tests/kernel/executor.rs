@@ -35,7 +35,12 @@ pub mod op {
     /// below a grows-down VMA grows it. The driver asks only for pages pagesim completed; a
     /// SIGSEGV ends the executor (or, after TOUCH_SIGNAL installed its handler, reports).
     pub const TOUCH: u32 = 11;
+    /// open("$PAGESIM_FILES_DIR/f{a4}", O_RDWR), mmap(a0, a1, a2, a3, fd, a5), close(fd).
+    pub const MMAP_FILE: u32 = 12;
 }
+
+/// How many harness files the executor can open (`f0` … `f7`).
+pub const FILES: usize = 8;
 
 /// The SIGSEGV handler of TOUCH_SIGNAL: reports si_code and si_addr on fd 1 and exits.
 extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -44,12 +49,14 @@ extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     unsafe {
         let code = (*info).si_code;
         let addr = (*info).si_addr() as u64;
-        let mut msg = [0u8; 24];
+        let signo = (*info).si_signo as u64;
+        let mut msg = [0u8; 32];
         msg[0..8].copy_from_slice(&(-2i64).to_le_bytes());
         msg[8..12].copy_from_slice(&code.to_le_bytes());
-        msg[12..16].copy_from_slice(&8u32.to_le_bytes());
+        msg[12..16].copy_from_slice(&16u32.to_le_bytes());
         msg[16..24].copy_from_slice(&addr.to_le_bytes());
-        libc::write(1, msg.as_ptr() as *const libc::c_void, 24);
+        msg[24..32].copy_from_slice(&signo.to_le_bytes());
+        libc::write(1, msg.as_ptr() as *const libc::c_void, 32);
         libc::_exit(0);
     }
 }
@@ -93,6 +100,10 @@ pub fn run() -> ! {
     // SAFETY: fds 0 and 1 are the pipes the driver set up; they stay open for the process.
     let mut input = unsafe { File::from_raw_fd(0) };
     let mut output = unsafe { File::from_raw_fd(1) };
+    let dir = std::env::var("PAGESIM_FILES_DIR").unwrap_or_default();
+    let paths: Vec<std::ffi::CString> = (0..FILES)
+        .map(|i| std::ffi::CString::new(format!("{dir}/f{i}")).unwrap())
+        .collect();
     let mut maps = File::open("/proc/self/maps").expect("open maps");
     let mut smaps = File::open("/proc/self/smaps").expect("open smaps");
     let mut buf = vec![0u8; SNAP_CAP];
@@ -122,6 +133,29 @@ pub fn run() -> ! {
                 },
                 0,
             ),
+            op::MMAP_FILE => match paths.get(a[4] as usize) {
+                // SAFETY: a path built at start; the fd is closed after the mmap, which
+                // holds its own reference to the file.
+                Some(path) => unsafe {
+                    let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+                    let r = sys(
+                        || {
+                            libc::mmap(
+                                a[0] as *mut _,
+                                a[1] as usize,
+                                a[2] as i32,
+                                a[3] as i32,
+                                fd,
+                                a[5] as libc::off_t,
+                            ) as i64
+                        },
+                        0,
+                    );
+                    libc::close(fd);
+                    r
+                },
+                None => (-1, libc::EBADF, 0),
+            },
             op::MUNMAP => sys(
                 || unsafe { libc::munmap(a[0] as *mut _, a[1] as usize) as i64 },
                 0,
@@ -162,9 +196,12 @@ pub fn run() -> ! {
                     sa.sa_sigaction = on_segv as *const () as usize;
                     sa.sa_flags = libc::SA_SIGINFO;
                     libc::sigaction(libc::SIGSEGV, &sa, std::ptr::null_mut());
+                    libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
                     let p = a[0] as *mut u8;
                     if a[1] != 0 {
-                        std::ptr::write_volatile(p, std::ptr::read_volatile(p));
+                        // A store alone, as TOUCH makes it (a load first would fault
+                        // as a read: SIGBUS past a file's end before the write's SIGSEGV).
+                        std::ptr::write_volatile(p, 0);
                     } else {
                         std::hint::black_box(std::ptr::read_volatile(p));
                     }

@@ -7,12 +7,18 @@ use pagesim::linux::mm::mman;
 use pagesim::linux::script::{Addr, Call, BRK0};
 
 const RW: mman::Prot = mman::PROT_READ.union(mman::PROT_WRITE);
+/// The harness files' lengths in pages (rounded up), as the harness creates them.
+const FILE_PAGES: [u64; 4] = [6, 8, 16, 40];
+
 const PA: mman::MapFlags = mman::MAP_PRIVATE.union(mman::MAP_ANONYMOUS);
 
 /// Returns `n` calls from `seed`. An arena comes first: the top-down allocator puts every
 /// later mapping below it, and calls aimed at offsets inside earlier mappings stay in
 /// memory the sequence mapped, never the executor's own.
-pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
+///
+/// A third of the mmaps map one of the harness files in `dir` (private or shared, at a
+/// page offset that may lie past its end) instead of anonymous memory.
+pub fn sequence(seed: u64, n: usize, dir: &std::path::Path) -> Vec<Call> {
     let mut x = seed | 1;
     let mut next = move |m: u64| {
         x ^= x << 13;
@@ -24,7 +30,13 @@ pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
     // The name and length of each mmap so far (a failed one leaves its name unbound, and
     // the calls aimed at it are skipped).
     let mut slots: Vec<(String, u64)> = vec![];
-    let mmap = |calls: &mut Vec<Call>, slots: &mut Vec<(String, u64)>, addr, len, prot, flags| {
+    let mmap = |calls: &mut Vec<Call>,
+                slots: &mut Vec<(String, u64)>,
+                addr,
+                len,
+                prot,
+                flags,
+                file: Option<(String, u64)>| {
         let name = format!("s{}", calls.len());
         slots.push((name.clone(), len));
         calls.push(Call::Mmap {
@@ -33,6 +45,7 @@ pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
             len,
             prot,
             flags,
+            file,
         });
     };
     mmap(
@@ -42,8 +55,9 @@ pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
         64 << 20,
         mman::PROT_NONE,
         PA | mman::MAP_NORESERVE,
+        None,
     );
-    mmap(&mut calls, &mut slots, Addr::Num(0), 0x40000, RW, PA);
+    mmap(&mut calls, &mut slots, Addr::Num(0), 0x40000, RW, PA, None);
     let prots = [
         mman::PROT_NONE,
         mman::PROT_READ,
@@ -82,15 +96,34 @@ pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
         let len = (1 + next(24)) * 0x1000;
         let inside = len.min(slen - off).max(1);
         let at = |extra: i64| Addr::Name(name.clone(), off as i64 + extra);
+        // A file instead of anonymous memory for a third of the mmaps: which file, at
+        // which page, shared or private (the anonymous flag set decides the rest).
+        let file_or_anon = |next: &mut dyn FnMut(u64) -> u64, f: mman::MapFlags| {
+            if next(3) != 0 {
+                return (f, None);
+            }
+            let i = next(FILE_PAGES.len() as u64) as usize;
+            let page = next(FILE_PAGES[i] + 2);
+            let kind = if f.contains(mman::MAP_SHARED) {
+                mman::MAP_SHARED
+            } else {
+                mman::MAP_PRIVATE
+            };
+            let flags = (f - mman::MAP_ANONYMOUS - mman::MAP_TYPE) | kind;
+            let path = dir.join(format!("f{i}")).to_string_lossy().into_owned();
+            (flags, Some((path, page * 0x1000)))
+        };
         let call = match next(10) {
             0 => {
                 let (p, f) = (prots[next(5) as usize], flag_sets[next(5) as usize]);
-                mmap(&mut calls, &mut slots, Addr::Num(0), len, p, f);
+                let (f, file) = file_or_anon(&mut next, f);
+                mmap(&mut calls, &mut slots, Addr::Num(0), len, p, f, file);
                 continue;
             }
             1 => {
                 let (p, f) = (prots[next(5) as usize], flag_sets[next(5) as usize]);
-                mmap(&mut calls, &mut slots, at(0), len, p, f);
+                let (f, file) = file_or_anon(&mut next, f);
+                mmap(&mut calls, &mut slots, at(0), len, p, f, file);
                 continue;
             }
             2 => {
@@ -101,7 +134,8 @@ pub fn sequence(seed: u64, n: usize) -> Vec<Call> {
                     mman::MAP_FIXED_NOREPLACE
                 };
                 let f = flag_sets[next(5) as usize] | fixed;
-                mmap(&mut calls, &mut slots, at(0), inside, p, f);
+                let (f, file) = file_or_anon(&mut next, f);
+                mmap(&mut calls, &mut slots, at(0), inside, p, f, file);
                 continue;
             }
             3 => Call::Munmap {

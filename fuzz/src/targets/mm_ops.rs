@@ -645,6 +645,7 @@ pub fn mm_ops(data: &[u8]) {
                             );
                         }
                         Touch::Segv(_) => break,
+                        Touch::Bus(b) => panic!("SIGBUS with no file of known size: {b:?}"),
                         Touch::OutOfMemory { .. } => {
                             mm_check(&p, &params);
                             break;

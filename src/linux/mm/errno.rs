@@ -9,6 +9,8 @@ use core::fmt;
 pub enum Errno {
     /// `EPERM` (1): "Operation not permitted".
     EPERM = 1,
+    /// `ENOENT` (2): "No such file or directory".
+    ENOENT = 2,
     /// `EINTR` (4): "Interrupted system call".
     EINTR = 4,
     /// `EBADF` (9): "Bad file descriptor".
@@ -39,8 +41,9 @@ pub enum Errno {
 
 impl Errno {
     /// Every variant, in ascending number order.
-    pub const ALL: [Errno; 14] = [
+    pub const ALL: [Errno; 15] = [
         Errno::EPERM,
+        Errno::ENOENT,
         Errno::EINTR,
         Errno::EBADF,
         Errno::EAGAIN,
@@ -75,6 +78,7 @@ impl Errno {
     pub const fn name(self) -> &'static str {
         match self {
             Errno::EPERM => "EPERM",
+            Errno::ENOENT => "ENOENT",
             Errno::EINTR => "EINTR",
             Errno::EBADF => "EBADF",
             Errno::EAGAIN => "EAGAIN",
@@ -95,6 +99,7 @@ impl Errno {
     pub const fn strerror(self) -> &'static str {
         match self {
             Errno::EPERM => "Operation not permitted",
+            Errno::ENOENT => "No such file or directory",
             Errno::EINTR => "Interrupted system call",
             Errno::EBADF => "Bad file descriptor",
             Errno::EAGAIN => "Resource temporarily unavailable",

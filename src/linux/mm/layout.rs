@@ -2,7 +2,7 @@
 //! `/proc/PID/maps` or `smaps` text, with the hidden state guessed as §14.2 advises.
 
 use super::maps_text::{import_maps, import_smaps, ParseError};
-use super::vma::{vma_name, DevId, Vma, VmaKind};
+use super::vma::{vma_name, DevId, FileId, Vma, VmaKind};
 use super::vma_tree::VmaSlot;
 use super::vmflags::VmFlags;
 
@@ -92,7 +92,12 @@ impl<'a> AddressSpace<'a> {
                 vm_pgoff: off >> params.page_shift,
                 anon_vma: None,
                 anon_vma_fork_child: false,
-                kind: VmaKind::File { dev, ino, path },
+                kind: VmaKind::File {
+                    dev,
+                    ino,
+                    path,
+                    file: FileId(0),
+                },
             })?;
         }
         let (bss_start, start_brk, brk) = if x86 {

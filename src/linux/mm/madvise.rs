@@ -121,7 +121,11 @@ impl AddressSpace<'_> {
                 return Ok(vma.vm_end);
             }
             MADV_WILLNEED => {
-                ops.advise(s, e, advice);
+                // madvise_willneed: anonymous memory and shmem are swapped in and the folio
+                // batches drained; a file gets vfs_fadvise, which drains nothing.
+                if !vma.kind.is_fs_file() {
+                    ops.advise(s, e, advice);
+                }
                 return Ok(vma.vm_end);
             }
             MADV_COLD | MADV_PAGEOUT => {

@@ -8,6 +8,7 @@ use super::vma_tree::VmUnmappedAreaInfo;
 use super::vmflags::VmFlags;
 
 use super::errno::Errno;
+use super::file::{file_vm_flags, OpenFile};
 use super::mman::*;
 use super::ops::{NoPageOps, PageOps};
 use super::params::Arch;
@@ -54,15 +55,18 @@ impl AddressSpace<'_> {
             // hugetlbfs is not modelled: no pool, the reservation fails.
             return Err(Errno::ENOMEM);
         }
-        self.do_mmap(addr, len, prot, flags, ops)
+        self.do_mmap(addr, len, prot, flags, None, ops)
     }
 
-    fn do_mmap(
+    /// `do_mmap`: anonymous memory when `file` is `None`, else the open file at page
+    /// offset `pgoff`.
+    pub(super) fn do_mmap(
         &mut self,
         addr: u64,
         len: u64,
         prot: Prot,
         mut flags: MapFlags,
+        file: Option<(&OpenFile, u64)>,
         ops: &mut dyn PageOps,
     ) -> Result<u64, Errno> {
         let p = self.params;
@@ -79,21 +83,41 @@ impl AddressSpace<'_> {
             self.round_hint_to_min(addr)
         };
         let len = p.page_align(len).ok_or(Errno::ENOMEM)?;
+        let pgoff = file.map_or(0, |(_, pgoff)| pgoff);
+        if pgoff.checked_add(len >> p.page_shift).is_none() {
+            return Err(Errno::EOVERFLOW);
+        }
         if self.tree.len() > p.max_map_count {
             return Err(Errno::ENOMEM);
         }
         let mut vm_flags = self.calc_vm_prot_bits(prot)
-            | self.calc_vm_flag_bits(flags)
+            | self.calc_vm_flag_bits(flags, file.is_some())
             | VmFlags::VM_MAYREAD
             | VmFlags::VM_MAYWRITE
             | VmFlags::VM_MAYEXEC;
         let shared = flags & MAP_TYPE == MAP_SHARED;
-        let addr = self.get_unmapped_area(addr, len, flags, shared)?;
+        let addr = match file {
+            Some((_, pgoff)) => self.file_get_unmapped_area(addr, len, pgoff, flags)?,
+            None => self.get_unmapped_area(addr, len, flags, shared)?,
+        };
         let end = addr + len;
         if flags.intersects(MAP_FIXED_NOREPLACE)
             && self.tree.find_vma_intersection(addr, end).is_some()
         {
             return Err(Errno::EEXIST);
+        }
+        if let Some((f, pgoff)) = file {
+            vm_flags = file_vm_flags(f, pgoff, len, prot, flags, vm_flags)?;
+            if flags.intersects(MAP_NORESERVE) && !p.overcommit_never {
+                vm_flags |= VmFlags::VM_NORESERVE;
+            }
+            self.mmap_region_file(addr, len, vm_flags, f, pgoff, fixed, ops)?;
+            if vm_flags.contains(VmFlags::VM_LOCKED)
+                || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE
+            {
+                self.mm_populate(addr, end, ops);
+            }
+            return Ok(addr);
         }
         // MAP_LOCKED: the process may mlock (root); mlock limits are not modelled.
         match flags & MAP_TYPE {
@@ -163,7 +187,7 @@ impl AddressSpace<'_> {
 
     /// `calc_vm_flag_bits` (anonymous): `gd`, `lo`, `nh` for `MAP_STACK` (6.7+), and
     /// arm64's `VM_MTE_ALLOWED` on MTE CPUs.
-    fn calc_vm_flag_bits(&self, flags: MapFlags) -> VmFlags {
+    fn calc_vm_flag_bits(&self, flags: MapFlags, file: bool) -> VmFlags {
         let mut f = VmFlags::empty();
         if flags.intersects(MAP_GROWSDOWN) {
             f |= VmFlags::VM_GROWSDOWN;
@@ -174,7 +198,8 @@ impl AddressSpace<'_> {
         if flags.intersects(MAP_STACK) && self.params.map_stack_sets_nohugepage() {
             f |= VmFlags::VM_NOHUGEPAGE;
         }
-        if self.params.arch == Arch::Arm64 && self.params.cpu_mte {
+        // arm64's arch_calc_vm_flag_bits: anonymous (and shmem) memory only.
+        if self.params.arch == Arch::Arm64 && self.params.cpu_mte && !file {
             f |= VmFlags::VM_MTE_ALLOWED;
         }
         f
@@ -202,10 +227,16 @@ impl AddressSpace<'_> {
             && pmd.is_power_of_two()
             && len.is_multiple_of(pmd)
         {
-            self.thp_get_unmapped_area(len, flags)?
+            self.thp_get_unmapped_area(0, len, 0, flags)?
         } else {
             self.arch_get_unmapped_area(addr, len, flags)?
         };
+        self.check_unmapped_area(a, len)
+    }
+
+    /// The checks `__get_unmapped_area` makes of the address found (§1.2/7).
+    pub(super) fn check_unmapped_area(&self, a: u64, len: u64) -> Result<u64, Errno> {
+        let p = &self.params;
         if a > p.task_size - len {
             return Err(Errno::ENOMEM);
         }
@@ -218,19 +249,46 @@ impl AddressSpace<'_> {
         Ok(a)
     }
 
-    /// `thp_get_unmapped_area_vmflags` → `__thp_get_unmapped_area` (§1.6).
-    fn thp_get_unmapped_area(&self, len: u64, flags: MapFlags) -> Result<u64, Errno> {
-        let pmd = self.params.pmd_size;
-        if let Some(len_pad) = len.checked_add(pmd) {
-            if let Ok(ret) = self.arch_get_unmapped_area(0, len_pad, flags) {
-                let off_sub = ret.wrapping_neg() & (pmd - 1);
-                if self.topdown() && off_sub == 0 {
-                    return Ok(ret + pmd);
-                }
-                return Ok(ret + off_sub);
-            }
+    /// `thp_get_unmapped_area_vmflags` → `__thp_get_unmapped_area` (§1.6) for a mapping at
+    /// byte offset `off` of its object (0 for anonymous memory), with the fallback to the
+    /// plain search.
+    pub(super) fn thp_get_unmapped_area(
+        &self,
+        addr: u64,
+        len: u64,
+        off: u64,
+        flags: MapFlags,
+    ) -> Result<u64, Errno> {
+        match self.thp_aligned_area(addr, len, off, flags) {
+            Some(a) => Ok(a),
+            None => self.arch_get_unmapped_area(addr, len, flags),
         }
-        self.arch_get_unmapped_area(0, len, flags)
+    }
+
+    /// `__thp_get_unmapped_area`: a search for `len` plus one PMD, then the address in it
+    /// congruent to `off` modulo the PMD size; `None` where the kernel returns 0.
+    fn thp_aligned_area(&self, addr: u64, len: u64, off: u64, flags: MapFlags) -> Option<u64> {
+        let pmd = self.params.pmd_size;
+        let off_end = off.checked_add(len)?;
+        let off_align = off.checked_next_multiple_of(pmd)?;
+        if off_end <= off_align || off_end - off_align < pmd {
+            return None;
+        }
+        let len_pad = len.checked_add(pmd)?;
+        off.checked_add(len_pad)?;
+        // Before 6.7 a hint is not tried first (the padded search starts from no hint).
+        let v2 = self.params.thp_aligned_placement();
+        let ret = self
+            .arch_get_unmapped_area(if v2 { addr } else { 0 }, len_pad, flags)
+            .ok()?;
+        if v2 && ret == addr {
+            return Some(addr);
+        }
+        let off_sub = off.wrapping_sub(ret) & (pmd - 1);
+        if v2 && self.topdown() && off_sub == 0 {
+            return Some(ret + pmd);
+        }
+        Some(ret + off_sub)
     }
 
     /// The architecture's `get_unmapped_area` (top-down or bottom-up, with the hint).
@@ -404,6 +462,7 @@ impl AddressSpace<'_> {
                     dev: super::vma::DevId { major: 0, minor: 1 },
                     ino,
                     path: vma_name("/dev/zero (deleted)").map_err(|_| Errno::ENOMEM)?,
+                    file: super::vma::FileId(0),
                 },
             }
         } else {

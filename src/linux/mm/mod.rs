@@ -15,6 +15,7 @@
 //!   `mmap_base`, THP mode, ...).
 //! * [`space`]: [`AddressSpace`], naming (`[heap]`, `[stack]`) and maps/smaps rendering.
 //! * [`layout`]: a freshly exec'd process and the import of captured maps/smaps text.
+//! * [`file`]: [`OpenFile`] and `mmap` of files ([`AddressSpace::mmap_file`]).
 //! * [`ops`]: [`PageOps`], through which the page layer learns which ranges changed.
 //! * `mmap`, `munmap`, `mprotect`, `madvise`, `brk`: the calls, as methods of
 //!   [`AddressSpace`].
@@ -33,6 +34,7 @@
 //! ```
 
 pub mod errno;
+pub mod file;
 pub mod layout;
 pub mod maps_text;
 pub mod mman;
@@ -51,6 +53,7 @@ mod mprotect;
 mod munmap;
 
 pub use errno::Errno;
+pub use file::OpenFile;
 pub use layout::ImportHints;
 pub use ops::{NoPageOps, PageOps};
 pub use params::{Arch, KernelVersion, LayoutParams, ThpMode};

@@ -26,6 +26,12 @@ pub fn vma_name(s: &str) -> Result<VmaName, VmaError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AnonVmaId(pub u64);
 
+/// Identity of an open file description (`struct file *`): two mappings of the same
+/// inode merge only when they come from the same open. `FileId(0)` stands for "the file
+/// the maps line names" and is what imported VMAs get (one open per inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FileId(pub u32);
+
 /// A device number as maps prints it (`MAJOR:MINOR`, hex).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct DevId {
@@ -34,6 +40,10 @@ pub struct DevId {
     /// `MINOR(dev)`.
     pub minor: u32,
 }
+
+/// The device of the kernel's internal shmem mount (`shm_mnt`), which backs shared
+/// anonymous memory: its VMAs are files there, but not files of a file system.
+pub const SHMEM_DEV: DevId = DevId { major: 0, minor: 1 };
 
 /// What backs a VMA and how `/proc/PID/maps` names it.
 ///
@@ -71,6 +81,8 @@ pub enum VmaKind {
         ino: u64,
         /// Path as printed.
         path: VmaName,
+        /// The open file the mapping came from.
+        file: FileId,
     },
 }
 
@@ -132,6 +144,20 @@ impl VmaKind {
         }
     }
 
+    /// Returns whether this is a file of a file system (not anonymous memory, a special
+    /// mapping, or shmem).
+    pub fn is_fs_file(&self) -> bool {
+        matches!(self, VmaKind::File { dev, .. } if *dev != SHMEM_DEV)
+    }
+
+    /// Returns the open file behind a file mapping.
+    pub const fn file(&self) -> Option<FileId> {
+        match self {
+            VmaKind::File { file, .. } => Some(*file),
+            _ => None,
+        }
+    }
+
     /// Returns the inode maps prints (`0` unless file-backed).
     pub const fn ino(&self) -> u64 {
         match self {
@@ -145,12 +171,18 @@ impl VmaKind {
         match (self, other) {
             (
                 VmaKind::File {
-                    dev: d1, ino: i1, ..
+                    dev: d1,
+                    ino: i1,
+                    file: f1,
+                    ..
                 },
                 VmaKind::File {
-                    dev: d2, ino: i2, ..
+                    dev: d2,
+                    ino: i2,
+                    file: f2,
+                    ..
                 },
-            ) => d1 == d2 && i1 == i2,
+            ) => d1 == d2 && i1 == i2 && f1 == f2,
             (VmaKind::AnonNamed(a), VmaKind::AnonNamed(b)) => a == b,
             (VmaKind::AnonNamed(_), _) | (_, VmaKind::AnonNamed(_)) => false,
             (a, b) => a.is_anonymous() && b.is_anonymous(),

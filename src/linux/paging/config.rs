@@ -33,6 +33,10 @@ pub struct PagingConfig {
     /// and `zap_page_range_single`): Linux 6.1 and 6.12 do, 6.18 does not (observed on
     /// x86_64 6.18; the calls went in 6.14).
     pub unmap_drains: bool,
+    /// Whether the pages fault-around maps beside the faulting one start old (access flag
+    /// clear), as arm64's `arch_wants_old_prefaulted_pte()` asks on CPUs with a hardware
+    /// access flag; x86 maps them young.
+    pub old_prefaulted_ptes: bool,
 }
 
 /// The largest folio batch of any kernel modelled (`PAGEVEC_SIZE` of Linux 6.6 and later).
@@ -66,6 +70,7 @@ impl PagingConfig {
                 15
             },
             unmap_drains: params.version < KernelVersion::V6_18,
+            old_prefaulted_ptes: params.arch == Arch::Arm64,
         }
     }
 }
@@ -80,6 +85,7 @@ impl Default for PagingConfig {
             asid: 1,
             lru_batch: MAX_LRU_BATCH as u8,
             unmap_drains: false,
+            old_prefaulted_ptes: true,
         }
     }
 }

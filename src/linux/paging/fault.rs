@@ -41,6 +41,8 @@ pub enum Touch {
     Done(PhysAddr),
     /// The process got SIGSEGV.
     Segv(Segv),
+    /// The process got SIGBUS (`BUS_ADRERR`): a file page past the end of the file.
+    Bus(Bus),
     /// No frame for the page the fault needed: the kernel's OOM path. State is intact.
     OutOfMemory {
         /// The faulting address.
@@ -60,6 +62,9 @@ pub struct VmaView {
     /// Whether a PMD-sized THP may back a fault here (the caller applies the THP mode,
     /// `hg`/`nh` and prctl rules; the handler checks block coverage and existing tables).
     pub thp: bool,
+    /// The file a file mapping maps through the page cache (`None` for anonymous memory
+    /// and shmem).
+    pub file: Option<FileView>,
 }
 
 impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
@@ -67,11 +72,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// does: `find_vma(addr)` returns the VMA containing `addr`, if any. It is called only
     /// when the access faults (so it may, say, grow a stack first, as the kernel's fault
     /// path does).
+    ///
+    /// File pages come from the page cache, read from `files` when first needed.
     pub fn access(
         &mut self,
         va: VirtAddr,
         kind: AccessKind,
         find_vma: &mut dyn FnMut(u64) -> Option<VmaView>,
+        files: &mut dyn FileStore,
     ) -> Touch {
         let access = Access::new(kind, El::El0);
         // A fault is retried after the handler fixed it; three rounds cover the longest
@@ -110,9 +118,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 self.stats.segv += 1;
                 return segv(SegvCode::AccErr);
             }
-            let r = match fault.kind {
-                FaultKind::Translation => self.fault_missing(addr, kind, &vma),
-                FaultKind::Permission if kind == AccessKind::Write => {
+            let r = match (fault.kind, vma.file) {
+                (FaultKind::Translation, Some(fv)) => {
+                    self.fault_file(addr, kind, &vma, &fv, fault, files)
+                }
+                (FaultKind::Translation, None) => self.fault_missing(addr, kind, &vma),
+                (FaultKind::Permission, _) if kind == AccessKind::Write => {
                     self.fault_write_protect(addr, &vma)
                 }
                 _ => {
@@ -209,6 +220,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         };
         let pa = leaf.pa.as_u64();
         let size = 1u64 << leaf.size_log2;
+        if leaf.descriptor.bits() & PTE_FILE.bits() != 0 && !vma.flags.contains(VmFlags::VM_SHARED)
+        {
+            // A cached file page mapped read-only in a private mapping: wp_page_copy.
+            return self.cow_file_page(&leaf, vma.flags).ok_or(oom);
+        }
         if self.is_zero(pa) {
             if size > page {
                 // The huge zero page. Its block goes, and its deposit with it; a THP that
@@ -291,6 +307,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         va: VirtAddr,
         kind: AccessKind,
         find_vma: &mut dyn FnMut(u64) -> Option<VmaView>,
+        files: &mut dyn FileStore,
     ) -> Touch {
         let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
         let write = kind == AccessKind::Write;
@@ -304,7 +321,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             Some(l) if !write || l.descriptor.bits() & Attributes::DBM.bits() != 0 => {
                 Touch::Done(PhysAddr::new(l.pa.as_u64() + (addr - l.va.as_u64())))
             }
-            _ => match self.access(va, kind, find_vma) {
+            _ => match self.access(va, kind, find_vma, files) {
                 Touch::Done(pa) => Touch::Done(pa),
                 t => return t,
             },

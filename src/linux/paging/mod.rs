@@ -9,6 +9,7 @@
 //!   block split without allocating;
 //! * `config`: [`PagingConfig`] from a layout and kernel version;
 //! * `fault`: the fault handler ([`Paging::access`], [`Paging::gup_touch`]);
+//! * `cache`, `file_fault`: the page cache and faults on file mappings;
 //! * `range`: zap, split, mprotect, MADV_FREE and MADV_COLD over present pages, and the
 //!   per-CPU folio batch that decides LazyFree;
 //! * `residency`: smaps residency, mincore and [`Paging::validate`].
@@ -18,7 +19,7 @@ use core::fmt;
 use arrayvec::ArrayVec;
 
 use super::mm::vmflags::VmFlags;
-use super::mm::{KernelVersion, LayoutParams};
+use super::mm::{Arch, KernelVersion, LayoutParams};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::regime::{sctlr, tcr};
 use crate::arch::{
@@ -48,6 +49,8 @@ pub struct PagingStats {
     pub thp: u64,
     /// SIGSEGVs delivered.
     pub segv: u64,
+    /// SIGBUSes delivered (file pages past the end of the file).
+    pub sigbus: u64,
 }
 
 /// The software dirty bit, arm64 Linux's `PTE_DIRTY` (bit 55). It keeps a page's dirty
@@ -66,6 +69,12 @@ pub const PTE_LAZYFREE: Attributes = Attributes::SW1;
 /// the lazy-free move clear. smaps counts a page as Referenced when its access flag or this
 /// bit is set. (arm64 Linux uses bit 57 for `PTE_DEVMAP`, which pagesim does not model.)
 pub const PG_REFERENCED: Attributes = Attributes::SW2;
+
+/// Software bit 58 of a leaf: the page is a page-cache page of a file (mapped from the
+/// cache, not owned by the mapping). Zapping it drops a mapping of the cached page instead
+/// of freeing the frame. (arm64 Linux uses bit 58 for `PTE_PROT_NONE`'s neighbour
+/// software bits; pagesim keeps what the kernel finds in `struct page` here.)
+pub const PTE_FILE: Attributes = Attributes::SW3;
 
 /// Returns whether a leaf descriptor is dirty as arm64 Linux's `pte_dirty()` sees it:
 /// software dirty ([`PTE_DIRTY`]) or hardware dirty (DBM set and AP\[2\] clear).
@@ -96,6 +105,8 @@ pub struct Paging<'f, M: PhysMemory, const N: usize> {
     /// since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the batch
     /// moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
     lazyfree_batch: ArrayVec<(u64, u64), MAX_LRU_BATCH>,
+    /// The page cache (empty storage until [`Paging::set_page_cache`]).
+    cache: cache::PageCache<'f>,
 }
 
 impl<M: PhysMemory, const N: usize> fmt::Debug for Paging<'_, M, N> {
@@ -245,6 +256,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             deposits: 0,
             stats: PagingStats::default(),
             lazyfree_batch: ArrayVec::new(),
+            cache: cache::PageCache::new(&mut []),
         })
     }
 
@@ -430,13 +442,17 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 }
 
+mod cache;
 mod config;
 mod fault;
+mod file_fault;
 mod range;
 mod residency;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{CachedPage, FileStore, InodeKey, NoFiles};
 pub use config::{HugeZeroWrite, PagingConfig, PagingError, MAX_LRU_BATCH};
 pub use fault::{Segv, SegvCode, Touch, VmaView};
+pub use file_fault::{Bus, FileView};
 pub use residency::{PagingInvariant, Residency};

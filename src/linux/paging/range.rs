@@ -53,12 +53,17 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             mmu,
             frames,
             deposits,
+            cache,
             ..
         } = self;
         let mut blocks = 0;
         let mut freeing = Ok(());
         mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
-            if !is_zero(l.pa.as_u64()) {
+            let d = l.descriptor.bits();
+            if d & PTE_FILE.bits() != 0 {
+                // A page-cache page: one mapping fewer; the frame stays in the cache.
+                cache.unmapped(l.pa.as_u64(), pte_dirty(d));
+            } else if !is_zero(l.pa.as_u64()) {
                 let order = (u32::from(l.size_log2) - 12).max(page_order);
                 freeing = freeing.and(frames.free_run(l.pa, order));
             }
@@ -82,6 +87,13 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// whole, since its other pages are zero pages that fault back in unchanged.
     fn zap_part(&mut self, l: &Leaf, s: u64, e: u64) -> Result<(), MapError> {
         let page = self.page();
+        if l.descriptor.bits() & PTE_FILE.bits() != 0 {
+            // File pages are mapped one page at a time: only a whole one can be zapped.
+            self.unmap(l.va.as_u64(), 1u64 << l.size_log2)?;
+            self.cache
+                .unmapped(l.pa.as_u64(), pte_dirty(l.descriptor.bits()));
+            return Ok(());
+        }
         let order = self.config.granule.page_shift() - 12;
         let ls = l.va.as_u64();
         let size = 1u64 << l.size_log2;
@@ -161,7 +173,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     ) -> Result<(), MapError> {
         let mut cursor = start;
         while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
-            let writable = flags.contains(VmFlags::VM_WRITE) && !self.is_zero(leaf.pa.as_u64());
+            // A zero page, or a cached file page in a private mapping, stays read-only: a
+            // write must copy it.
+            let cow_only = self.is_zero(leaf.pa.as_u64())
+                || (leaf.descriptor.bits() & PTE_FILE.bits() != 0
+                    && !flags.contains(VmFlags::VM_SHARED));
+            let writable = flags.contains(VmFlags::VM_WRITE) && !cow_only;
             let dirty = pte_dirty(leaf.descriptor.bits());
             let mut want = page_attrs(flags, writable && dirty);
             if writable && !dirty {

@@ -3,23 +3,50 @@
 use super::*;
 
 /// Resident memory of a range, as smaps counts it (bytes).
+///
+/// A page is shared when more than one page-table entry maps it (a page-cache page mapped
+/// twice); anonymous pages and shmem pages have one mapping each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Residency {
-    /// Private pages mapped (zero pages excluded).
+    /// Pages mapped (zero pages excluded).
     pub rss: u64,
-    /// Of those, dirty as `pte_dirty()` sees them (hardware or software dirty).
+    /// Of those, mapped once and dirty as `pte_dirty()` or the folio sees them.
     pub private_dirty: u64,
-    /// Of those, clean (e.g. after MADV_FREE).
+    /// Of those, mapped once and clean (e.g. after MADV_FREE).
     pub private_clean: u64,
-    /// Of those, young: the access flag is set (it is cleared by MADV_FREE and set again
-    /// by the next access).
+    /// Of those, mapped more than once and dirty.
+    pub shared_dirty: u64,
+    /// Of those, mapped more than once and clean.
+    pub shared_clean: u64,
+    /// The proportional set size with 12 extra fraction bits, as the kernel sums it
+    /// (`(size << 12) / mapcount` per page; smaps prints it `>> 12`).
+    pub pss_shifted: u64,
+    /// The dirty part of [`Residency::pss_shifted`].
+    pub pss_dirty_shifted: u64,
+    /// Of the pages mapped, young: the access flag is set (it is cleared by MADV_FREE and
+    /// set again by the next access) or the folio's `PG_referenced`.
     pub referenced: u64,
+    /// Of those, anonymous (not page-cache pages of a file).
+    pub anonymous: u64,
     /// Of those, lazy-free (made so by MADV_FREE) and still clean.
     pub lazy_free: u64,
     /// Bytes mapped by level-2 blocks (PMD THPs).
     pub anon_huge: u64,
     /// Pages with any mapping, zero pages included (what mincore reports), in base pages.
     pub present_pages: u64,
+}
+
+impl Residency {
+    /// Returns the proportional set size in bytes, truncated once over the range as the
+    /// kernel truncates it.
+    pub const fn pss(&self) -> u64 {
+        self.pss_shifted >> 12
+    }
+
+    /// Returns the dirty part of [`Residency::pss`].
+    pub const fn pss_dirty(&self) -> u64 {
+        self.pss_dirty_shifted >> 12
+    }
 }
 
 /// A paging invariant that does not hold (see [`Paging::validate`]).
@@ -45,7 +72,7 @@ pub enum PagingInvariant {
     Frames {
         /// Frames the allocator has handed out.
         used: u64,
-        /// Tables + frames the leaves map + the zero pages.
+        /// Tables + frames the leaves map + the zero pages + the page cache.
         accounted: u64,
     },
 }
@@ -90,17 +117,33 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 r.present_pages += (e - s) / page;
                 if !self.is_zero(l.pa.as_u64()) {
                     let d = l.descriptor.bits();
-                    r.rss += e - s;
-                    if pte_dirty(d) {
-                        r.private_dirty += e - s;
+                    let n = e - s;
+                    let file = d & PTE_FILE.bits() != 0;
+                    let (mapcount, folio_dirty) = if file {
+                        self.cache.state_of(l.pa.as_u64()).unwrap_or((1, false))
                     } else {
-                        r.private_clean += e - s;
-                        if d & PTE_LAZYFREE.bits() != 0 {
-                            r.lazy_free += e - s;
-                        }
+                        (1, false)
+                    };
+                    let dirty = pte_dirty(d) || folio_dirty;
+                    let share = (n << 12) / u64::from(mapcount.max(1));
+                    r.rss += n;
+                    r.pss_shifted += share;
+                    match (mapcount >= 2, dirty) {
+                        (false, true) => r.private_dirty += n,
+                        (false, false) => r.private_clean += n,
+                        (true, true) => r.shared_dirty += n,
+                        (true, false) => r.shared_clean += n,
+                    }
+                    if dirty {
+                        r.pss_dirty_shifted += share;
+                    } else if d & PTE_LAZYFREE.bits() != 0 {
+                        r.lazy_free += n;
+                    }
+                    if !file {
+                        r.anonymous += n;
                     }
                     if d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
-                        r.referenced += e - s;
+                        r.referenced += n;
                     }
                     if size > page && s == l_start && e == l_start + size {
                         r.anon_huge += size;
@@ -160,7 +203,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     if size > page {
                         blocks += 1;
                     }
-                    if !self.is_zero(l.pa.as_u64()) {
+                    if l.descriptor.bits() & PTE_FILE.bits() == 0 && !self.is_zero(l.pa.as_u64()) {
                         mapped_frames += size >> 12;
                     }
                     true
@@ -183,7 +226,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let table_frames = self.mapper.table_count() << (self.config.granule.page_shift() - 12);
         let zero_frames = (page >> 12) + self.huge_zero.map_or(0, |_| self.pmd() >> 12);
         let used = self.frames.total_frames() as u64 - free;
-        let accounted = table_frames + mapped_frames + zero_frames;
+        let cache_frames =
+            (self.cache.pages().len() as u64) << (self.config.granule.page_shift() - 12);
+        let accounted = table_frames + mapped_frames + zero_frames + cache_frames;
         if used != accounted {
             return Err(PagingInvariant::Frames { used, accounted });
         }

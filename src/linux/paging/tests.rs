@@ -40,6 +40,7 @@ fn vma(start: u64, end: u64, flags: VmFlags, thp: bool) -> impl Fn(u64) -> Optio
             end,
             flags,
             thp,
+            file: None,
         })
     }
 }
@@ -49,7 +50,12 @@ fn read_maps_zero_page_write_allocates_and_cow() {
     with_paging(PagingConfig::default(), |p| {
         let mut v = vma(0x1000_0000, 0x1001_0000, RW, false);
         let free0 = p.frames().free_frames();
-        let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Read, &mut v);
+        let r = p.access(
+            VirtAddr::new(0x1000_0010),
+            AccessKind::Read,
+            &mut v,
+            &mut NoFiles,
+        );
         assert_eq!(r, Touch::Done(PhysAddr::new(p.zero_page().as_u64() + 0x10)));
         assert_eq!(
             p.residency(0x1000_0000, 0x1001_0000).unwrap(),
@@ -59,7 +65,12 @@ fn read_maps_zero_page_write_allocates_and_cow() {
             }
         );
         // Write after read: copy-on-write off the zero page.
-        let r = p.access(VirtAddr::new(0x1000_0010), AccessKind::Write, &mut v);
+        let r = p.access(
+            VirtAddr::new(0x1000_0010),
+            AccessKind::Write,
+            &mut v,
+            &mut NoFiles,
+        );
         assert!(matches!(r, Touch::Done(pa) if pa.as_u64() != p.zero_page().as_u64() + 0x10));
         assert_eq!(p.stats().cow, 1);
         let res = p.residency(0x1000_0000, 0x1001_0000).unwrap();
@@ -74,7 +85,12 @@ fn read_maps_zero_page_write_allocates_and_cow() {
         );
         // A second write hits the TLB: no new fault.
         let faults = p.stats().faults;
-        let _ = p.access(VirtAddr::new(0x1000_0018), AccessKind::Write, &mut v);
+        let _ = p.access(
+            VirtAddr::new(0x1000_0018),
+            AccessKind::Write,
+            &mut v,
+            &mut NoFiles,
+        );
         assert_eq!(p.stats().faults, faults);
         p.zap(0x1000_0000, 0x1001_0000).unwrap();
         assert_eq!(p.frames().free_frames(), free0);
@@ -89,7 +105,7 @@ fn read_maps_zero_page_write_allocates_and_cow() {
 fn segv_codes() {
     with_paging(PagingConfig::default(), |p| {
         let mut v = vma(0x1000_0000, 0x1001_0000, VmFlags::VM_READ, false);
-        match p.access(VirtAddr::new(0), AccessKind::Write, &mut v) {
+        match p.access(VirtAddr::new(0), AccessKind::Write, &mut v, &mut NoFiles) {
             Touch::Segv(s) => {
                 assert_eq!(s.code, SegvCode::MapErr);
                 assert_eq!(s.fault.kind, FaultKind::Translation);
@@ -98,10 +114,20 @@ fn segv_codes() {
             t => panic!("{t:?}"),
         }
         assert!(matches!(
-            p.access(VirtAddr::new(0x1000_0000), AccessKind::Read, &mut v),
+            p.access(
+                VirtAddr::new(0x1000_0000),
+                AccessKind::Read,
+                &mut v,
+                &mut NoFiles
+            ),
             Touch::Done(_)
         ));
-        match p.access(VirtAddr::new(0x1000_0000), AccessKind::Write, &mut v) {
+        match p.access(
+            VirtAddr::new(0x1000_0000),
+            AccessKind::Write,
+            &mut v,
+            &mut NoFiles,
+        ) {
             Touch::Segv(s) => {
                 assert_eq!(s.code, SegvCode::AccErr);
                 assert_eq!(s.fault.kind, FaultKind::Permission);
@@ -113,6 +139,7 @@ fn segv_codes() {
             VirtAddr::new(0x5a00_0000_0000_0000),
             AccessKind::Read,
             &mut v,
+            &mut NoFiles,
         ) {
             Touch::Segv(s) => assert_eq!((s.code, s.addr.as_u64()), (SegvCode::MapErr, 0)),
             t => panic!("{t:?}"),
@@ -134,21 +161,36 @@ fn thp_write_and_huge_zero_read() {
             let mut v = vma(0x4000_0000, 0x4060_0000, RW, true);
             // Write fault in an eligible block: a THP.
             assert!(matches!(
-                p.access(VirtAddr::new(0x4000_1000), AccessKind::Write, &mut v),
+                p.access(
+                    VirtAddr::new(0x4000_1000),
+                    AccessKind::Write,
+                    &mut v,
+                    &mut NoFiles
+                ),
                 Touch::Done(_)
             ));
             let r = p.residency(0x4000_0000, 0x4020_0000).unwrap();
             assert_eq!((r.rss, r.anon_huge), (2 << 20, 2 << 20));
             // Read fault in the next block: the huge zero page.
             assert!(matches!(
-                p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &mut v),
+                p.access(
+                    VirtAddr::new(0x4020_0000),
+                    AccessKind::Read,
+                    &mut v,
+                    &mut NoFiles
+                ),
                 Touch::Done(_)
             ));
             let r = p.residency(0x4020_0000, 0x4040_0000).unwrap();
             assert_eq!((r.rss, r.present_pages), (0, 512));
             // Write to it: 6.18 allocates a THP, 6.1/6.12 split and copy one page.
             assert!(matches!(
-                p.access(VirtAddr::new(0x4020_0000), AccessKind::Write, &mut v),
+                p.access(
+                    VirtAddr::new(0x4020_0000),
+                    AccessKind::Write,
+                    &mut v,
+                    &mut NoFiles
+                ),
                 Touch::Done(_)
             ));
             let r = p.residency(0x4020_0000, 0x4040_0000).unwrap();
@@ -184,11 +226,21 @@ fn blocks_split_even_with_no_frame_left() {
     let mut p: Paging<'_, _, 16> = Paging::new(PagingConfig::default(), mem, alloc).unwrap();
     let mut v = vma(0x4000_0000, 0x4100_0000, RW, true);
     assert!(matches!(
-        p.access(VirtAddr::new(0x4000_0000), AccessKind::Write, &mut v),
+        p.access(
+            VirtAddr::new(0x4000_0000),
+            AccessKind::Write,
+            &mut v,
+            &mut NoFiles
+        ),
         Touch::Done(_)
     ));
     assert!(matches!(
-        p.access(VirtAddr::new(0x4020_0000), AccessKind::Read, &mut v),
+        p.access(
+            VirtAddr::new(0x4020_0000),
+            AccessKind::Read,
+            &mut v,
+            &mut NoFiles
+        ),
         Touch::Done(_)
     ));
     assert_eq!(p.deposited_tables(), 2);
@@ -198,7 +250,8 @@ fn blocks_split_even_with_no_frame_left() {
         p.access(
             VirtAddr::new(0x5000_0000 + i * 4096),
             AccessKind::Write,
-            &mut small
+            &mut small,
+            &mut NoFiles,
         ),
         Touch::Done(_)
     ) {
@@ -240,6 +293,7 @@ fn out_of_frames_is_reported_and_state_is_intact() {
             VirtAddr::new(0x1000_0000 + i * 4096),
             AccessKind::Write,
             &mut v,
+            &mut NoFiles,
         ) {
             Touch::Done(_) => done.push(i),
             Touch::OutOfMemory { addr } => {
@@ -259,7 +313,8 @@ fn out_of_frames_is_reported_and_state_is_intact() {
             p.access(
                 VirtAddr::new(0x1000_0000 + i * 4096),
                 AccessKind::Read,
-                &mut v
+                &mut v,
+                &mut NoFiles,
             ),
             Touch::Done(_)
         ));

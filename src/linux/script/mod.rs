@@ -47,6 +47,8 @@ pub enum Call {
         prot: mman::Prot,
         /// MAP_* bits.
         flags: mman::MapFlags,
+        /// The host file to map and the byte offset into it (`None`: anonymous memory).
+        file: Option<(String, u64)>,
     },
     /// `munmap`.
     Munmap {
@@ -284,6 +286,7 @@ impl std::fmt::Display for Call {
                 len,
                 prot,
                 flags,
+                file,
             } => {
                 if let Some(b) = bind {
                     write!(f, "{b} = ")?;
@@ -291,7 +294,11 @@ impl std::fmt::Display for Call {
                 write!(f, "mmap {addr} {len:#x} ")?;
                 write_prot(f, *prot)?;
                 f.write_str(" ")?;
-                write_flags(f, *flags)
+                write_flags(f, *flags)?;
+                match file {
+                    Some((path, off)) => write!(f, " {path} {off:#x}"),
+                    None => Ok(()),
+                }
             }
             Call::Munmap { addr, len } => write!(f, "munmap {addr} {len:#x}"),
             Call::Mprotect { addr, len, prot } => {
@@ -381,13 +388,19 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
         let num = |s: &str| parse_number(s).map_err(&err);
         let call = match w[0] {
             "mmap" => {
-                argc(4)?;
+                if w.len() != 5 {
+                    argc(6)?;
+                }
                 Call::Mmap {
                     bind: bind.clone(),
                     addr: addr(w[1])?,
                     len: num(w[2])?,
                     prot: parse_prot(w[3]).map_err(&err)?,
                     flags: parse_flags(w[4]).map_err(&err)?,
+                    file: match w.get(5..7) {
+                        Some([path, off]) => Some((path.to_string(), num(off)?)),
+                        _ => None,
+                    },
                 }
             }
             "munmap" => {
@@ -477,6 +490,7 @@ mod tests {
                     bind: Some("buf".into()),
                     addr: Addr::Num(0),
                     len: 100 << 20,
+                    file: None,
                     prot: mman::PROT_READ | mman::PROT_WRITE,
                     flags: mman::MAP_PRIVATE | mman::MAP_ANONYMOUS
                 }

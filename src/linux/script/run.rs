@@ -109,14 +109,24 @@ pub fn run(
                 len,
                 prot,
                 flags,
+                file,
             } => {
                 let a = resolve(addr)?;
-                let r = p.mmap(a, *len, *prot, *flags);
+                let (r, fd) = match file {
+                    Some((path, off)) => match p.open(path) {
+                        Ok(f) => (
+                            p.mmap_file(a, *len, *prot, *flags, &f, *off),
+                            format!(", {path:?}, {off:#x}"),
+                        ),
+                        Err(e) => (Err(e), format!(", {path:?}, {off:#x}")),
+                    },
+                    None => (p.mmap(a, *len, *prot, *flags), String::new()),
+                };
                 if let (Some(n), Ok(v)) = (bind, r) {
                     names.insert(n.clone(), v);
                 }
                 format!(
-                    "mmap({}, {:#x}, {}, {}) = {}",
+                    "mmap({}, {:#x}, {}, {}{fd}) = {}",
                     addr_arg(a),
                     len,
                     prot_name(*prot),
@@ -175,19 +185,17 @@ pub fn run(
                 let mut va = a;
                 let end = a.saturating_add((*len).max(1));
                 while va < end {
-                    match p.access(VirtAddr::new(va), *kind) {
-                        Touch::Done(_) => {}
-                        Touch::Segv(s) => {
-                            result = format!(
-                                "SIGSEGV {{si_code={}, si_addr={:#x}}}",
-                                s.code.name(),
-                                s.addr.as_u64()
-                            );
-                            if quiet {
-                                out.push_str(&format!("{name}({a:#x}, {len:#x}) = {result}\n"));
-                            }
-                            break;
-                        }
+                    let signal = match p.access(VirtAddr::new(va), *kind) {
+                        Touch::Done(_) => None,
+                        Touch::Segv(s) => Some(format!(
+                            "SIGSEGV {{si_code={}, si_addr={:#x}}}",
+                            s.code.name(),
+                            s.addr.as_u64()
+                        )),
+                        Touch::Bus(b) => Some(format!(
+                            "SIGBUS {{si_code=BUS_ADRERR, si_addr={:#x}}}",
+                            b.addr.as_u64()
+                        )),
                         Touch::OutOfMemory { addr } => {
                             result = format!(
                                 "-1 ENOMEM (out of simulated physical memory at {:#x})",
@@ -195,6 +203,13 @@ pub fn run(
                             );
                             break;
                         }
+                    };
+                    if let Some(sig) = signal {
+                        result = sig;
+                        if quiet {
+                            out.push_str(&format!("{name}({a:#x}, {len:#x}) = {result}\n"));
+                        }
+                        break;
                     }
                     va = (va & !(page - 1)).saturating_add(page);
                 }

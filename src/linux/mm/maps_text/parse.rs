@@ -1,6 +1,7 @@
 //! Reading maps and smaps text back: lines, entries and their errors.
 
 use super::*;
+use crate::linux::mm::vma::FileId;
 
 /// What is wrong with a line of maps or smaps text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +229,7 @@ pub fn parse_maps_line(line: &str, fmt: &MapsFormat) -> Result<Vma, ParseErrorKi
             dev,
             ino,
             path: vma_name(name).map_err(E::BadName)?,
+            file: FileId(0),
         }
     };
     if matches!(kind, VmaKind::File { .. }) && offset % page != 0 {

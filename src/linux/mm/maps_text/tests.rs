@@ -1,7 +1,7 @@
 //! Tests of maps/smaps rendering and parsing against the spec's kernel listings.
 
 use super::*;
-use crate::linux::mm::vma::{vma_name, AnonVmaId};
+use crate::linux::mm::vma::{vma_name, AnonVmaId, FileId};
 use crate::linux::mm::vma_tree::VmaSlot;
 use proptest::prelude::*;
 use std::format;
@@ -116,7 +116,8 @@ fn file_lines() {
                 minor: 0
             },
             ino: 10010772,
-            path: vma_name("/usr/bin/x").unwrap()
+            path: vma_name("/usr/bin/x").unwrap(),
+            file: FileId(0),
         }
     );
     assert_eq!(render_all(&v, &f), line);
@@ -485,7 +486,7 @@ fn kind_strategy() -> impl Strategy<Value = (VmaKind, u64)> {
         1 => "\\[[a-z]{1,10}\\]".prop_filter("not a builtin", |n| !matches!(n.as_str(), "[heap]" | "[stack]" | "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]"))
             .prop_map(|n| (VmaKind::Special(vma_name(&n).unwrap()), 0)),
         3 => ("/[a-zA-Z0-9_./ -]{0,250}", 0u32..0x1000, 0u32..0x10_0000, any::<u64>(), 0u64..(1 << 40))
-            .prop_map(|(p, maj, min, ino, pg)| (VmaKind::File { dev: DevId { major: maj, minor: min }, ino, path: vma_name(&p).unwrap() }, pg)),
+            .prop_map(|(p, maj, min, ino, pg)| (VmaKind::File { dev: DevId { major: maj, minor: min }, ino, path: vma_name(&p).unwrap(), file: FileId(0) }, pg)),
     ]
 }
 

@@ -1,0 +1,121 @@
+//! Files of the host as a process's [`FileStore`]: `mmap` of real files in `pagesim run`
+//! and the kernel cross-check, with the host's device and inode numbers.
+
+use std::fs::File;
+use std::string::String;
+use std::vec::Vec;
+
+use crate::linux::mm::vma::{vma_name, DevId, FileId};
+use crate::linux::mm::{Errno, OpenFile};
+use crate::linux::paging::FileStore;
+
+/// The host files a process opened, one entry per `open` (each a [`FileId`] of its own).
+#[derive(Debug, Default)]
+pub struct HostFiles {
+    files: Vec<File>,
+}
+
+impl HostFiles {
+    /// Creates a store with nothing open.
+    pub fn new() -> Self {
+        HostFiles::default()
+    }
+
+    fn get(&self, id: FileId) -> Option<&File> {
+        (id.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| self.files.get(i))
+    }
+}
+
+/// Returns the errno of an I/O error.
+fn errno_of(e: &std::io::Error) -> Errno {
+    e.raw_os_error()
+        .and_then(Errno::from_number)
+        .unwrap_or(match e.kind() {
+            std::io::ErrorKind::NotFound => Errno::ENOENT,
+            std::io::ErrorKind::PermissionDenied => Errno::EACCES,
+            _ => Errno::EINVAL,
+        })
+}
+
+/// Splits a Linux `dev_t` into major and minor as `MAJOR()`/`MINOR()` of glibc do.
+pub const fn dev_of(rdev: u64) -> DevId {
+    DevId {
+        major: (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32,
+        minor: ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32,
+    }
+}
+
+impl FileStore for HostFiles {
+    fn open(&mut self, path: &str) -> Result<OpenFile, Errno> {
+        let (file, writable) = match File::options().read(true).write(true).open(path) {
+            Ok(f) => (f, true),
+            Err(_) => (File::open(path).map_err(|e| errno_of(&e))?, false),
+        };
+        let meta = file.metadata().map_err(|e| errno_of(&e))?;
+        if meta.is_dir() {
+            return Err(Errno::ENODEV);
+        }
+        let (dev, ino) = dev_ino(&meta);
+        let id = FileId(u32::try_from(self.files.len() + 1).map_err(|_| Errno::ENOMEM)?);
+        // The path maps prints: absolute, as the kernel's d_path.
+        let shown: String = std::fs::canonicalize(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.into());
+        let path = vma_name(&shown).map_err(|_| Errno::EINVAL)?;
+        self.files.push(file);
+        Ok(OpenFile {
+            id,
+            dev,
+            ino,
+            path,
+            readable: true,
+            writable,
+        })
+    }
+
+    fn size(&self, file: FileId) -> Option<u64> {
+        self.get(file)?.metadata().ok().map(|m| m.len())
+    }
+
+    fn read(&mut self, file: FileId, offset: u64, buf: &mut [u8]) {
+        buf.fill(0);
+        if let Some(f) = self.get(file) {
+            read_at(f, offset, buf);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn dev_ino(meta: &std::fs::Metadata) -> (DevId, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (dev_of(meta.dev()), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn dev_ino(_: &std::fs::Metadata) -> (DevId, u64) {
+    (DevId::default(), 0)
+}
+
+/// Reads what the file holds at `offset` into `buf` (the rest stays zero).
+#[cfg(unix)]
+fn read_at(f: &File, offset: u64, buf: &mut [u8]) {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn read_at(f: &File, offset: u64, buf: &mut [u8]) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = f;
+    if f.seek(SeekFrom::Start(offset)).is_ok() {
+        let _ = f.read(buf);
+    }
+}

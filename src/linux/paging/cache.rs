@@ -1,0 +1,253 @@
+//! The page cache: file pages keyed by (inode, page index), in frames of the allocator,
+//! with the mapcount and dirty flag of each page's folio (order-0 folios only, spec
+//! `linux-files-mremap-fork.md` §0.4), and the [`FileStore`] that supplies file contents.
+
+use super::*;
+use crate::linux::mm::vma::{DevId, FileId};
+use crate::linux::mm::{Errno, OpenFile};
+
+/// Where files come from: the process's view of a file system (host files, byte slices).
+pub trait FileStore {
+    /// Opens `path` for mapping (read-write where allowed, else read-only), as a new open
+    /// file description.
+    ///
+    /// # Errors
+    /// The errno of `open(2)`; `ENOENT` from a store that opens nothing (the default).
+    fn open(&mut self, path: &str) -> Result<OpenFile, Errno> {
+        let _ = path;
+        Err(Errno::ENOENT)
+    }
+
+    /// Returns the size in bytes of the file open as `file`, or `None` when the store does
+    /// not know the file (an imported mapping): the mapping is then backed to its end and
+    /// reads zeros.
+    fn size(&self, file: FileId) -> Option<u64>;
+
+    /// Fills `buf` with the bytes of `file` at `offset`, zeros past its end.
+    fn read(&mut self, file: FileId, offset: u64, buf: &mut [u8]);
+}
+
+/// A [`FileStore`] that knows no file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoFiles;
+
+impl FileStore for NoFiles {
+    fn size(&self, _: FileId) -> Option<u64> {
+        None
+    }
+
+    fn read(&mut self, _: FileId, _: u64, buf: &mut [u8]) {
+        buf.fill(0);
+    }
+}
+
+/// The inode a page-cache page belongs to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InodeKey {
+    /// `MAJOR(s_dev)`.
+    pub major: u32,
+    /// `MINOR(s_dev)`.
+    pub minor: u32,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl InodeKey {
+    /// Returns the key of inode `ino` on `dev`.
+    pub const fn new(dev: DevId, ino: u64) -> Self {
+        InodeKey {
+            major: dev.major,
+            minor: dev.minor,
+            ino,
+        }
+    }
+}
+
+/// One page of the page cache (one slot of its storage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedPage {
+    inode: InodeKey,
+    index: u64,
+    pa: u64,
+    mapcount: u32,
+    dirty: bool,
+}
+
+impl CachedPage {
+    /// An unused slot, for initialising storage.
+    pub const EMPTY: CachedPage = CachedPage {
+        inode: InodeKey {
+            major: 0,
+            minor: 0,
+            ino: 0,
+        },
+        index: 0,
+        pa: 0,
+        mapcount: 0,
+        dirty: false,
+    };
+
+    /// Returns the inode.
+    pub const fn inode(&self) -> InodeKey {
+        self.inode
+    }
+
+    /// Returns the page index in the file.
+    pub const fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Returns the frame holding the page.
+    pub const fn pa(&self) -> PhysAddr {
+        PhysAddr::new_truncate(self.pa)
+    }
+
+    /// Returns how many page-table entries map the page.
+    pub const fn mapcount(&self) -> u32 {
+        self.mapcount
+    }
+
+    /// Returns whether the folio is dirty (written through a shared mapping since it was
+    /// read or cleaned).
+    pub const fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+}
+
+/// The pages of the cache, sorted by (inode, index), in caller storage.
+pub(super) struct PageCache<'f> {
+    slots: &'f mut [CachedPage],
+    len: usize,
+}
+
+impl<'f> PageCache<'f> {
+    pub(super) fn new(slots: &'f mut [CachedPage]) -> Self {
+        PageCache { slots, len: 0 }
+    }
+
+    pub(super) fn pages(&self) -> &[CachedPage] {
+        &self.slots[..self.len]
+    }
+
+    /// Returns the slot of (inode, index), or where it would go.
+    pub(super) fn find(&self, inode: InodeKey, index: u64) -> Result<usize, usize> {
+        self.pages()
+            .binary_search_by(|p| (p.inode, p.index).cmp(&(inode, index)))
+    }
+
+    /// Returns the slot holding frame `pa`.
+    pub(super) fn by_pa(&self, pa: u64) -> Option<usize> {
+        self.pages().iter().position(|p| p.pa == pa)
+    }
+
+    pub(super) fn is_full(&self) -> bool {
+        self.len >= self.slots.len()
+    }
+
+    /// Inserts a page at `at` (from [`PageCache::find`]); the caller checked room.
+    pub(super) fn insert(&mut self, at: usize, inode: InodeKey, index: u64, pa: u64) {
+        self.slots.copy_within(at..self.len, at + 1);
+        self.slots[at] = CachedPage {
+            inode,
+            index,
+            pa,
+            mapcount: 0,
+            dirty: false,
+        };
+        self.len += 1;
+    }
+
+    /// Counts one more mapping of the page in slot `i`.
+    pub(super) fn mapped(&mut self, i: usize) {
+        let p = &mut self.slots[i];
+        p.mapcount = p.mapcount.saturating_add(1);
+    }
+
+    /// Returns the mapcount and folio dirty flag of the page in frame `pa`, if cached.
+    pub(super) fn state_of(&self, pa: u64) -> Option<(u32, bool)> {
+        self.by_pa(pa)
+            .map(|i| (self.slots[i].mapcount, self.slots[i].dirty))
+    }
+
+    /// Drops one mapping of the page in frame `pa`; a dirty PTE dirties the folio
+    /// (`zap_present_ptes`: `folio_mark_dirty`).
+    pub(super) fn unmapped(&mut self, pa: u64, pte_dirty: bool) {
+        if let Some(i) = self.by_pa(pa) {
+            let p = &mut self.slots[i];
+            p.mapcount = p.mapcount.saturating_sub(1);
+            p.dirty |= pte_dirty;
+        }
+    }
+}
+
+impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
+    /// Gives the page cache `storage`, one slot per file page it can hold. Without it
+    /// (the default) a file fault finds no room and ends as [`Touch::OutOfMemory`].
+    /// Pages already cached stay; they must fit.
+    ///
+    /// # Errors
+    /// [`PagingError::OutOfFrames`] when `storage` cannot hold the pages cached now.
+    pub fn set_page_cache(&mut self, storage: &'f mut [CachedPage]) -> Result<(), PagingError> {
+        if storage.len() < self.cache.len {
+            return Err(PagingError::OutOfFrames);
+        }
+        storage[..self.cache.len].copy_from_slice(self.cache.pages());
+        let len = self.cache.len;
+        self.cache = PageCache {
+            slots: storage,
+            len,
+        };
+        Ok(())
+    }
+
+    /// Returns the pages of the page cache, sorted by inode and index.
+    pub fn cached_pages(&self) -> &[CachedPage] {
+        self.cache.pages()
+    }
+
+    /// Returns the cache slot of page `index` of `inode`, reading it from `files` (as
+    /// `file`) into a new frame if it is not cached yet.
+    pub(super) fn cache_page(
+        &mut self,
+        inode: InodeKey,
+        index: u64,
+        file: FileId,
+        files: &mut dyn FileStore,
+    ) -> Option<usize> {
+        let at = match self.cache.find(inode, index) {
+            Ok(i) => return Some(i),
+            Err(at) => at,
+        };
+        if self.cache.is_full() {
+            return None;
+        }
+        let order = self.config.granule.page_shift() - 12;
+        let pa = self.alloc(order)?;
+        let page = self.page();
+        let mut buf = [0u8; 512];
+        let mut off = 0;
+        while off < page {
+            files.read(file, index * page + off, &mut buf);
+            if buf.iter().any(|&b| b != 0) {
+                // The frame is zeroed: only data needs writing.
+                for (i, w) in buf.chunks_exact(8).enumerate() {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(w);
+                    let at = PhysAddr::new(pa.as_u64() + off + 8 * i as u64);
+                    if self
+                        .mmu
+                        .memory_mut()
+                        .write_u64(at, u64::from_le_bytes(word))
+                        .is_err()
+                    {
+                        let _ = self.frames.free_run(pa, order);
+                        return None;
+                    }
+                }
+            }
+            off += buf.len() as u64;
+        }
+        self.cache.insert(at, inode, index, pa.as_u64());
+        Some(at)
+    }
+}
