@@ -411,6 +411,15 @@ fn import_residency(
 /// Runs `calls` on a fresh executor and on pagesim; returns the first difference, with
 /// the script so far.
 fn check(params: LayoutParams, calls: &[Call]) -> Result<(), String> {
+    // The host's page cache outlives a script: pages an earlier script dirtied through a
+    // shared mapping are written back first, so that every script starts with clean files,
+    // as pagesim's fresh page cache does.
+    for i in 0..FILE_SIZES.len() {
+        let path = files_dir().join(format!("f{i}"));
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let mut k = Kernel::spawn().map_err(|e| format!("spawn: {e}"))?;
     let smaps = k.smaps().map_err(|e| format!("smaps: {e}"))?;
     let (start_brk, _, start_stack) = k.stat_fields().map_err(|e| format!("stat: {e}"))?;

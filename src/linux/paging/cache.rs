@@ -163,6 +163,18 @@ impl<'f> PageCache<'f> {
         p.mapcount = p.mapcount.saturating_add(1);
     }
 
+    /// Marks the folio in slot `i` dirty (`folio_mark_dirty`).
+    pub(super) fn mark_dirty(&mut self, i: usize) {
+        self.slots[i].dirty = true;
+    }
+
+    /// Marks the folio in frame `pa` dirty, if cached.
+    pub(super) fn mark_dirty_pa(&mut self, pa: u64) {
+        if let Some(i) = self.by_pa(pa) {
+            self.slots[i].dirty = true;
+        }
+    }
+
     /// Returns the mapcount and folio dirty flag of the page in frame `pa`, if cached.
     pub(super) fn state_of(&self, pa: u64) -> Option<(u32, bool)> {
         self.by_pa(pa)

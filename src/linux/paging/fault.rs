@@ -276,6 +276,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             self.stats.cow += 1;
             return Ok(());
         }
+        if leaf.descriptor.bits() & PTE_FILE.bits() != 0 {
+            // wp_page_shared: the file system is told, the folio becomes dirty.
+            self.cache.mark_dirty_pa(pa);
+        }
         // An exclusive anonymous page: reuse it, young, writable and dirty (wp_page_reuse:
         // maybe_mkwrite(pte_mkdirty(pte_mkyoung(entry)))).
         let start = leaf.va.as_u64();

@@ -115,9 +115,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     ) -> Result<(), MapError> {
         let shared = flags.contains(VmFlags::VM_SHARED);
         let writable = shared && flags.contains(VmFlags::VM_WRITE);
+        // A file system that tracks dirty pages (write-notify) maps a shared page read-only
+        // until it is written; the write fault dirties the folio (wp_page_shared).
         let mut attrs = page_attrs(flags, writable && write) | PTE_FILE;
-        if writable && !write {
-            attrs |= Attributes::DBM | Attributes::AP_RO;
+        if writable && write {
+            attrs |= PTE_DIRTY;
+            self.cache.mark_dirty(slot);
         }
         if !young {
             attrs.remove(Attributes::AF);

@@ -181,7 +181,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             let writable = flags.contains(VmFlags::VM_WRITE) && !cow_only;
             let dirty = pte_dirty(leaf.descriptor.bits());
             let mut want = page_attrs(flags, writable && dirty);
-            if writable && !dirty {
+            // A clean shared file page stays read-only (write-notify): its write must fault.
+            let file = leaf.descriptor.bits() & PTE_FILE.bits() != 0;
+            if writable && !dirty && !file {
                 // Clean but writable: DBM set, AP[2] set until hardware marks it dirty.
                 want |= Attributes::DBM | Attributes::AP_RO;
             }
