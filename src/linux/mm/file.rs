@@ -157,24 +157,14 @@ impl AddressSpace<'_> {
         &mut self,
         addr: u64,
         len: u64,
-        mut vm_flags: VmFlags,
+        vm_flags: VmFlags,
         f: &OpenFile,
         pgoff: u64,
         fixed: bool,
         ops: &mut dyn PageOps,
     ) -> Result<(), Errno> {
         let end = addr + len;
-        if self.free_slots() < 2 {
-            return Err(Errno::ENOMEM);
-        }
-        if fixed && self.tree.find_vma_intersection(addr, end).is_some() {
-            self.do_munmap_range(addr, end, ops)?;
-        }
-        if (vm_flags & (VmFlags::VM_NORESERVE | VmFlags::VM_SHARED | VmFlags::VM_WRITE))
-            == VmFlags::VM_WRITE
-        {
-            vm_flags |= VmFlags::VM_ACCOUNT;
-        }
+        let vm_flags = self.clear_region(addr, end, vm_flags, fixed, ops)?;
         let kind = VmaKind::File {
             dev: f.dev,
             ino: f.ino,

@@ -432,21 +432,7 @@ impl AddressSpace<'_> {
         ops: &mut dyn PageOps,
     ) -> Result<(), Errno> {
         let end = addr + len;
-        // The simulator's storage must hold a hole punch plus the new VMA; check before
-        // changing anything.
-        if self.free_slots() < 2 {
-            return Err(Errno::ENOMEM);
-        }
-        // Only a fixed address can overlap: the search returns free ranges.
-        if fixed && self.tree.find_vma_intersection(addr, end).is_some() {
-            self.do_munmap_range(addr, end, ops)?;
-        }
-        // accountable_mapping: private writable without MAP_NORESERVE.
-        if (vm_flags & (VmFlags::VM_NORESERVE | VmFlags::VM_SHARED | VmFlags::VM_WRITE))
-            == VmFlags::VM_WRITE
-        {
-            vm_flags |= VmFlags::VM_ACCOUNT;
-        }
+        vm_flags = self.clear_region(addr, end, vm_flags, fixed, ops)?;
         let ps = self.params.page_shift;
         let new = if shared {
             let ino = self.next_shmem_ino;
@@ -477,6 +463,34 @@ impl AddressSpace<'_> {
             }
         };
         self.merge_new_range(new)
+    }
+
+    /// The first steps of `mmap_region`: unmaps what a fixed mapping covers and returns
+    /// the flags with `VM_ACCOUNT` added where `accountable_mapping` asks for it.
+    pub(super) fn clear_region(
+        &mut self,
+        addr: u64,
+        end: u64,
+        mut vm_flags: VmFlags,
+        fixed: bool,
+        ops: &mut dyn PageOps,
+    ) -> Result<VmFlags, Errno> {
+        // The simulator's storage must hold a hole punch plus the new VMA; check before
+        // changing anything.
+        if self.free_slots() < 2 {
+            return Err(Errno::ENOMEM);
+        }
+        // Only a fixed address can overlap: the search returns free ranges.
+        if fixed && self.tree.find_vma_intersection(addr, end).is_some() {
+            self.do_munmap_range(addr, end, ops)?;
+        }
+        // accountable_mapping: private writable without MAP_NORESERVE.
+        if (vm_flags & (VmFlags::VM_NORESERVE | VmFlags::VM_SHARED | VmFlags::VM_WRITE))
+            == VmFlags::VM_WRITE
+        {
+            vm_flags |= VmFlags::VM_ACCOUNT;
+        }
+        Ok(vm_flags)
     }
 
     /// `vma_merge_new_range` or a new VMA (§4.4, new range).

@@ -15,7 +15,7 @@
 //!   `mmap_base`, THP mode, ...).
 //! * [`space`]: [`AddressSpace`], naming (`[heap]`, `[stack]`) and maps/smaps rendering.
 //! * [`layout`]: a freshly exec'd process and the import of captured maps/smaps text.
-//! * [`file`]: [`OpenFile`] and `mmap` of files ([`AddressSpace::mmap_file`]).
+//! * [`file`](mod@file): [`OpenFile`] and `mmap` of files ([`AddressSpace::mmap_file`]).
 //! * [`ops`]: [`PageOps`], through which the page layer learns which ranges changed.
 //! * `mmap`, `munmap`, `mprotect`, `madvise`, `brk`: the calls, as methods of
 //!   [`AddressSpace`].
