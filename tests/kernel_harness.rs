@@ -188,6 +188,43 @@ impl Session<'_> {
                     self.names.insert(b.clone(), v);
                 }
             }
+            Call::Mremap {
+                bind,
+                addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+            } => {
+                let Some(a) = self.resolve(addr) else {
+                    return Ok(false);
+                };
+                let na = match new_addr {
+                    Some(n) => match self.resolve(n) {
+                        Some(v) => v,
+                        None => return Ok(false),
+                    },
+                    None => 0,
+                };
+                let kr = self.kcall(
+                    op::MREMAP,
+                    &[a, *old_len, *new_len, flags.bits().into(), na],
+                )?;
+                let sr = self.p.mremap(a, *old_len, *new_len, *flags, na);
+                let s = match sr {
+                    Ok(v) => (v as i64, 0),
+                    Err(e) => (-1, e.number()),
+                };
+                if (kr.ret, kr.errno) != s {
+                    return Err(format!(
+                        "kernel {:#x} errno {}, pagesim {sr:x?}",
+                        kr.ret, kr.errno
+                    ));
+                }
+                if let (Some(b), Ok(v)) = (bind, sr) {
+                    self.names.insert(b.clone(), v);
+                }
+            }
             Call::Munmap { addr, len } => {
                 let Some(a) = self.resolve(addr) else {
                     return Ok(false);

@@ -10,6 +10,7 @@ use super::mm::errno::Errno;
 use super::mm::file::OpenFile;
 use super::mm::maps_text::SmapsCounters;
 use super::mm::mman::{self, Advice, MapFlags, Prot};
+use super::mm::mremap::MremapFlags;
 use super::mm::ops::PageOps;
 use super::mm::space::AddressSpace;
 use super::mm::vma::Vma;
@@ -45,6 +46,11 @@ impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
             self.note(r);
         }
         let r = self.paging.zap(start, end);
+        self.note(r);
+    }
+
+    fn moved(&mut self, old: u64, new: u64, len: u64) {
+        let r = self.paging.move_range(old, new, len);
         self.note(r);
     }
 
@@ -249,7 +255,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// writable private mappings, read faults elsewhere; inaccessible pages are skipped.
     ///
     /// # Errors
-    /// `ENOMEM` when a page could not be had.
+    /// `ENOMEM` when a page could not be had; `EFAULT` at a file page past the end of its
+    /// file.
     fn populate(&mut self, start: u64, end: u64, write: bool) -> Result<(), Errno> {
         let page = self.paging.config().granule.page_size();
         let mut drained = false;
@@ -274,8 +281,11 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
                 drained = true;
                 self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
             }
-            if let Touch::OutOfMemory { .. } = self.gup_touch(VirtAddr::new(a), kind) {
-                return Err(Errno::ENOMEM);
+            match self.gup_touch(VirtAddr::new(a), kind) {
+                Touch::OutOfMemory { .. } => return Err(Errno::ENOMEM),
+                // A file page past the end of the file: get_user_pages fails with EFAULT.
+                Touch::Bus(_) => return Err(Errno::EFAULT),
+                _ => {}
             }
             a += page;
         }
@@ -321,6 +331,31 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     ) -> Result<u64, Errno> {
         self.with_sync(false, |space, ops| {
             space.mmap_file(addr, len, prot, flags, file, offset, ops)
+        })?
+    }
+
+    /// `mremap`: returns the mapping's address now; its pages move with their page-table
+    /// entries.
+    ///
+    /// # Errors
+    /// The kernel's errno for the call (see [`AddressSpace::mremap_with`]); `ENOMEM` also
+    /// when too few frames are free for the tables a move needs (checked before anything
+    /// changes).
+    pub fn mremap(
+        &mut self,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: MremapFlags,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        let need =
+            self.paging.move_tables_needed(old_len.min(new_len)) + self.paging.deposited_tables();
+        if (self.paging.frames().free_frames() as u64) < need {
+            return Err(Errno::ENOMEM);
+        }
+        self.with_sync(false, |space, ops| {
+            space.mremap_with(addr, old_len, new_len, flags, new_addr, ops)
         })?
     }
 

@@ -37,6 +37,8 @@ pub mod op {
     pub const TOUCH: u32 = 11;
     /// open("$PAGESIM_FILES_DIR/f{a4}", O_RDWR), mmap(a0, a1, a2, a3, fd, a5), close(fd).
     pub const MMAP_FILE: u32 = 12;
+    /// mremap(a0, a1, a2, a3, a4).
+    pub const MREMAP: u32 = 13;
 }
 
 /// How many harness files the executor can open (`f0` … `f7`).
@@ -156,6 +158,10 @@ pub fn run() -> ! {
                 },
                 None => (-1, libc::EBADF, 0),
             },
+            op::MREMAP => sys(
+                || unsafe { libc::syscall(libc::SYS_mremap, a[0], a[1], a[2], a[3], a[4]) },
+                0,
+            ),
             op::MUNMAP => sys(
                 || unsafe { libc::munmap(a[0] as *mut _, a[1] as usize) as i64 },
                 0,

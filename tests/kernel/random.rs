@@ -4,6 +4,7 @@
 
 use pagesim::arch::AccessKind;
 use pagesim::linux::mm::mman;
+use pagesim::linux::mm::mremap::{MremapFlags, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 use pagesim::linux::script::{Addr, Call, BRK0};
 
 const RW: mman::Prot = mman::PROT_READ.union(mman::PROT_WRITE);
@@ -137,6 +138,41 @@ pub fn sequence(seed: u64, n: usize, dir: &std::path::Path) -> Vec<Call> {
                 let (f, file) = file_or_anon(&mut next, f);
                 mmap(&mut calls, &mut slots, at(0), inside, p, f, file);
                 continue;
+            }
+            3 if next(2) == 0 => {
+                // mremap: shrink, grow (in place or moved), or move to a fixed address
+                // inside the arena, sometimes leaving the old range (DONTUNMAP).
+                let (n0, _) = slots[0].clone();
+                let target = Addr::Name(n0, (next((64 << 8) - 64) * 0x1000) as i64);
+                let (flags, new_len, new_addr) = match next(5) {
+                    0 => (
+                        MremapFlags::empty(),
+                        (1 + next(inside / 0x1000)) * 0x1000,
+                        None,
+                    ),
+                    1 => (MremapFlags::empty(), inside + next(8) * 0x1000, None),
+                    2 => (MREMAP_MAYMOVE, inside + next(8) * 0x1000, None),
+                    3 => (
+                        MREMAP_MAYMOVE | MREMAP_FIXED,
+                        (1 + next(8)) * 0x1000,
+                        Some(target),
+                    ),
+                    _ => (
+                        MREMAP_MAYMOVE | MREMAP_DONTUNMAP | MREMAP_FIXED,
+                        inside,
+                        Some(target),
+                    ),
+                };
+                let name = format!("s{}", calls.len());
+                slots.push((name.clone(), new_len));
+                Call::Mremap {
+                    bind: Some(name),
+                    addr: at(0),
+                    old_len: inside,
+                    new_len,
+                    flags,
+                    new_addr,
+                }
             }
             3 => Call::Munmap {
                 addr: at(0),

@@ -289,19 +289,22 @@ pub(crate) fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
     }
     let paging = p.paging();
 
-    let rss: u64 = p
+    // Anonymous pages own their frames; page-cache pages are held by the cache, mapped or
+    // not.
+    let anon: u64 = p
         .space()
         .iter()
-        .map(|v| paging.residency(v.vm_start, v.vm_end).unwrap().rss)
+        .map(|v| paging.residency(v.vm_start, v.vm_end).unwrap().anonymous)
         .sum();
+    let cached = paging.cached_pages().len() as u64 * (page >> 12);
     let frames = paging.frames();
     let used = (frames.total_frames() - frames.free_frames()) as u64;
     let tables = paging.mapper().table_count() << (params.page_shift - 12);
     let pmd = paging.config().granule.page_size() / 8 * paging.config().granule.page_size();
     assert_eq!(
         used,
-        tables + (rss >> 12) + (page >> 12) + (pmd >> 12),
-        "frames in use = tables + resident pages + zero pages"
+        tables + (anon >> 12) + cached + (page >> 12) + (pmd >> 12),
+        "frames in use = tables + anonymous pages + page cache + zero pages"
     );
     mm_check_maps(p, params)
 }

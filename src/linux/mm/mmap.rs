@@ -206,7 +206,7 @@ impl AddressSpace<'_> {
     }
 
     /// `__get_unmapped_area` for anonymous memory, including the post-checks of §1.2/7.
-    fn get_unmapped_area(
+    pub(super) fn get_unmapped_area(
         &self,
         addr: u64,
         len: u64,
@@ -520,6 +520,7 @@ impl AddressSpace<'_> {
                 t(self.tree.update(p.vm_start, |x| {
                     x.vm_end = new.vm_end;
                     x.vm_flags = flags;
+                    x.anon_vma = x.anon_vma.or(new.anon_vma);
                 }))
             }
             (_, Some(n)) if mr => {
@@ -528,6 +529,7 @@ impl AddressSpace<'_> {
                     x.vm_start = new.vm_start;
                     x.vm_pgoff = new.vm_pgoff;
                     x.vm_flags = flags;
+                    x.anon_vma = x.anon_vma.or(new.anon_vma);
                 }))
             }
             _ => t(self.tree.insert(new)),

@@ -17,6 +17,7 @@
 //! * [`layout`]: a freshly exec'd process and the import of captured maps/smaps text.
 //! * [`file`](mod@file): [`OpenFile`] and `mmap` of files ([`AddressSpace::mmap_file`]).
 //! * [`ops`]: [`PageOps`], through which the page layer learns which ranges changed.
+//! * [`mremap`]: `mremap` and its flags.
 //! * `mmap`, `munmap`, `mprotect`, `madvise`, `brk`: the calls, as methods of
 //!   [`AddressSpace`].
 //!
@@ -50,6 +51,7 @@ mod brk;
 mod madvise;
 mod mmap;
 mod mprotect;
+pub mod mremap;
 mod munmap;
 
 pub use errno::Errno;

@@ -16,6 +16,13 @@ pub trait PageOps {
         let _ = (start, end);
     }
 
+    /// Reports that the pages of `[old, old + len)` move to `[new, new + len)` (`mremap`):
+    /// move the page-table entries (the ranges never overlap); the old range keeps its
+    /// VMA only with `MREMAP_DONTUNMAP`.
+    fn moved(&mut self, old: u64, new: u64, len: u64) {
+        let _ = (old, new, len);
+    }
+
     /// Reports that `[start, end)` now has `new_flags` (`mprotect`): downgrade or upgrade
     /// the PTEs; residency does not change.
     fn protection_changed(&mut self, start: u64, end: u64, new_flags: VmFlags) {

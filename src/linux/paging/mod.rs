@@ -10,6 +10,7 @@
 //! * `config`: [`PagingConfig`] from a layout and kernel version;
 //! * `fault`: the fault handler ([`Paging::access`], [`Paging::gup_touch`]);
 //! * `cache`, `file_fault`: the page cache and faults on file mappings;
+//! * `moves`: the page-table moves of mremap;
 //! * `range`: zap, split, mprotect, MADV_FREE and MADV_COLD over present pages, and the
 //!   per-CPU folio batch that decides LazyFree;
 //! * `residency`: smaps residency, mincore and [`Paging::validate`].
@@ -446,6 +447,7 @@ mod cache;
 mod config;
 mod fault;
 mod file_fault;
+mod moves;
 mod range;
 mod residency;
 #[cfg(test)]

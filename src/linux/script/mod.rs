@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::string::String;
 
 use crate::linux::mm::mman;
+use crate::linux::mm::mremap::{MremapFlags, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 
 /// The name bound, before the first call, to the program break the script starts with.
 pub const BRK0: &str = "brk0";
@@ -56,6 +57,21 @@ pub enum Call {
         addr: Addr,
         /// Length.
         len: u64,
+    },
+    /// `mremap`, optionally binding its result to a name.
+    Mremap {
+        /// The name to bind.
+        bind: Option<String>,
+        /// The old address.
+        addr: Addr,
+        /// The old length.
+        old_len: u64,
+        /// The new length.
+        new_len: u64,
+        /// MREMAP_* bits.
+        flags: MremapFlags,
+        /// The new address (`MREMAP_FIXED`, or a hint).
+        new_addr: Option<Addr>,
     },
     /// `mprotect`.
     Mprotect {
@@ -217,6 +233,52 @@ fn parse_flags(s: &str) -> Result<mman::MapFlags, String> {
     Ok(f)
 }
 
+/// The names of the `mremap` flags in scripts.
+const MREMAP_NAMES: [(MremapFlags, &str); 3] = [
+    (MREMAP_MAYMOVE, "maymove"),
+    (MREMAP_FIXED, "fixed"),
+    (MREMAP_DONTUNMAP, "dontunmap"),
+];
+
+fn parse_mremap_flags(s: &str) -> Result<MremapFlags, String> {
+    if let Ok(n) = parse_number(s) {
+        return u32::try_from(n)
+            .map(MremapFlags::from_bits_retain)
+            .map_err(|_| format!("mremap flags `{s}` do not fit 32 bits"));
+    }
+    let mut f = MremapFlags::empty();
+    for w in s.split([',', '|']) {
+        let w = w.trim();
+        let w = w.strip_prefix("MREMAP_").unwrap_or(w);
+        f |= MREMAP_NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(w))
+            .map(|(b, _)| *b)
+            .ok_or_else(|| format!("unknown mremap flag `{w}`"))?;
+    }
+    Ok(f)
+}
+
+/// Writes `mremap` flags as a script reads them (`0`, or names joined by commas).
+pub(crate) fn mremap_flags_text(flags: MremapFlags, upper: bool) -> String {
+    let mut parts = vec![];
+    let mut rest = flags.bits();
+    for (b, n) in MREMAP_NAMES {
+        if flags.contains(b) {
+            parts.push(if upper {
+                format!("MREMAP_{}", n.to_ascii_uppercase())
+            } else {
+                n.to_string()
+            });
+            rest &= !b.bits();
+        }
+    }
+    if rest != 0 || parts.is_empty() {
+        parts.push(format!("{rest:#x}"));
+    }
+    parts.join(if upper { "|" } else { "," })
+}
+
 fn parse_advice(s: &str) -> Result<mman::Advice, String> {
     match mman::lookup_name(&mman::ADVICE_NAMES, "MADV_", s.trim()) {
         Some(a) => Ok(a),
@@ -297,6 +359,27 @@ impl std::fmt::Display for Call {
                 write_flags(f, *flags)?;
                 match file {
                     Some((path, off)) => write!(f, " {path} {off:#x}"),
+                    None => Ok(()),
+                }
+            }
+            Call::Mremap {
+                bind,
+                addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+            } => {
+                if let Some(b) = bind {
+                    write!(f, "{b} = ")?;
+                }
+                write!(
+                    f,
+                    "mremap {addr} {old_len:#x} {new_len:#x} {}",
+                    mremap_flags_text(*flags, false)
+                )?;
+                match new_addr {
+                    Some(a) => write!(f, " {a}"),
                     None => Ok(()),
                 }
             }
@@ -403,6 +486,19 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
                     },
                 }
             }
+            "mremap" => {
+                if w.len() != 5 {
+                    argc(5)?;
+                }
+                Call::Mremap {
+                    bind: bind.clone(),
+                    addr: addr(w[1])?,
+                    old_len: num(w[2])?,
+                    new_len: num(w[3])?,
+                    flags: parse_mremap_flags(w[4]).map_err(&err)?,
+                    new_addr: w.get(5).map(|a| addr(a)).transpose()?,
+                }
+            }
             "munmap" => {
                 argc(2)?;
                 Call::Munmap {
@@ -462,8 +558,8 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
             }
             other => return Err(err(format!("unknown call `{other}`"))),
         };
-        if bind.is_some() && !matches!(call, Call::Mmap { .. }) {
-            return Err(err("only mmap results can be named".into()));
+        if bind.is_some() && !matches!(call, Call::Mmap { .. } | Call::Mremap { .. }) {
+            return Err(err("only mmap and mremap results can be named".into()));
         }
         if let Some(n) = &bind {
             names.insert(n.clone(), ());

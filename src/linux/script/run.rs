@@ -137,6 +137,40 @@ pub fn run(
                     }
                 )
             }
+            Call::Mremap {
+                bind,
+                addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+            } => {
+                let a = resolve(addr)?;
+                let na = match new_addr {
+                    Some(n) => resolve(n)?,
+                    None => 0,
+                };
+                let r = p.mremap(a, *old_len, *new_len, *flags, na);
+                if let (Some(n), Ok(v)) = (bind, r) {
+                    names.insert(n.clone(), v);
+                }
+                format!(
+                    "mremap({}, {:#x}, {:#x}, {}{}) = {}",
+                    addr_arg(a),
+                    old_len,
+                    new_len,
+                    super::mremap_flags_text(*flags, true),
+                    if new_addr.is_some() {
+                        format!(", {}", addr_arg(na))
+                    } else {
+                        String::new()
+                    },
+                    match r {
+                        Ok(v) => format!("{v:#x}"),
+                        Err(e) => format!("-1 {} ({})", e.name(), e.strerror()),
+                    }
+                )
+            }
             Call::Munmap { addr, len } => {
                 let a = resolve(addr)?;
                 format!(
