@@ -2,6 +2,7 @@
 //! call against the VMA and paging invariants.
 
 use super::*;
+use pagesim::linux::mm::mremap::MremapFlags;
 
 // ===== mm_ops ===========================================================================
 
@@ -488,7 +489,7 @@ pub fn mm_ops(data: &[u8]) {
         ops += 1;
         let brk = p.brk(0).expect("brk(0) changes no table");
         let before = maps.clone();
-        let op = r.u8() % 8;
+        let op = r.u8() % 9;
         if trace {
             eprintln!(
                 "op {op}, {} bytes left, maps before:\n{}",
@@ -656,6 +657,42 @@ pub fn mm_ops(data: &[u8]) {
                     }
                 }
                 maps = mm_check(&p, &params);
+            }
+            8 => {
+                let addr = mm_addr(&mut r, &slots, &params, brk);
+                let old_len = mm_len(&mut r, &params);
+                let new_len = mm_len(&mut r, &params);
+                let f = r.u8();
+                // The three flags mostly, any bits sometimes.
+                let flags = if f & 0x80 != 0 {
+                    u32::from(f) << 1
+                } else {
+                    u32::from(f & 7)
+                };
+                let new_addr = mm_addr(&mut r, &slots, &params, brk);
+                let res = p.mremap(
+                    addr,
+                    old_len,
+                    new_len,
+                    MremapFlags::from_bits_retain(flags),
+                    new_addr,
+                );
+                if trace {
+                    eprintln!(
+                        "mremap({addr:#x}, {old_len:#x}, {new_len:#x}, {flags:#x}, {new_addr:#x}) = {res:x?}"
+                    );
+                }
+                maps = mm_check(&p, &params);
+                if let Ok(a) = res {
+                    // The first page at least is mapped (a fixed move of several VMAs
+                    // keeps the gaps between them).
+                    let r = mm_ranges(&maps);
+                    assert!(
+                        a % page == 0 && ranges_add(&r, a, a + page) == r,
+                        "mremap returned {a:#x}, which is not mapped"
+                    );
+                    slots.push(a);
+                }
             }
             _ => {
                 if r.u8() & 1 == 0 {

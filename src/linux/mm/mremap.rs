@@ -105,7 +105,7 @@ impl AddressSpace<'_> {
         }
         if shrink {
             // The tail goes, mapped or not.
-            self.do_munmap_range(addr + new_len, addr + old_len, ops)?;
+            self.unmap_tail(addr + new_len, addr, old_len, ops)?;
         }
         if old_len >= new_len {
             return Ok(addr);
@@ -239,7 +239,7 @@ impl AddressSpace<'_> {
             self.do_munmap_range(new_addr, new_addr + new_len, ops)?;
         }
         if old_len > new_len {
-            self.do_munmap_range(addr + new_len, addr + old_len, ops)?;
+            self.unmap_tail(addr + new_len, addr, old_len, ops)?;
             old_len = new_len;
         }
         // The unmaps above never touch [addr, addr + old_len): look the VMA up again
@@ -249,6 +249,21 @@ impl AddressSpace<'_> {
         let target = self.remap_area(&vma, new_addr, new_len, pgoff, fixed)?;
         let dontunmap = flags.contains(MREMAP_DONTUNMAP);
         self.move_vma(&vma, addr, old_len, new_len, target, dontunmap, ops)
+    }
+
+    /// Unmaps `[start, addr + old_len)`, the tail a shrink drops, with `do_vmi_munmap`'s
+    /// range check (`EINVAL` past `TASK_SIZE`).
+    fn unmap_tail(
+        &mut self,
+        start: u64,
+        addr: u64,
+        old_len: u64,
+        ops: &mut dyn PageOps,
+    ) -> Result<(), Errno> {
+        match addr.checked_add(old_len) {
+            Some(end) if end <= self.params.task_size => self.do_munmap_range(start, end, ops),
+            _ => Err(Errno::EINVAL),
+        }
     }
 
     /// `vma_expandable`: nothing in `[vm_end, vm_end + delta)` and the end inside the task.

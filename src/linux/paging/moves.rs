@@ -29,7 +29,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 - Attributes::VALID
                 - Attributes::TABLE_OR_PAGE;
             if size > page {
-                let dst = new + (ls.wrapping_sub(old));
+                let dst = new.wrapping_add(ls.wrapping_sub(old));
                 let whole = s == ls && e == ls + size;
                 if whole && dst.is_multiple_of(pmd) {
                     // move_huge_pmd: the block and its deposit move together.
