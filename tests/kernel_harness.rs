@@ -16,6 +16,8 @@
 mod compare;
 #[path = "kernel/driver.rs"]
 mod driver;
+#[path = "kernel/exec.rs"]
+mod exec;
 #[path = "kernel/executor.rs"]
 mod executor;
 #[path = "kernel/random.rs"]
@@ -578,6 +580,20 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
     let (mut passed, mut failed, mut retried) = (0, 0, 0);
+    // Exec stops: the test program built four ways, and /usr/bin/env.
+    let mut programs: Vec<String> = exec::build_programs(&dir)
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if std::path::Path::new("/usr/bin/env").exists() {
+        programs.push("/usr/bin/env".into());
+    }
+    let (exec_runs, exec_failures) = exec::check_all(params, &programs);
+    passed += exec_runs - exec_failures.len();
+    failed += exec_failures.len();
+    for f in &exec_failures {
+        println!("FAILED {f}");
+    }
     let vectors = vectors();
     // The kernel drains its per-CPU folio batches at times pagesim cannot see (khugepaged's
     // scan, every 10 s while a process that used MADV_HUGEPAGE lives, drains every CPU), so
@@ -623,11 +639,12 @@ fn main() {
         }
     }
     println!(
-        "kernel cross-check on {} {}: {} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
+        "kernel cross-check on {} {}: {exec_runs} exec stops of {} programs, {} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
         std::env::consts::ARCH,
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
+        programs.len(),
         vectors.len(),
         SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
     );

@@ -17,6 +17,7 @@
 //! `pagesim run` (parse, run, print like strace), which property tests and fuzz targets
 //! use too.
 
+pub mod exec;
 #[cfg(feature = "std")]
 pub mod host_files;
 pub mod mm;

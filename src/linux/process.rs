@@ -181,6 +181,46 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         }
     }
 
+    /// Returns the address space, for the layers that build one (exec).
+    pub(crate) fn space_mut(&mut self) -> &mut AddressSpace<'a> {
+        &mut self.space
+    }
+
+    /// Runs a VMA-level change with the page tables kept in step.
+    pub(crate) fn sync_call(
+        &mut self,
+        call: impl FnOnce(&mut AddressSpace<'a>, &mut dyn PageOps) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        self.with_sync(false, call)?
+    }
+
+    /// Writes `data` into simulated physical memory at `pa` (word by word, reading the
+    /// words it covers in part).
+    pub(crate) fn write_phys(
+        &mut self,
+        pa: u64,
+        data: &[u8],
+    ) -> Result<(), crate::phys::MemoryError> {
+        let mem = self.paging.memory_mut();
+        let mut i = 0usize;
+        while i < data.len() {
+            let a = pa + i as u64;
+            let word = a & !7;
+            let lo = (a - word) as usize;
+            let n = (8 - lo).min(data.len() - i);
+            let wpa = crate::addr::PhysAddr::new(word);
+            let mut bytes = if n == 8 {
+                [0u8; 8]
+            } else {
+                mem.read_u64(wpa)?.to_le_bytes()
+            };
+            bytes[lo..lo + n].copy_from_slice(&data[i..i + n]);
+            mem.write_u64(wpa, u64::from_le_bytes(bytes))?;
+            i += n;
+        }
+        Ok(())
+    }
+
     /// Gives the process the store its file mappings read from (see [`FileStore`]);
     /// without one, file pages read zeros and no file has an end.
     pub fn set_files(&mut self, files: &'a mut dyn FileStore) {
@@ -225,7 +265,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// by construction (splits use the deposited tables, and [`Paging::new`] checked that
     /// memory backs every frame), and `tests/exhaustion.rs` holds every call to it with no
     /// frame left; but if it ever does, the caller hears of it.
-    fn with_sync<R>(
+    pub(crate) fn with_sync<R>(
         &mut self,
         populate_errors: bool,
         call: impl FnOnce(&mut AddressSpace<'a>, &mut dyn PageOps) -> R,

@@ -6,8 +6,10 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::addr::PhysAddr;
+use crate::linux::exec::{elf, AuxValues, ExecArgs, ExecFile, ExecInfo};
 use crate::linux::host_files::HostFiles;
 use crate::linux::mm::vma_tree::VmaSlot;
+use crate::linux::mm::Arch;
 use crate::linux::mm::{AddressSpace, ImportHints, LayoutParams};
 use crate::linux::paging::{CachedPage, Paging, PagingConfig};
 use crate::linux::process::Process;
@@ -112,4 +114,66 @@ impl ProcessStorage {
 /// Returns the paging configuration matching a layout.
 pub fn paging_config(params: &LayoutParams) -> PagingConfig {
     PagingConfig::for_layout(params)
+}
+
+/// Executes the host ELF file at `path` in `p` as `execve(path, argv, envp)` with
+/// `RLIMIT_STACK` `rlimit_stack`: the interpreter its `PT_INTERP` names is read from under
+/// `sysroot`; file contents, devices and inodes are the host's.
+///
+/// # Errors
+/// A message for a file that cannot be read, or the [`ExecError`] of the exec.
+pub fn exec_host(
+    p: &mut SimProcess<'_>,
+    path: &str,
+    argv: &[&str],
+    envp: &[&str],
+    sysroot: &std::path::Path,
+    rlimit_stack: u64,
+) -> Result<ExecInfo, String> {
+    let read = |f: &std::path::Path| std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()));
+    let exe_bytes = read(std::path::Path::new(path))?;
+    let exe_file = p.open(path).map_err(|e| format!("{path}: {e}"))?;
+    let params = *p.space().params();
+    let machine = match params.arch {
+        Arch::X86_64 => elf::EM_X86_64,
+        Arch::Arm64 => elf::EM_AARCH64,
+    };
+    // The interpreter's name, if the header can be read at all (exec reports the rest).
+    let interp_path = elf::Elf::parse(&exe_bytes, machine)
+        .ok()
+        .and_then(|e| e.interp().ok().flatten().map(String::from));
+    let interp_bytes;
+    let interp = match &interp_path {
+        Some(ip) => {
+            let full = sysroot.join(ip.trim_start_matches('/'));
+            match std::fs::read(&full) {
+                Ok(b) => {
+                    interp_bytes = b;
+                    let f = p
+                        .open(&full.to_string_lossy())
+                        .map_err(|e| format!("{}: {e}", full.display()))?;
+                    Some(ExecFile {
+                        file: f,
+                        bytes: &interp_bytes,
+                    })
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let args = ExecArgs {
+        filename: path,
+        argv,
+        envp,
+        rlimit_stack,
+        random: [0x5a; 16],
+        aux: AuxValues::observed(params.arch),
+    };
+    let exe = ExecFile {
+        file: exe_file,
+        bytes: &exe_bytes,
+    };
+    p.exec(&exe, interp.as_ref(), &args)
+        .map_err(|e| e.to_string())
 }

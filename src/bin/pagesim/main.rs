@@ -135,6 +135,23 @@ struct RunArgs {
     /// Simulated physical memory (default 1G).
     #[arg(long, value_parser = num, default_value = "1G")]
     phys_mem: u64,
+    /// Start by execve of this ELF file of the host (argv[0] is PATH).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["maps_in", "smaps_in"])]
+    exec: Option<String>,
+    /// An argument after argv[0] for --exec (repeatable, in order).
+    #[arg(
+        long = "arg",
+        value_name = "A",
+        requires = "exec",
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+    /// An environment string K=V for --exec (repeatable, in order; none by default).
+    #[arg(long = "env", value_name = "K=V", requires = "exec")]
+    env: Vec<String>,
+    /// Where the interpreter of --exec is looked up.
+    #[arg(long, value_name = "DIR", default_value = "/", requires = "exec")]
+    sysroot: std::path::PathBuf,
     /// Print only maps/smaps text and SIGSEGV lines.
     #[arg(long)]
     quiet: bool,
@@ -258,6 +275,26 @@ fn run_script(a: RunArgs) -> Result<(), String> {
     };
     let mut process = storage.build(params, start, hints)?;
     let mut out = String::new();
+    if let Some(path) = &a.exec {
+        let mut argv: Vec<&str> = vec![path];
+        argv.extend(a.args.iter().map(String::as_str));
+        let envp: Vec<&str> = a.env.iter().map(String::as_str).collect();
+        let rlimit = a.stack_rlimit.unwrap_or(params.rlimit_stack);
+        let info = pagesim::linux::storage::exec_host(
+            &mut process,
+            path,
+            &argv,
+            &envp,
+            &a.sysroot,
+            rlimit,
+        )?;
+        if !a.quiet {
+            out.push_str(&format!(
+                "execve({path:?}, {argv:?}, {envp:?}) = 0  # pc {:#x}, sp {:#x}, AT_ENTRY {:#x}, AT_BASE {:#x}, AT_PHDR {:#x}, AT_SYSINFO_EHDR {:#x}, brk {:#x}\n",
+                info.pc, info.sp, info.entry, info.base, info.phdr, info.vdso, info.start_brk
+            ));
+        }
+    }
     let r = pagesim::linux::script::run::run(&mut process, &calls, a.quiet, &mut out);
     print!("{out}");
     r.map_err(|(line, m)| format!("{}: line {line}: {m}", a.script))

@@ -13,6 +13,12 @@ pub enum Errno {
     ENOENT = 2,
     /// `EINTR` (4): "Interrupted system call".
     EINTR = 4,
+    /// `EIO` (5): "Input/output error".
+    EIO = 5,
+    /// `E2BIG` (7): "Argument list too long".
+    E2BIG = 7,
+    /// `ENOEXEC` (8): "Exec format error".
+    ENOEXEC = 8,
     /// `EBADF` (9): "Bad file descriptor".
     EBADF = 9,
     /// `EAGAIN` (11): "Resource temporarily unavailable".
@@ -33,6 +39,8 @@ pub enum Errno {
     EINVAL = 22,
     /// `EOVERFLOW` (75): "Value too large for defined data type".
     EOVERFLOW = 75,
+    /// `ELIBBAD` (80): "Accessing a corrupted shared library".
+    ELIBBAD = 80,
     /// `EOPNOTSUPP` (95): "Operation not supported".
     EOPNOTSUPP = 95,
     /// `EHWPOISON` (133): "Memory page has hardware error".
@@ -41,10 +49,13 @@ pub enum Errno {
 
 impl Errno {
     /// Every variant, in ascending number order.
-    pub const ALL: [Errno; 15] = [
+    pub const ALL: [Errno; 19] = [
         Errno::EPERM,
         Errno::ENOENT,
         Errno::EINTR,
+        Errno::EIO,
+        Errno::E2BIG,
+        Errno::ENOEXEC,
         Errno::EBADF,
         Errno::EAGAIN,
         Errno::ENOMEM,
@@ -55,6 +66,7 @@ impl Errno {
         Errno::ENODEV,
         Errno::EINVAL,
         Errno::EOVERFLOW,
+        Errno::ELIBBAD,
         Errno::EOPNOTSUPP,
         Errno::EHWPOISON,
     ];
@@ -80,6 +92,9 @@ impl Errno {
             Errno::EPERM => "EPERM",
             Errno::ENOENT => "ENOENT",
             Errno::EINTR => "EINTR",
+            Errno::EIO => "EIO",
+            Errno::E2BIG => "E2BIG",
+            Errno::ENOEXEC => "ENOEXEC",
             Errno::EBADF => "EBADF",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
@@ -90,6 +105,7 @@ impl Errno {
             Errno::ENODEV => "ENODEV",
             Errno::EINVAL => "EINVAL",
             Errno::EOVERFLOW => "EOVERFLOW",
+            Errno::ELIBBAD => "ELIBBAD",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::EHWPOISON => "EHWPOISON",
         }
@@ -101,6 +117,9 @@ impl Errno {
             Errno::EPERM => "Operation not permitted",
             Errno::ENOENT => "No such file or directory",
             Errno::EINTR => "Interrupted system call",
+            Errno::EIO => "Input/output error",
+            Errno::E2BIG => "Argument list too long",
+            Errno::ENOEXEC => "Exec format error",
             Errno::EBADF => "Bad file descriptor",
             Errno::EAGAIN => "Resource temporarily unavailable",
             Errno::ENOMEM => "Cannot allocate memory",
@@ -111,6 +130,7 @@ impl Errno {
             Errno::ENODEV => "No such device",
             Errno::EINVAL => "Invalid argument",
             Errno::EOVERFLOW => "Value too large for defined data type",
+            Errno::ELIBBAD => "Accessing a corrupted shared library",
             Errno::EOPNOTSUPP => "Operation not supported",
             Errno::EHWPOISON => "Memory page has hardware error",
         }

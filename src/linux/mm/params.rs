@@ -246,6 +246,15 @@ impl LayoutParams {
         }
     }
 
+    /// Returns `ELF_ET_DYN_BASE`, where a PIE is loaded: `DEFAULT_MAP_WINDOW / 3 * 2` on
+    /// x86_64, `2 * DEFAULT_MAP_WINDOW_64 / 3` on arm64.
+    pub const fn elf_et_dyn_base(&self) -> u64 {
+        match self.arch {
+            Arch::X86_64 => self.default_map_window / 3 * 2,
+            Arch::Arm64 => self.default_map_window.saturating_mul(2) / 3,
+        }
+    }
+
     /// Returns whether anonymous private no-hint mappings of a PMD-multiple length are
     /// placed PMD aligned (§1.6; 6.7+, so not 6.1).
     pub const fn thp_aligned_placement(&self) -> bool {

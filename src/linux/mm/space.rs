@@ -109,6 +109,53 @@ impl<'a> AddressSpace<'a> {
         self.next_shmem_ino = ino;
     }
 
+    /// Drops every VMA (reporting each range to `ops`) and starts the layout afresh for an
+    /// `execve` with `rlimit_stack`: `mmap_base` recomputed, `start_brk = brk =
+    /// start_stack = 0` (`exec_mmap` and `setup_new_exec`).
+    pub(crate) fn exec_reset(&mut self, rlimit_stack: u64, ops: &mut dyn super::ops::PageOps) {
+        while let Some(v) = self.tree.find_vma_intersection(0, u64::MAX).copied() {
+            if self.tree.remove(v.vm_start).is_err() {
+                break;
+            }
+            ops.unmapped(v.vm_start, v.vm_end);
+        }
+        self.params.rlimit_stack = rlimit_stack;
+        self.mmap_base = self.params.mmap_base();
+        self.start_brk = 0;
+        self.brk = 0;
+        self.start_stack = 0;
+    }
+
+    /// Inserts `v` where nothing is mapped, as the kernel inserts the stack and special
+    /// mappings (no merge).
+    ///
+    /// # Errors
+    /// `ENOMEM` when the range is taken or the storage is full.
+    pub(crate) fn insert_vma(&mut self, v: Vma) -> Result<(), Errno> {
+        if self
+            .tree
+            .find_vma_intersection(v.vm_start, v.vm_end)
+            .is_some()
+        {
+            return Err(Errno::ENOMEM);
+        }
+        self.tree.insert(v).map_err(tree_errno)
+    }
+
+    /// Returns a new `anon_vma` identity.
+    pub(crate) fn new_anon_vma(&mut self) -> AnonVmaId {
+        self.fresh_anon_id()
+    }
+
+    /// `get_unmapped_area(NULL, 0, len, 0, 0)`: where a fresh private anonymous mapping of
+    /// `len` bytes would go.
+    ///
+    /// # Errors
+    /// `ENOMEM` when nothing fits.
+    pub(crate) fn unmapped_area(&self, len: u64) -> Result<u64, Errno> {
+        self.get_unmapped_area(0, len, super::mman::MAP_PRIVATE, false)
+    }
+
     /// Returns the VMA containing `addr` (`vma_lookup`).
     pub fn vma_lookup(&self, addr: u64) -> Option<&Vma> {
         self.tree.vma_lookup(addr)

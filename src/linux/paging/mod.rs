@@ -266,6 +266,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         &self.mmu
     }
 
+    /// Returns the simulated physical memory, for writing what a kernel writes (the
+    /// initial stack of a new program).
+    pub(crate) fn memory_mut(&mut self) -> &mut M {
+        self.mmu.memory_mut()
+    }
+
     /// Returns the mapper of the user tables.
     pub fn mapper(&self) -> &Mapper {
         &self.mapper

@@ -1,0 +1,143 @@
+//! The exec-stop cross-check: real ELF programs started on the host kernel (stopped at the
+//! exec with PTRACE_TRACEME, ASLR off, an 8 MiB stack rlimit) and by `Process::exec` with
+//! the same argv and envp; the maps must be equal byte for byte.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use pagesim::linux::mm::ImportHints;
+use pagesim::linux::mm::LayoutParams;
+use pagesim::linux::storage::{exec_host, ProcessStorage, Start};
+
+use super::driver::STACK_RLIMIT;
+
+/// Builds `tests/kernel/programs/hello.c` four ways into `dir` (static non-PIE,
+/// static-pie, dynamic PIE, dynamic non-PIE) with the host's C compiler; returns the
+/// programs that built (none without a compiler).
+pub fn build_programs(dir: &Path) -> Vec<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/programs/hello.c");
+    let mut out = vec![];
+    for (name, flags) in [
+        ("static", &["-static", "-no-pie"][..]),
+        ("static-pie", &["-static-pie"][..]),
+        ("pie", &["-pie", "-fPIE"][..]),
+        ("nopie", &["-no-pie"][..]),
+    ] {
+        let exe = dir.join(name);
+        let ok = std::process::Command::new("cc")
+            .args(flags)
+            .arg("-O1")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            out.push(exe);
+        } else {
+            println!(
+                "note: `cc {}` failed: the {name} program is not checked",
+                flags.join(" ")
+            );
+        }
+    }
+    out
+}
+
+/// Starts `path` with `argv` and `envp` under ptrace and returns its maps at the exec stop.
+pub fn kernel_exec_maps(path: &str, argv: &[&str], envp: &[&str]) -> Result<String, String> {
+    let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
+    let c_path = c(path)?;
+    let c_argv = argv.iter().map(|s| c(s)).collect::<Result<Vec<_>, _>>()?;
+    let c_envp = envp.iter().map(|s| c(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut argv_p: Vec<*const libc::c_char> = c_argv.iter().map(|s| s.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = c_envp.iter().map(|s| s.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: the child only makes async-signal-safe system calls on data prepared before
+    // the fork, then execs or exits; the parent waits for it and kills it.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_STACK, &mut rl);
+        rl.rlim_cur = STACK_RLIMIT.min(rl.rlim_max);
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err("fork failed".into());
+        }
+        if pid == 0 {
+            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            libc::setrlimit(libc::RLIMIT_STACK, &rl);
+            libc::ptrace(
+                libc::PTRACE_TRACEME,
+                0,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_void>(),
+            );
+            libc::execve(c_path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+            libc::_exit(127);
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        let stopped = libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"));
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+        if !stopped {
+            return Err(format!(
+                "{path} did not reach the exec stop (status {status:#x})"
+            ));
+        }
+        maps.map_err(|e| format!("maps of the stopped child: {e}"))
+    }
+}
+
+/// Execs `path` in pagesim with the host's layout and returns the maps.
+pub fn pagesim_exec_maps(
+    params: LayoutParams,
+    path: &str,
+    argv: &[&str],
+    envp: &[&str],
+) -> Result<String, String> {
+    let mut storage = ProcessStorage::new(&params, 256 << 20);
+    let mut p = storage.build(params, Start::Fresh, ImportHints::default())?;
+    exec_host(&mut p, path, argv, envp, Path::new("/"), STACK_RLIMIT)?;
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p.maps_string())
+}
+
+/// Runs every program with several argv/envp sizes on both sides; returns the failures.
+pub fn check_all(params: LayoutParams, programs: &[String]) -> (usize, Vec<String>) {
+    let a20k = "A".repeat(20000);
+    let e10k = format!("X={}", "e".repeat(10000));
+    let big = "B".repeat(100_000);
+    let mut failures = vec![];
+    let mut runs = 0;
+    for path in programs {
+        let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+            (vec![path], vec![]),
+            (vec![path, "a", "b"], vec!["X=1", "Y=2"]),
+            (vec![path, &a20k, &a20k], vec![&e10k]),
+            (vec![path, &big, &big], vec!["HOME=/"]),
+        ];
+        for (argv, envp) in cases {
+            runs += 1;
+            let what = format!(
+                "{path} with {} args ({} bytes) and {} env strings",
+                argv.len(),
+                argv.iter().map(|s| s.len() + 1).sum::<usize>(),
+                envp.len()
+            );
+            let k = kernel_exec_maps(path, &argv, &envp);
+            let s = pagesim_exec_maps(params, path, &argv, &envp);
+            match (k, s) {
+                (Ok(k), Ok(s)) if k == s => {}
+                (Ok(k), Ok(s)) => failures.push(format!(
+                    "exec of {what}: maps differ\n{}",
+                    super::compare::diff(&k, &s)
+                )),
+                (k, s) => failures.push(format!("exec of {what}: kernel {k:?}, pagesim {s:?}")),
+            }
+        }
+    }
+    (runs, failures)
+}
