@@ -76,7 +76,7 @@ Rss, TLB hit rate), and shows one translation level by level."
     /// Run a script of mmap/munmap/mprotect/madvise/brk calls and memory touches on a
     /// simulated Linux process, printing results like strace and maps/smaps like the kernel.
     #[command(long_about = RUN_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 const RUN_HELP: &str = "Runs SCRIPT (a file, or - for stdin) on a simulated Linux process whose memory lives in \
@@ -317,7 +317,7 @@ fn main() -> ExitCode {
             at::run(stdin, stdout, cpu.with_compat(compat))
         }
         Command::Demo => demo::run(&mut io::stdout().lock()),
-        Command::Run(a) => match run_script(a) {
+        Command::Run(a) => match run_script(*a) {
             Ok(()) => Ok(()),
             Err(m) => {
                 eprintln!("pagesim run: {m}");
