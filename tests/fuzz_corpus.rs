@@ -54,6 +54,11 @@ fn replay(target: &str, run: fn(&[u8])) {
 }
 
 #[test]
+fn elf_corpus() {
+    replay("elf", targets::elf);
+}
+
+#[test]
 fn walk_corpus() {
     replay("walk", targets::walk);
 }

@@ -6,4 +6,4 @@
 
 mod targets;
 
-pub use targets::{maps_parse, mm_ops, mmu_ops, script, walk};
+pub use targets::{elf, maps_parse, mm_ops, mmu_ops, script, walk};

@@ -42,6 +42,7 @@ use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
 // ----- input decoding -----------------------------------------------------------------
 
 mod common;
+mod elf;
 mod maps_parse;
 mod mm_ops;
 mod mmu_ops;
@@ -58,6 +59,7 @@ use mmu_ops::*;
 #[allow(unused_imports)]
 use walk::*;
 
+pub use elf::elf;
 pub use maps_parse::maps_parse;
 pub use mm_ops::mm_ops;
 pub use mmu_ops::mmu_ops;

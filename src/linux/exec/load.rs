@@ -154,7 +154,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         } else {
             elf_brk
         };
-        let start_brk = start_brk.next_multiple_of(page);
+        let start_brk = start_brk.checked_next_multiple_of(page).unwrap_or(0);
         self.space_mut().set_brk_area(start_brk, start_brk);
         info.start_brk = start_brk;
         if info.entry >= params.task_size {
@@ -325,11 +325,15 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         let pageoff = ph.p_vaddr & (page - 1);
         let (map_addr, zero_start, zero_end);
         if ph.p_filesz > 0 {
-            let size = (ph.p_filesz + pageoff).next_multiple_of(page);
+            let size = ph
+                .p_filesz
+                .checked_add(pageoff)
+                .and_then(|n| n.checked_next_multiple_of(page))
+                .ok_or(Errno::EINVAL)?;
             let off = ph.p_offset.wrapping_sub(pageoff);
             let at = addr & !(page - 1);
             let m = if total > 0 {
-                let total = total.next_multiple_of(page);
+                let total = total.checked_next_multiple_of(page).ok_or(Errno::EINVAL)?;
                 let m = self.mmap_file(at, total, prot, flags, file, off)?;
                 if total > size {
                     self.munmap(m + size, total - size)?;
@@ -339,8 +343,10 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
                 self.mmap_file(at, size, prot, flags, file, off)?
             };
             map_addr = m;
-            zero_start = m + pageoff + ph.p_filesz;
-            zero_end = m + pageoff + ph.p_memsz;
+            zero_start = (m + pageoff)
+                .checked_add(ph.p_filesz)
+                .ok_or(Errno::EINVAL)?;
+            zero_end = (m + pageoff).checked_add(ph.p_memsz).ok_or(Errno::EINVAL)?;
             if ph.p_memsz > ph.p_filesz && zero_start & (page - 1) != 0 {
                 let n = (page - (zero_start & (page - 1))) as usize;
                 let zeros = [0u8; 256];
@@ -360,12 +366,16 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         } else {
             map_addr = addr & !(page - 1);
             zero_start = map_addr;
-            zero_end = zero_start + pageoff + ph.p_memsz;
+            zero_end = (zero_start + pageoff)
+                .checked_add(ph.p_memsz)
+                .ok_or(Errno::EINVAL)?;
         }
         if ph.p_memsz > ph.p_filesz {
             // vm_brk_flags: read-write anonymous memory, executable if the segment is.
-            let zs = zero_start.next_multiple_of(page);
-            let ze = zero_end.next_multiple_of(page);
+            let zs = zero_start
+                .checked_next_multiple_of(page)
+                .ok_or(Errno::EINVAL)?;
+            let ze = zero_end.checked_next_multiple_of(page).ok_or(Errno::EINVAL)?;
             if ze > zs {
                 let mut p = mman::PROT_READ | mman::PROT_WRITE;
                 if prot.contains(mman::PROT_EXEC) {
