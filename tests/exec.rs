@@ -304,6 +304,81 @@ fn v_a1_a3_arm64_6_1_static_and_static_pie() {
     assert_eq!(info.unwrap().start_brk, 0xaaaaaaaab000);
 }
 
+/// Adds a program header (type, flags) whose contents are `data`, appended to the file.
+fn with_phdr(mut b: Vec<u8>, p_type: u32, p_flags: u32, data: &[u8]) -> Vec<u8> {
+    let phnum = u16::from_le_bytes([b[56], b[57]]) as usize;
+    // Move the file after a new header slot: the tests' images keep 0x1000 of room.
+    let at = 64 + 56 * phnum;
+    assert!(
+        b[at..at + 56].iter().all(|&x| x == 0),
+        "no room for a program header"
+    );
+    let off = b.len() as u64;
+    b[at..at + 4].copy_from_slice(&p_type.to_le_bytes());
+    b[at + 4..at + 8].copy_from_slice(&p_flags.to_le_bytes());
+    b[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
+    b[at + 32..at + 40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+    b[56..58].copy_from_slice(&((phnum + 1) as u16).to_le_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+/// A `NT_GNU_PROPERTY_TYPE_0` note with `GNU_PROPERTY_AARCH64_FEATURE_1_AND` = BTI.
+fn bti_note() -> Vec<u8> {
+    let mut n = vec![];
+    for w in [4u32, 16, 5] {
+        n.extend_from_slice(&w.to_le_bytes());
+    }
+    n.extend_from_slice(b"GNU\0");
+    for w in [0xc000_0000u32, 4, 1, 0] {
+        n.extend_from_slice(&w.to_le_bytes());
+    }
+    n
+}
+
+#[test]
+fn v_a4_bti_marked_static_and_an_executable_stack() {
+    let f = Files::new("a4");
+    // A bss-only RW segment (p_filesz 0) at 0x41ffe8, memsz 0x2710 (§4).
+    let img = elf(
+        EM_AARCH64,
+        ET_EXEC,
+        0x400100,
+        &[
+            (RX, 0, 0x400000, 0x1000, 0x1000, 0x10000),
+            (RW, 0x1000, 0x41ffe8, 0, 0x2710, 0x10000),
+        ],
+        None,
+    );
+    let img = with_phdr(img, 0x6474_e553, PF_R, &bti_note());
+    let img = with_phdr(img, 0x6474_e551, PF_R | PF_W | PF_X, &[]);
+    let bti = f.put("bti", &img);
+    let mut params = LayoutParams::arm64_6_1();
+    params.cpu_bti = true;
+    let (maps, r) = run(params, &f, &bti, &[&bti]);
+    r.unwrap();
+    expect(
+        &maps,
+        "00400000-00401000 r-xp 00000000 bti
+         0041f000-00423000 rw-p 00000000 [heap]
+         fffff7ffd000-fffff7fff000 r--p 00000000 [vvar]
+         fffff7fff000-fffff8000000 r-xp 00000000 [vdso]
+         fffffffdf000-1000000000000 rwxp 00000000 [stack]",
+    );
+    let mut storage = ProcessStorage::new(&params, 64 << 20);
+    let mut p = storage
+        .build(params, Start::Fresh, ImportHints::default())
+        .unwrap();
+    exec_host(&mut p, &bti, &[&bti], &[], &f.dir, 8 << 20).unwrap();
+    let smaps = p.smaps_string().unwrap();
+    let text = smaps.split("00400000-00401000").nth(1).unwrap();
+    let flags = text.lines().find(|l| l.starts_with("VmFlags:")).unwrap();
+    assert_eq!(flags.trim_end(), "VmFlags: rd ex mr mw me bt");
+    let stack = smaps.split("[stack]").nth(1).unwrap();
+    let flags = stack.lines().find(|l| l.starts_with("VmFlags:")).unwrap();
+    assert_eq!(flags.trim_end(), "VmFlags: rd wr ex mr mw me gd ac");
+}
+
 #[test]
 fn the_initial_stack_holds_argc_argv_envp_and_auxv() {
     let f = Files::new("stack");

@@ -70,7 +70,11 @@ pub fn elf(data: &[u8]) {
     match p.exec(&exe, Some(&exe), &args) {
         Err(ExecError::Refused(e)) => {
             assert_ne!(e, Errno::ENOMEM, "a refusal that needs memory");
-            assert_eq!(p.maps_string(), before, "a refused exec ({e:?}) changed the process");
+            assert_eq!(
+                p.maps_string(),
+                before,
+                "a refused exec ({e:?}) changed the process"
+            );
         }
         Err(ExecError::Killed(_)) => {}
         Ok(info) => {

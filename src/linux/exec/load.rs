@@ -375,7 +375,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             let zs = zero_start
                 .checked_next_multiple_of(page)
                 .ok_or(Errno::EINVAL)?;
-            let ze = zero_end.checked_next_multiple_of(page).ok_or(Errno::EINVAL)?;
+            let ze = zero_end
+                .checked_next_multiple_of(page)
+                .ok_or(Errno::EINVAL)?;
             if ze > zs {
                 let mut p = mman::PROT_READ | mman::PROT_WRITE;
                 if prot.contains(mman::PROT_EXEC) {
