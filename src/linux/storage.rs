@@ -121,7 +121,8 @@ pub fn paging_config(params: &LayoutParams) -> PagingConfig {
 /// `sysroot`; file contents, devices and inodes are the host's.
 ///
 /// # Errors
-/// A message for a file that cannot be read, or the [`ExecError`] of the exec.
+/// A message for a file that cannot be read, or the [`crate::linux::exec::ExecError`] of
+/// the exec.
 pub fn exec_host(
     p: &mut SimProcess<'_>,
     path: &str,
