@@ -1,6 +1,7 @@
 //! pagesim against the host kernel: first-touch writes and reads of a 100 MiB anonymous
-//! mapping, and an untouched 4 KiB mmap + munmap, through pagesim's simulated MMU and
-//! page tables beside the same work done by the kernel in this bench process.
+//! mapping (with data pages stored, and without: `pagesim_nodata`), and an untouched 4 KiB
+//! mmap + munmap, through pagesim's simulated MMU and page tables beside the same work done
+//! by the kernel in this bench process.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pagesim::arch::AccessKind;
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams, ThpMode};
+use pagesim::linux::paging::DataMode;
 use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
 use pagesim::VirtAddr;
 
@@ -80,6 +82,23 @@ fn group(c: &mut Criterion) {
         });
         g.bench_function(format!("kernel/{name}"), |b| {
             b.iter(|| kernel_touch(kind == AccessKind::Write))
+        });
+    }
+    // The same with data pages not stored (DataMode::None): page tables only.
+    let mut nodata = ProcessStorage::with_data(&params(), 256 << 20, DataMode::None);
+    let mut q = nodata
+        .build(params(), Start::Fresh, ImportHints::default())
+        .unwrap();
+    for (name, kind) in [
+        ("write_100mib", AccessKind::Write),
+        ("read_100mib", AccessKind::Read),
+    ] {
+        g.bench_function(format!("pagesim_nodata/{name}"), |b| {
+            b.iter(|| {
+                let a = q.mmap(0, SIZE, RW, PA).unwrap();
+                touch_all(&mut q, a, kind);
+                q.munmap(a, SIZE).unwrap();
+            })
         });
     }
     g.throughput(Throughput::Elements(1));

@@ -201,6 +201,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         pa: u64,
         data: &[u8],
     ) -> Result<(), crate::phys::MemoryError> {
+        if self.paging.config().data == super::paging::DataMode::None {
+            return Ok(());
+        }
         let mem = self.paging.memory_mut();
         let mut i = 0usize;
         while i < data.len() {

@@ -11,10 +11,10 @@ use crate::linux::host_files::HostFiles;
 use crate::linux::mm::vma_tree::VmaSlot;
 use crate::linux::mm::Arch;
 use crate::linux::mm::{AddressSpace, ImportHints, LayoutParams};
-use crate::linux::paging::{CachedPage, Paging, PagingConfig};
+use crate::linux::paging::{CachedPage, DataMode, Paging, PagingConfig};
 use crate::linux::process::Process;
 use crate::mmu::FrameAllocator;
-use crate::phys::SliceMemory;
+use crate::phys::{MemoryError, PhysMemory, SliceMemory, SparseMemory};
 
 /// Entries in the simulated TLB.
 pub const TLB_ENTRIES: usize = 1024;
@@ -22,12 +22,72 @@ pub const TLB_ENTRIES: usize = 1024;
 pub const RAM_BASE: u64 = 0x4000_0000;
 
 /// The simulated process type the tools use.
-pub type SimProcess<'s> = Process<'s, 's, SliceMemory<'s>, TLB_ENTRIES>;
+pub type SimProcess<'s> = Process<'s, 's, SimMemory<'s>, TLB_ENTRIES>;
+
+/// The page-cache slots a process gets at most (one per frame below that).
+pub const MAX_CACHED_PAGES: usize = 1 << 20;
+
+/// The physical memory of a tool's process: host RAM for every simulated byte, or (with
+/// [`DataMode::None`]) sparse pages that hold only what is written, page tables.
+#[derive(Debug)]
+pub enum SimMemory<'s> {
+    /// Every byte backed.
+    Ram(SliceMemory<'s>),
+    /// Only written pages stored.
+    Sparse(SparseMemory),
+}
+
+impl PhysMemory for SimMemory<'_> {
+    #[inline]
+    fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
+        match self {
+            SimMemory::Ram(m) => m.read_u64(pa),
+            SimMemory::Sparse(m) => m.read_u64(pa),
+        }
+    }
+
+    #[inline]
+    fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
+        match self {
+            SimMemory::Ram(m) => m.read_entry(table, offset),
+            SimMemory::Sparse(m) => m.read_entry(table, offset),
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError> {
+        match self {
+            SimMemory::Ram(m) => m.write_u64(pa, value),
+            SimMemory::Sparse(m) => m.write_u64(pa, value),
+        }
+    }
+
+    fn compare_exchange_u64(
+        &mut self,
+        pa: PhysAddr,
+        current: u64,
+        new: u64,
+    ) -> Result<Result<(), u64>, MemoryError> {
+        match self {
+            SimMemory::Ram(m) => m.compare_exchange_u64(pa, current, new),
+            SimMemory::Sparse(m) => m.compare_exchange_u64(pa, current, new),
+        }
+    }
+
+    fn zero(&mut self, pa: PhysAddr, len: u64) -> Result<(), MemoryError> {
+        match self {
+            SimMemory::Ram(m) => m.zero(pa, len),
+            SimMemory::Sparse(m) => m.zero(pa, len),
+        }
+    }
+}
 
 /// The memory a simulated process lives in: VMA slots, RAM and frame-allocator metadata.
 pub struct ProcessStorage {
     slots: Vec<VmaSlot>,
     ram: Vec<u8>,
+    phys_mem: u64,
+    data: DataMode,
     frame_words: Vec<u64>,
     cache: Vec<CachedPage>,
     files: HostFiles,
@@ -47,13 +107,24 @@ pub enum Start<'t> {
 impl ProcessStorage {
     /// Allocates storage for `params` and `phys_mem` bytes of RAM (a multiple of 2 MiB).
     pub fn new(params: &LayoutParams, phys_mem: u64) -> Self {
+        Self::with_data(params, phys_mem, DataMode::Stored)
+    }
+
+    /// Allocates storage as [`ProcessStorage::new`] does; with [`DataMode::None`] the RAM is
+    /// sparse (no host memory for data pages), so `phys_mem` may exceed the host's.
+    pub fn with_data(params: &LayoutParams, phys_mem: u64, data: DataMode) -> Self {
         let phys_mem = phys_mem.max(8 << 20) & !((2 << 20) - 1);
         let frames = (phys_mem >> 12) as usize;
         ProcessStorage {
             slots: vec![VmaSlot::EMPTY; params.slots_needed().min(70_000)],
-            ram: vec![0u8; phys_mem as usize],
+            ram: match data {
+                DataMode::Stored => vec![0u8; phys_mem as usize],
+                DataMode::None => Vec::new(),
+            },
+            phys_mem,
+            data,
             frame_words: vec![0u64; FrameAllocator::storage_words(frames)],
-            cache: vec![CachedPage::EMPTY; frames],
+            cache: vec![CachedPage::EMPTY; frames.min(MAX_CACHED_PAGES)],
             files: HostFiles::new(),
         }
     }
@@ -71,6 +142,8 @@ impl ProcessStorage {
         let ProcessStorage {
             slots,
             ram,
+            phys_mem,
+            data,
             frame_words,
             cache,
             files,
@@ -97,12 +170,16 @@ impl ProcessStorage {
                 AddressSpace::from_smaps(slots, params, t, hints).map_err(|e| e.to_string())?
             }
         };
-        let size = ram.len() as u64;
+        let size = *phys_mem;
         let frames =
             FrameAllocator::new(PhysAddr::new(RAM_BASE), size, frame_words, Contents::Zeroed)
                 .map_err(|e| e.to_string())?;
-        let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), ram);
-        let cfg = PagingConfig::for_layout(&params);
+        let mem = match data {
+            DataMode::Stored => SimMemory::Ram(SliceMemory::new(PhysAddr::new(RAM_BASE), ram)),
+            DataMode::None => SimMemory::Sparse(SparseMemory::new(PhysAddr::new(RAM_BASE), size)),
+        };
+        let mut cfg = PagingConfig::for_layout(&params);
+        cfg.data = *data;
         let mut paging = Paging::new(cfg, mem, frames).map_err(|e| e.to_string())?;
         paging.set_page_cache(cache).map_err(|e| e.to_string())?;
         let mut p = Process::new(space, paging);

@@ -1,17 +1,20 @@
 //! Sparse RAM for large, mostly empty physical address spaces (std only).
 
+use std::boxed::Box;
 use std::collections::BTreeMap;
 
 use super::{MemoryError, PhysMemory};
 use crate::addr::PhysAddr;
 
-/// RAM over `[base, base + size)` that stores only non-zero 64-bit words; every other word
-/// in range reads as zero, and accesses outside the range are external aborts.
+/// RAM over `[base, base + size)` that stores only the 4 KiB pages holding a non-zero
+/// word; every other word in range reads as zero, and accesses outside the range are
+/// external aborts. Zeroing a whole page drops it, so a simulated machine far larger than
+/// the host costs only the pages written (page tables, in a study without data).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseMemory {
     base: u64,
     size: u64,
-    words: BTreeMap<u64, u64>,
+    pages: BTreeMap<u64, Box<[u64; 512]>>,
 }
 
 impl SparseMemory {
@@ -20,7 +23,7 @@ impl SparseMemory {
         SparseMemory {
             base: base.as_u64(),
             size,
-            words: BTreeMap::new(),
+            pages: BTreeMap::new(),
         }
     }
 
@@ -32,7 +35,18 @@ impl SparseMemory {
 
     /// Returns the non-zero words, in address order.
     pub fn words(&self) -> impl Iterator<Item = (PhysAddr, u64)> + '_ {
-        self.words.iter().map(|(&a, &v)| (PhysAddr::new(a), v))
+        self.pages.iter().flat_map(|(&page, words)| {
+            words
+                .iter()
+                .enumerate()
+                .filter(|(_, &w)| w != 0)
+                .map(move |(i, &w)| (PhysAddr::new(page + 8 * i as u64), w))
+        })
+    }
+
+    /// Returns how many 4 KiB pages are stored.
+    pub fn stored_pages(&self) -> usize {
+        self.pages.len()
     }
 
     fn check(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
@@ -47,15 +61,24 @@ impl SparseMemory {
 impl PhysMemory for SparseMemory {
     fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemoryError> {
         let a = self.check(pa)?;
-        Ok(self.words.get(&a).copied().unwrap_or(0))
+        Ok(self
+            .pages
+            .get(&(a & !0xfff))
+            .map_or(0, |p| p[((a & 0xfff) >> 3) as usize]))
     }
 
     fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError> {
         let a = self.check(pa)?;
-        if value == 0 {
-            self.words.remove(&a);
-        } else {
-            self.words.insert(a, value);
+        let page = a & !0xfff;
+        let i = ((a & 0xfff) >> 3) as usize;
+        match self.pages.get_mut(&page) {
+            Some(p) => p[i] = value,
+            None if value == 0 => {}
+            None => {
+                let mut p = Box::new([0u64; 512]);
+                p[i] = value;
+                self.pages.insert(page, p);
+            }
         }
         Ok(())
     }
@@ -69,13 +92,19 @@ impl PhysMemory for SparseMemory {
             .checked_add(len - 8)
             .ok_or(MemoryError::ExternalAbort { pa })?;
         self.check(last)?;
-        let keys: std::vec::Vec<u64> = self
-            .words
-            .range(start..start + len)
-            .map(|(&k, _)| k)
-            .collect();
-        for k in keys {
-            self.words.remove(&k);
+        let end = start + len;
+        let mut a = start;
+        while a < end {
+            let page = a & !0xfff;
+            let next = (page + 0x1000).min(end);
+            if a == page && next == page + 0x1000 {
+                self.pages.remove(&page);
+            } else if let Some(p) = self.pages.get_mut(&page) {
+                for w in ((a & 0xfff) >> 3)..(((next - 1) & 0xfff) >> 3) + 1 {
+                    p[w as usize] = 0;
+                }
+            }
+            a = next;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use pagesim::addr::VirtAddr;
 use pagesim::arch::{AccessKind, Descriptor};
 use pagesim::linux::mm::{mman, ImportHints, LayoutParams};
-use pagesim::linux::paging::Touch;
+use pagesim::linux::paging::{DataMode, Touch};
 use pagesim::linux::storage::{ProcessStorage, Start};
 
 /// The notes' "before" listing of /proc/PID/maps (as captured: padding lost, typographic
@@ -32,10 +32,10 @@ const PHYS_MEM: u64 = 256 << 20;
 /// # Errors
 /// I/O errors of `out`; a failure of the simulation itself is reported as
 /// [`io::ErrorKind::Other`].
-pub fn run(out: &mut dyn Write) -> io::Result<()> {
+pub fn run(out: &mut dyn Write, data: DataMode) -> io::Result<()> {
     let params = LayoutParams::arm64_6_1();
     let before = normalise_notes(SEED_BEFORE_MAPS);
-    let mut storage = ProcessStorage::new(&params, PHYS_MEM);
+    let mut storage = ProcessStorage::with_data(&params, PHYS_MEM, data);
     let mut p = storage
         .build(params, Start::Maps(&before), ImportHints::default())
         .map_err(io::Error::other)?;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pagesim::arch::{Compat, Cpu};
+use pagesim::linux::paging::DataMode;
 
 #[derive(Parser)]
 #[command(
@@ -72,7 +73,11 @@ translation fault with its ESR and FAR, then the kernel's SIGSEGV), and the 100 
 and reports what demand paging did (faults, pages and huge pages, frames, page-table frames per level, \
 Rss, TLB hit rate), and shows one translation level by level."
     )]
-    Demo,
+    Demo {
+        /// Whether data pages hold data (`none`: page tables only; reads give zeros).
+        #[arg(long, value_enum, default_value = "stored")]
+        data: DataArg,
+    },
     /// Run a script of mmap/munmap/mprotect/madvise/brk calls and memory touches on a
     /// simulated Linux process, printing results like strace and maps/smaps like the kernel.
     #[command(long_about = RUN_HELP)]
@@ -152,6 +157,10 @@ struct RunArgs {
     /// Where the interpreter of --exec is looked up.
     #[arg(long, value_name = "DIR", default_value = "/", requires = "exec")]
     sysroot: std::path::PathBuf,
+    /// Whether data pages hold data (`none`: page tables only, reads give zeros, writes are
+    /// dropped: simulated machines larger than the host).
+    #[arg(long, value_enum, default_value = "stored")]
+    data: DataArg,
     /// Print only maps/smaps text and SIGSEGV lines.
     #[arg(long)]
     quiet: bool,
@@ -161,6 +170,23 @@ struct RunArgs {
 
 fn num(s: &str) -> Result<u64, String> {
     pagesim::linux::script::parse_number(s)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DataArg {
+    /// Data pages are stored in host memory.
+    Stored,
+    /// Only page tables are stored.
+    None,
+}
+
+impl From<DataArg> for DataMode {
+    fn from(d: DataArg) -> DataMode {
+        match d {
+            DataArg::Stored => DataMode::Stored,
+            DataArg::None => DataMode::None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -267,7 +293,7 @@ fn run_script(a: RunArgs) -> Result<(), String> {
         start_stack: None,
         mmap_base: a.mmap_base,
     };
-    let mut storage = ProcessStorage::new(&params, a.phys_mem);
+    let mut storage = ProcessStorage::with_data(&params, a.phys_mem, a.data.into());
     let start = match &start_text {
         Some((true, t)) => Start::Smaps(t),
         Some((false, t)) => Start::Maps(t),
@@ -302,7 +328,9 @@ fn run_script(a: RunArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Demo) {
+    let result = match cli.command.unwrap_or(Command::Demo {
+        data: DataArg::Stored,
+    }) {
         Command::At { compat, cpu } => {
             let compat = match compat {
                 CompatArg::Arch => Compat::Arch,
@@ -316,7 +344,7 @@ fn main() -> ExitCode {
             let stdout = BufWriter::new(io::stdout().lock());
             at::run(stdin, stdout, cpu.with_compat(compat))
         }
-        Command::Demo => demo::run(&mut io::stdout().lock()),
+        Command::Demo { data } => demo::run(&mut io::stdout().lock(), data.into()),
         Command::Run(a) => match run_script(*a) {
             Ok(()) => Ok(()),
             Err(m) => {

@@ -237,7 +237,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let pa = self.alloc(order)?;
         let page = self.page();
         let mut buf = [0u8; 512];
-        let mut off = 0;
+        let mut off = if self.config.data == DataMode::None {
+            page
+        } else {
+            0
+        };
         while off < page {
             files.read(file, index * page + off, &mut buf);
             if buf.iter().any(|&b| b != 0) {

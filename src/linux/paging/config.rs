@@ -37,6 +37,22 @@ pub struct PagingConfig {
     /// clear), as arm64's `arch_wants_old_prefaulted_pte()` asks on CPUs with a hardware
     /// access flag; x86 maps them young.
     pub old_prefaulted_ptes: bool,
+    /// Whether page contents are kept (see [`DataMode`]).
+    pub data: DataMode,
+}
+
+/// Whether the simulation keeps what data pages hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DataMode {
+    /// Data pages hold data: zeroed when allocated, filled from files, copied on write.
+    #[default]
+    Stored,
+    /// Only page tables hold anything: data pages are never written (file contents are
+    /// not read, copy-on-write copies nothing, the initial stack of an exec is not written)
+    /// and read as zeros on a memory that stores zero pages for free (such as
+    /// [`crate::phys::SparseMemory`]). For address-space and translation studies of
+    /// machines larger than the host.
+    None,
 }
 
 /// The largest folio batch of any kernel modelled (`PAGEVEC_SIZE` of Linux 6.6 and later).
@@ -71,6 +87,7 @@ impl PagingConfig {
             },
             unmap_drains: params.version < KernelVersion::V6_18,
             old_prefaulted_ptes: params.arch == Arch::Arm64,
+            data: DataMode::Stored,
         }
     }
 }
@@ -86,6 +103,7 @@ impl Default for PagingConfig {
             lru_batch: MAX_LRU_BATCH as u8,
             unmap_drains: false,
             old_prefaulted_ptes: true,
+            data: DataMode::Stored,
         }
     }
 }

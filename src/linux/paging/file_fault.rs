@@ -137,7 +137,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let order = self.config.granule.page_shift() - 12;
         let new = self.alloc(order)?;
         let page = self.page();
-        let mut off = 0;
+        let mut off = if self.config.data == DataMode::None {
+            page
+        } else {
+            0
+        };
         while off < page {
             let mem = self.mmu.memory_mut();
             let ok = mem

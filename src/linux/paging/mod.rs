@@ -460,7 +460,7 @@ mod residency;
 mod tests;
 
 pub use cache::{CachedPage, FileStore, InodeKey, NoFiles};
-pub use config::{HugeZeroWrite, PagingConfig, PagingError, MAX_LRU_BATCH};
+pub use config::{DataMode, HugeZeroWrite, PagingConfig, PagingError, MAX_LRU_BATCH};
 pub use fault::{Segv, SegvCode, Touch, VmaView};
 pub use file_fault::{Bus, FileView};
 pub use residency::{PagingInvariant, Residency};
