@@ -13,6 +13,8 @@ use crate::linux::paging::FileStore;
 #[derive(Debug, Default)]
 pub struct HostFiles {
     files: Vec<File>,
+    /// The opens made for imported mappings, by device and inode.
+    resolved: Vec<(DevId, u64, FileId)>,
 }
 
 impl HostFiles {
@@ -73,6 +75,19 @@ impl FileStore for HostFiles {
             readable: true,
             writable,
         })
+    }
+
+    fn resolve(&mut self, dev: DevId, ino: u64, path: &str) -> Option<FileId> {
+        if let Some(&(_, _, id)) = self.resolved.iter().find(|r| r.0 == dev && r.1 == ino) {
+            return Some(id);
+        }
+        // Only the inode the import saw: the path may name another file here.
+        let f = self.open(path).ok()?;
+        if (f.dev, f.ino) != (dev, ino) {
+            return None;
+        }
+        self.resolved.push((dev, ino, f.id));
+        Some(f.id)
     }
 
     fn size(&self, file: FileId) -> Option<u64> {

@@ -14,7 +14,7 @@ use super::mm::mremap::MremapFlags;
 use super::mm::ops::PageOps;
 use super::mm::space::AddressSpace;
 use super::mm::vma::Vma;
-use super::mm::vma::VmaKind;
+use super::mm::vma::{DevId, FileId, VmaKind, VmaName};
 use super::mm::vmflags::VmFlags;
 use super::paging::{FileStore, FileView, NoFiles, Paging, PagingInvariant, Touch, VmaView};
 use crate::addr::VirtAddr;
@@ -225,8 +225,44 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     }
 
     /// Gives the process the store its file mappings read from (see [`FileStore`]);
-    /// without one, file pages read zeros and no file has an end.
+    /// without one, file pages read zeros and no file has an end. Imported file VMAs are
+    /// given the files their maps lines name, where the store finds the same inode.
     pub fn set_files(&mut self, files: &'a mut dyn FileStore) {
+        // Imported file VMAs (no open file of their own) get the file their maps line
+        // names, where the store finds that inode (see FileStore::resolve).
+        let mut pending: ArrayVec<(u64, DevId, u64, VmaName), 64> = ArrayVec::new();
+        let mut start = 0;
+        loop {
+            pending.clear();
+            for v in self.space.iter().filter(|v| v.vm_start >= start) {
+                if let VmaKind::File {
+                    dev,
+                    ino,
+                    path,
+                    file: FileId(0),
+                } = v.kind
+                {
+                    if v.kind.is_fs_file()
+                        && pending.try_push((v.vm_start, dev, ino, path)).is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            let Some(&(last, ..)) = pending.last() else {
+                break;
+            };
+            for (s, dev, ino, path) in &pending {
+                let shown = path
+                    .as_str()
+                    .strip_suffix(" (deleted)")
+                    .unwrap_or(path.as_str());
+                if let Some(id) = files.resolve(*dev, *ino, shown) {
+                    self.space.set_file(*s, id);
+                }
+            }
+            start = last + 1;
+        }
         self.files = Files(Some(files));
     }
 

@@ -142,6 +142,17 @@ impl<'a> AddressSpace<'a> {
         self.tree.insert(v).map_err(tree_errno)
     }
 
+    /// Sets the open file of the file VMA starting at `start` (an imported mapping whose
+    /// file was found).
+    pub(crate) fn set_file(&mut self, start: u64, id: super::vma::FileId) {
+        // The caller found the VMA at `start`: the update cannot miss it.
+        let _found = self.tree.update(start, |v| {
+            if let VmaKind::File { file, .. } = &mut v.kind {
+                *file = id;
+            }
+        });
+    }
+
     /// Returns a new `anon_vma` identity.
     pub(crate) fn new_anon_vma(&mut self) -> AnonVmaId {
         self.fresh_anon_id()

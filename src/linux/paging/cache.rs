@@ -18,6 +18,14 @@ pub trait FileStore {
         Err(Errno::ENOENT)
     }
 
+    /// Opens the file an imported mapping names (`path` as maps printed it), if it is the
+    /// inode the import saw (`dev`, `ino`); the same inode gives the same open each time.
+    /// The default opens nothing: imported file mappings then read zeros and have no end.
+    fn resolve(&mut self, dev: DevId, ino: u64, path: &str) -> Option<FileId> {
+        let _ = (dev, ino, path);
+        None
+    }
+
     /// Returns the size in bytes of the file open as `file`, or `None` when the store does
     /// not know the file (an imported mapping): the mapping is then backed to its end and
     /// reads zeros.
