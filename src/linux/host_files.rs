@@ -9,7 +9,8 @@ use crate::linux::mm::vma::{vma_name, DevId, FileId};
 use crate::linux::mm::{Errno, OpenFile};
 use crate::linux::paging::FileStore;
 
-/// The host files a process opened, one entry per `open` (each a [`FileId`] of its own).
+/// The host files a process opened, one entry per `open` (each a [`FileId`] of its own),
+/// held read-only.
 #[derive(Debug, Default)]
 pub struct HostFiles {
     files: Vec<File>,
@@ -51,10 +52,11 @@ pub const fn dev_of(rdev: u64) -> DevId {
 
 impl FileStore for HostFiles {
     fn open(&mut self, path: &str) -> Result<OpenFile, Errno> {
-        let (file, writable) = match File::options().read(true).write(true).open(path) {
-            Ok(f) => (f, true),
-            Err(_) => (File::open(path).map_err(|e| errno_of(&e))?, false),
-        };
+        // pagesim never writes to a host file: it keeps a read-only descriptor (one open for
+        // writing would make an exec of the file fail with ETXTBSY), and only probes whether
+        // the file could be opened for writing, which decides MAP_SHARED's rules.
+        let file = File::open(path).map_err(|e| errno_of(&e))?;
+        let writable = File::options().read(true).write(true).open(path).is_ok();
         let meta = file.metadata().map_err(|e| errno_of(&e))?;
         if meta.is_dir() {
             return Err(Errno::ENODEV);
