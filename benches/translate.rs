@@ -306,9 +306,9 @@ fn tlb_group(c: &mut Criterion) {
     let mut ram2 = arm.ram.clone();
     let mem = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram);
     let mut mmu: Mmu<SliceMemory, 1024> = Mmu::new(*arm.regime.registers(), Cpu::MAX, mem);
-    // The same MMU without hit counting (`COUNT_HITS = false`).
+    // The same MMU with hit counting (`COUNT_HITS = true`).
     let mem2 = SliceMemory::new(PhysAddr::new(RAM_BASE), &mut ram2);
-    let mut uncounted: Mmu<SliceMemory, 1024, false> =
+    let mut counted: Mmu<SliceMemory, 1024, true> =
         Mmu::new(*arm.regime.registers(), Cpu::MAX, mem2);
     let addrs = addresses(pages, true);
     let mut floor = FloorTlb {
@@ -319,7 +319,7 @@ fn tlb_group(c: &mut Criterion) {
         let va = VA_BASE + p * 4096;
         let pa = mmu.translate(VirtAddr::new(va), ACCESS).unwrap().as_u64();
         assert_eq!(
-            uncounted
+            counted
                 .translate(VirtAddr::new(va), ACCESS)
                 .unwrap()
                 .as_u64(),
@@ -348,13 +348,13 @@ fn tlb_group(c: &mut Criterion) {
         })
     });
     g.bench_function(
-        BenchmarkId::new("pagesim_uncounted", "hit_1mib_random"),
+        BenchmarkId::new("pagesim_counted", "hit_1mib_random"),
         |b| {
             b.iter(|| {
                 let mut sum = 0u64;
                 for &va in &addrs {
                     sum = sum.wrapping_add(
-                        uncounted
+                        counted
                             .translate(VirtAddr::new(va), ACCESS)
                             .map_or(0, |p| p.as_u64()),
                     );

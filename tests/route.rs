@@ -59,7 +59,7 @@ fn routes_from_walks_and_hits_agree() {
         ttbr1: 0,
         mair: MAIR,
     };
-    let mut mmu: Mmu<_, 64> = Mmu::new(regs, Cpu::MAX, mem);
+    let mut mmu: Mmu<_, 64, true> = Mmu::new(regs, Cpu::MAX, mem);
     let read = Access::read(El::El0);
     for round in 0..2 {
         // Round 0 walks and fills the TLB; round 1 is served by it.
@@ -87,7 +87,7 @@ fn routes_from_walks_and_hits_agree() {
     let flush = mapper
         .unmap(&mut mem, &mut frames, VirtAddr::new(0x1000_1000), 0x1000)
         .unwrap();
-    let mut mmu: Mmu<_, 64> = Mmu::new(regs, Cpu::MAX, mem);
+    let mut mmu: Mmu<_, 64, true> = Mmu::new(regs, Cpu::MAX, mem);
     let mut seen = vec![];
     mmu.flush_with(flush, |op| seen.push(op));
     assert_eq!(seen.len(), 1);

@@ -21,7 +21,7 @@ fn regs(asid: u64, tcr_extra: u64) -> Registers {
     }
 }
 
-type TestMmu = Mmu<SparseMemory, 64>;
+type TestMmu = Mmu<SparseMemory, 64, true>;
 
 fn mmu(tcr_extra: u64) -> TestMmu {
     Mmu::new(regs(1, tcr_extra), Cpu::MAX, fixture())

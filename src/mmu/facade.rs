@@ -106,7 +106,7 @@ impl Route {
 ///     ttbr1: 0,
 ///     mair: 0xff,
 /// };
-/// let mut mmu: Mmu<_, 64> = Mmu::new(regs, Cpu::MAX, mem);
+/// let mut mmu: Mmu<_, 64, true> = Mmu::new(regs, Cpu::MAX, mem); // hits counted
 /// mmu.flush(flush); // every change's record is applied (nothing was cached yet)
 ///
 /// let read = Access::read(El::El0);
@@ -124,7 +124,7 @@ impl Route {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
-pub struct Mmu<M: PhysMemory, const N: usize, const COUNT_HITS: bool = true> {
+pub struct Mmu<M: PhysMemory, const N: usize, const COUNT_HITS: bool = false> {
     regime: Regime,
     ctx: [Context; 8],
     epan: bool,

@@ -383,10 +383,11 @@ pub const BLOCK_ENTRIES: usize = 64;
 /// It never drops an entry on its own except by replacement on fill: changes to
 /// descriptors in memory are not seen until invalidated, as on hardware (spec §5.5).
 ///
-/// `COUNT_HITS` (on by default) makes every hit add to its entry's counter, which
-/// [`Tlb::stats`] sums; that store is about a fifth of a hit's cost, so an embedder that
-/// does not read [`Stats::hits`] may turn it off (`hits` then stays 0; the other counters
-/// are unaffected).
+/// `COUNT_HITS` (off by default) makes every hit add to its entry's counter, which
+/// [`Tlb::stats`] sums; that store costs about a third of a hit, so hits are not counted
+/// unless asked for (`hits` then stays 0; misses, walks, fills and faults are counted on the
+/// miss path either way). Whoever counts its lookups derives the hits as lookups minus
+/// misses, as [`crate::linux::paging::PagingStats::translations`] allows.
 ///
 /// # Example
 ///
@@ -409,7 +410,7 @@ pub const BLOCK_ENTRIES: usize = 64;
 /// let read = Access::read(El::El0);
 /// let t = walk(&regime, &mut mem, VirtAddr::new(0x1abc), read).unwrap();
 ///
-/// let mut tlb: Tlb<64> = Tlb::new();
+/// let mut tlb: Tlb<64, true> = Tlb::new(); // hits counted
 /// tlb.fill(0x1, &t); // the tag is VA >> 12
 /// let check = AccessCheck::new(&read, false);
 /// assert_eq!(tlb.lookup(0x1, 0xabc, 0, check), Some(PhysAddr::new(0x8800_1abc)));
@@ -419,7 +420,7 @@ pub const BLOCK_ENTRIES: usize = 64;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct Tlb<const N: usize, const COUNT_HITS: bool = true> {
+pub struct Tlb<const N: usize, const COUNT_HITS: bool = false> {
     entries: [TlbEntry; N],
     blocks: [TlbEntry; BLOCK_ENTRIES],
     /// The current ASID: entries of other ASIDs stay cached but do not match.

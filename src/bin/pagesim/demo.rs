@@ -161,10 +161,10 @@ pub fn run(out: &mut dyn Write, data: DataMode) -> io::Result<()> {
         out,
         "  TLB hits / misses / walks         {:>10}  ({} / {} / {}, hit rate {:.1}%)",
         "",
-        tlb.hits,
+        st.translations - tlb.misses,
         tlb.misses,
         tlb.walks,
-        100.0 * tlb.hit_rate()
+        100.0 * (st.translations - tlb.misses) as f64 / st.translations.max(1) as f64
     )?;
     writeln!(out)?;
 

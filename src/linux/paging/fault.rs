@@ -85,6 +85,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         // A fault is retried after the handler fixed it; three rounds cover the longest
         // chain (huge zero page split, then copy-on-write).
         for _ in 0..4 {
+            self.stats.translations += 1;
             let fault = match self.mmu.translate(va, access) {
                 Ok(pa) => return Touch::Done(pa),
                 Err(f) => f,

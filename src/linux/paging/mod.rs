@@ -52,6 +52,10 @@ pub struct PagingStats {
     pub segv: u64,
     /// SIGBUSes delivered (file pages past the end of the file).
     pub sigbus: u64,
+    /// Translations asked of the MMU by accesses (retries after a fault included): with
+    /// the TLB's misses, the hits (`translations - misses`) without counting them on the
+    /// hit path.
+    pub translations: u64,
 }
 
 /// The software dirty bit, arm64 Linux's `PTE_DIRTY` (bit 55). It keeps a page's dirty
