@@ -495,44 +495,61 @@ impl AddressSpace<'_> {
 
     /// `vma_merge_new_range` or a new VMA (§4.4, new range).
     pub(super) fn merge_new_range(&mut self, new: Vma) -> Result<(), Errno> {
+        /// What the merge does, decided while the neighbours are borrowed (a VMA is a few
+        /// hundred bytes with its name: they are not copied out of the tree).
+        enum Plan {
+            Both(u64, u64, u64, VmFlags, Option<super::vma::AnonVmaId>),
+            Prev(u64, VmFlags),
+            Next(u64, VmFlags),
+            Insert,
+        }
         let mp = self.params.merge_params();
         // One lookup gives both neighbours: the range is free, so the first VMA ending
         // above its start begins at or after its end.
-        let (nxt, prv) = self.tree.find_vma_prev(new.vm_start);
-        let prev = prv.copied().filter(|p| p.vm_end == new.vm_start);
-        let next = nxt.copied().filter(|n| n.vm_start == new.vm_end);
-        let ml = prev.is_some_and(|p| Vma::can_merge(&p, &new, MergeSource::Right, &mp));
-        let mr = next.is_some_and(|n| Vma::can_merge(&new, &n, MergeSource::Left, &mp));
+        let plan = {
+            let (nxt, prv) = self.tree.find_vma_prev(new.vm_start);
+            let prev = prv.filter(|p| p.vm_end == new.vm_start);
+            let next = nxt.filter(|n| n.vm_start == new.vm_end);
+            let ml = prev.is_some_and(|p| Vma::can_merge(p, &new, MergeSource::Right, &mp));
+            let mr = next.is_some_and(|n| Vma::can_merge(&new, n, MergeSource::Left, &mp));
+            match (prev, next) {
+                (Some(p), Some(n)) if ml && mr && Vma::can_merge_both(p, &new, n, &mp) => {
+                    let flags = p.merged_flags(n).union(new.vm_flags & VmFlags::VM_STICKY);
+                    Plan::Both(
+                        p.vm_start,
+                        n.vm_start,
+                        n.vm_end,
+                        flags,
+                        p.anon_vma.or(n.anon_vma),
+                    )
+                }
+                (Some(p), _) if ml => Plan::Prev(p.vm_start, p.merged_flags(&new)),
+                (_, Some(n)) if mr => Plan::Next(n.vm_start, n.merged_flags(&new)),
+                _ => Plan::Insert,
+            }
+        };
         let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
-        match (prev, next) {
-            (Some(p), Some(n)) if ml && mr && Vma::can_merge_both(&p, &new, &n, &mp) => {
-                let flags = p.merged_flags(&n).union(new.vm_flags & VmFlags::VM_STICKY);
-                let anon = p.anon_vma.or(n.anon_vma);
-                t(self.tree.remove(n.vm_start).map(|_| ()))?;
-                t(self.tree.update(p.vm_start, |x| {
-                    x.vm_end = n.vm_end;
+        match plan {
+            Plan::Both(p_start, n_start, n_end, flags, anon) => {
+                t(self.tree.remove(n_start).map(|_| ()))?;
+                t(self.tree.update(p_start, |x| {
+                    x.vm_end = n_end;
                     x.vm_flags = flags;
                     x.anon_vma = anon;
                 }))
             }
-            (Some(p), _) if ml => {
-                let flags = p.merged_flags(&new);
-                t(self.tree.update(p.vm_start, |x| {
-                    x.vm_end = new.vm_end;
-                    x.vm_flags = flags;
-                    x.anon_vma = x.anon_vma.or(new.anon_vma);
-                }))
-            }
-            (_, Some(n)) if mr => {
-                let flags = n.merged_flags(&new);
-                t(self.tree.update(n.vm_start, |x| {
-                    x.vm_start = new.vm_start;
-                    x.vm_pgoff = new.vm_pgoff;
-                    x.vm_flags = flags;
-                    x.anon_vma = x.anon_vma.or(new.anon_vma);
-                }))
-            }
-            _ => t(self.tree.insert(new)),
+            Plan::Prev(p_start, flags) => t(self.tree.update(p_start, |x| {
+                x.vm_end = new.vm_end;
+                x.vm_flags = flags;
+                x.anon_vma = x.anon_vma.or(new.anon_vma);
+            })),
+            Plan::Next(n_start, flags) => t(self.tree.update(n_start, |x| {
+                x.vm_start = new.vm_start;
+                x.vm_pgoff = new.vm_pgoff;
+                x.vm_flags = flags;
+                x.anon_vma = x.anon_vma.or(new.anon_vma);
+            })),
+            Plan::Insert => t(self.tree.insert(new)),
         }
     }
 

@@ -41,7 +41,22 @@ impl AddressSpace<'_> {
         end: u64,
         ops: &mut dyn PageOps,
     ) -> Result<(), Errno> {
-        let Some(first) = self.tree.find_vma_intersection(start, end).copied() else {
+        /// The fields of a VMA the unmap needs (a VMA with its name is a few hundred bytes:
+        /// it is not copied out of the tree).
+        #[derive(Clone, Copy)]
+        struct Bounds {
+            vm_start: u64,
+            vm_end: u64,
+            vm_pgoff: u64,
+            special: bool,
+        }
+        let bounds = |v: &super::vma::Vma| Bounds {
+            vm_start: v.vm_start,
+            vm_end: v.vm_end,
+            vm_pgoff: v.vm_pgoff,
+            special: v.kind.is_special(),
+        };
+        let Some(first) = self.tree.find_vma_intersection(start, end).map(bounds) else {
             return Ok(());
         };
         let split_first = start > first.vm_start;
@@ -49,7 +64,7 @@ impl AddressSpace<'_> {
             if end < first.vm_end && self.tree.len() >= self.params.max_map_count {
                 return Err(Errno::ENOMEM);
             }
-            if first.kind.is_special() {
+            if first.special {
                 return Err(Errno::EINVAL);
             }
         }
@@ -59,13 +74,13 @@ impl AddressSpace<'_> {
         } else {
             self.tree
                 .find_vma(end - 1)
-                .copied()
+                .map(bounds)
                 .filter(|l| l.vm_start < end && l.vm_end > end)
         };
         let ps = self.params.page_shift;
         let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
         if let Some(l) = last {
-            if l.kind.is_special() {
+            if l.special {
                 // The kernel has already split the first VMA when it finds this out.
                 if split_first {
                     self.split_unchecked(start, Errno::ENOMEM)?;
@@ -95,7 +110,7 @@ impl AddressSpace<'_> {
             t(self.tree.remove(first.vm_start).map(|_| ()))?;
             ops.unmapped(first.vm_start, first.vm_end);
         } else {
-            while let Some(v) = self.tree.find_vma_intersection(start, end).copied() {
+            while let Some(v) = self.tree.find_vma_intersection(start, end).map(bounds) {
                 t(self.tree.remove(v.vm_start).map(|_| ()))?;
                 ops.unmapped(v.vm_start, v.vm_end);
             }
