@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use pagesim::linux::exec::elf::{EM_AARCH64, EM_X86_64, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X};
-use pagesim::linux::exec::ExecError;
+use pagesim::linux::exec::{ExecError, ADDR_NO_RANDOMIZE};
 use pagesim::linux::mm::{Errno, ImportHints, LayoutParams};
 use pagesim::linux::storage::{exec_host, ProcessStorage, SimProcess, Start};
 
@@ -131,7 +131,15 @@ fn run(
     let mut p = storage
         .build(params, Start::Fresh, ImportHints::default())
         .unwrap();
-    let r = exec_host(&mut p, exe, argv, &[], &files.dir, 8 << 20);
+    let r = exec_host(
+        &mut p,
+        exe,
+        argv,
+        &[],
+        &files.dir,
+        8 << 20,
+        ADDR_NO_RANDOMIZE,
+    );
     p.validate().unwrap();
     (columns(&p), r)
 }
@@ -369,7 +377,16 @@ fn v_a4_bti_marked_static_and_an_executable_stack() {
     let mut p = storage
         .build(params, Start::Fresh, ImportHints::default())
         .unwrap();
-    exec_host(&mut p, &bti, &[&bti], &[], &f.dir, 8 << 20).unwrap();
+    exec_host(
+        &mut p,
+        &bti,
+        &[&bti],
+        &[],
+        &f.dir,
+        8 << 20,
+        ADDR_NO_RANDOMIZE,
+    )
+    .unwrap();
     let smaps = p.smaps_string().unwrap();
     let text = smaps.split("00400000-00401000").nth(1).unwrap();
     let flags = text.lines().find(|l| l.starts_with("VmFlags:")).unwrap();
@@ -404,6 +421,7 @@ fn the_initial_stack_holds_argc_argv_envp_and_auxv() {
         &["X=1", "Y=2"],
         &f.dir,
         8 << 20,
+        ADDR_NO_RANDOMIZE,
     )
     .unwrap();
     let read = |p: &mut SimProcess<'_>, va: u64| -> u64 {
@@ -506,7 +524,15 @@ fn errors_before_the_point_of_no_return_change_nothing() {
             .build(params, Start::Fresh, ImportHints::default())
             .unwrap();
         let before = p.maps_string();
-        let r = exec_host(&mut p, &path, &[&path], &[], &f.dir, 8 << 20);
+        let r = exec_host(
+            &mut p,
+            &path,
+            &[&path],
+            &[],
+            &f.dir,
+            8 << 20,
+            ADDR_NO_RANDOMIZE,
+        );
         assert_eq!(
             r.err(),
             Some(ExecError::Refused(want).to_string()),
@@ -523,7 +549,15 @@ fn errors_before_the_point_of_no_return_change_nothing() {
         let mut p = storage
             .build(params, Start::Fresh, ImportHints::default())
             .unwrap();
-        let r = exec_host(&mut p, &path, &[&path, &arg], &[], &f.dir, 8 << 20);
+        let r = exec_host(
+            &mut p,
+            &path,
+            &[&path, &arg],
+            &[],
+            &f.dir,
+            8 << 20,
+            ADDR_NO_RANDOMIZE,
+        );
         assert_eq!(r.is_ok(), ok, "{len}: {r:?}");
         if !ok {
             assert_eq!(r.err(), Some(ExecError::Refused(Errno::E2BIG).to_string()));
@@ -585,4 +619,40 @@ fn errors_after_the_point_of_no_return_kill_with_the_state_of_the_kernel() {
     );
     let (_, r) = run(params, &f, &pie, &[&pie]);
     assert_eq!(r.err(), Some(ExecError::Killed(Errno::EINVAL).to_string()));
+}
+
+#[test]
+fn the_compat_layout_personality_maps_bottom_up() {
+    use pagesim::linux::exec::{AuxValues, ExecArgs, ExecFile, ADDR_COMPAT_LAYOUT};
+    let f = Files::new("compat");
+    let img = elf(
+        EM_X86_64,
+        ET_EXEC,
+        0x400100,
+        &[(RX, 0, 0x400000, 0x1000, 0x1000, 0x1000)],
+        None,
+    );
+    let path = f.put("static", &img);
+    let params = LayoutParams::x86_64_6_18();
+    let mut storage = ProcessStorage::new(&params, 64 << 20);
+    let mut p = storage
+        .build(params, Start::Fresh, ImportHints::default())
+        .unwrap();
+    let file = p.open(&path).unwrap();
+    let args = ExecArgs {
+        filename: &path,
+        argv: &[&path],
+        envp: &[],
+        rlimit_stack: 8 << 20,
+        personality: ADDR_COMPAT_LAYOUT,
+        random: [0; 16],
+        aux: AuxValues::observed(params.arch),
+    };
+    let info = p
+        .exec(&ExecFile { file, bytes: &img }, None, &args)
+        .unwrap();
+    // mmap_legacy_base: PAGE_ALIGN(TASK_SIZE / 3), searched upwards.
+    assert_eq!(p.space().mmap_base(), 0x2aaa_aaaa_b000);
+    assert_eq!(info.vdso, 0x2aaa_aaaa_b000 + 6 * 4096);
+    p.validate().unwrap();
 }

@@ -194,7 +194,8 @@ pub fn paging_config(params: &LayoutParams) -> PagingConfig {
 }
 
 /// Executes the host ELF file at `path` in `p` as `execve(path, argv, envp)` with
-/// `RLIMIT_STACK` `rlimit_stack`: the interpreter its `PT_INTERP` names is read from under
+/// `RLIMIT_STACK` `rlimit_stack` and the `personality` (see
+/// [`crate::linux::exec::ExecArgs::personality`]): the interpreter its `PT_INTERP` names is read from under
 /// `sysroot`; file contents, devices and inodes are the host's.
 ///
 /// # Errors
@@ -207,6 +208,7 @@ pub fn exec_host(
     envp: &[&str],
     sysroot: &std::path::Path,
     rlimit_stack: u64,
+    personality: u32,
 ) -> Result<ExecInfo, String> {
     let read = |f: &std::path::Path| std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()));
     let exe_bytes = read(std::path::Path::new(path))?;
@@ -245,6 +247,7 @@ pub fn exec_host(
         argv,
         envp,
         rlimit_stack,
+        personality,
         random: [0x5a; 16],
         aux: AuxValues::observed(params.arch),
     };

@@ -1,10 +1,12 @@
 //! The exec-stop cross-check: real ELF programs started on the host kernel (stopped at the
-//! exec with PTRACE_TRACEME, ASLR off, an 8 MiB stack rlimit) and by `Process::exec` with
+//! exec with PTRACE_TRACEME, ASLR off, an 8 MiB stack rlimit, and for some runs the legacy
+//! layout of `ADDR_COMPAT_LAYOUT`) and by `Process::exec` with
 //! the same argv and envp; the maps must be equal byte for byte.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use pagesim::linux::exec::{ADDR_COMPAT_LAYOUT, ADDR_NO_RANDOMIZE};
 use pagesim::linux::mm::ImportHints;
 use pagesim::linux::mm::LayoutParams;
 use pagesim::linux::storage::{exec_host, ProcessStorage, Start};
@@ -45,7 +47,12 @@ pub fn build_programs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Starts `path` with `argv` and `envp` under ptrace and returns its maps at the exec stop.
-pub fn kernel_exec_maps(path: &str, argv: &[&str], envp: &[&str]) -> Result<String, String> {
+pub fn kernel_exec_maps(
+    path: &str,
+    argv: &[&str],
+    envp: &[&str],
+    personality: u32,
+) -> Result<String, String> {
     let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
     let c_path = c(path)?;
     let c_argv = argv.iter().map(|s| c(s)).collect::<Result<Vec<_>, _>>()?;
@@ -65,7 +72,7 @@ pub fn kernel_exec_maps(path: &str, argv: &[&str], envp: &[&str]) -> Result<Stri
             return Err("fork failed".into());
         }
         if pid == 0 {
-            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            libc::personality(personality as libc::c_ulong);
             libc::setrlimit(libc::RLIMIT_STACK, &rl);
             libc::ptrace(
                 libc::PTRACE_TRACEME,
@@ -97,10 +104,19 @@ pub fn pagesim_exec_maps(
     path: &str,
     argv: &[&str],
     envp: &[&str],
+    personality: u32,
 ) -> Result<String, String> {
     let mut storage = ProcessStorage::new(&params, 256 << 20);
     let mut p = storage.build(params, Start::Fresh, ImportHints::default())?;
-    exec_host(&mut p, path, argv, envp, Path::new("/"), STACK_RLIMIT)?;
+    exec_host(
+        &mut p,
+        path,
+        argv,
+        envp,
+        Path::new("/"),
+        STACK_RLIMIT,
+        personality,
+    )?;
     p.validate().map_err(|e| e.to_string())?;
     Ok(p.maps_string())
 }
@@ -119,16 +135,23 @@ pub fn check_all(params: LayoutParams, programs: &[String]) -> (usize, Vec<Strin
             (vec![path, &a20k, &a20k], vec![&e10k]),
             (vec![path, &big, &big], vec!["HOME=/"]),
         ];
-        for (argv, envp) in cases {
+        // The legacy layout (`setarch -L`) for the first two argument sets.
+        let personalities = [ADDR_NO_RANDOMIZE, ADDR_NO_RANDOMIZE | ADDR_COMPAT_LAYOUT];
+        let runs_of = cases.iter().enumerate().flat_map(|(i, c)| {
+            personalities[..if i < 2 { 2 } else { 1 }]
+                .iter()
+                .map(move |&pers| (c, pers))
+        });
+        for ((argv, envp), pers) in runs_of {
             runs += 1;
             let what = format!(
-                "{path} with {} args ({} bytes) and {} env strings",
+                "{path} with {} args ({} bytes), {} env strings and personality {pers:#x}",
                 argv.len(),
                 argv.iter().map(|s| s.len() + 1).sum::<usize>(),
                 envp.len()
             );
-            let k = kernel_exec_maps(path, &argv, &envp);
-            let s = pagesim_exec_maps(params, path, &argv, &envp);
+            let k = kernel_exec_maps(path, argv, envp, pers);
+            let s = pagesim_exec_maps(params, path, argv, envp, pers);
             match (k, s) {
                 (Ok(k), Ok(s)) if k == s => {}
                 (Ok(k), Ok(s)) => failures.push(format!(

@@ -63,6 +63,8 @@ pub fn elf(data: &[u8]) {
         argv: &["/fuzz/exe", "a"],
         envp: &["X=1"],
         rlimit_stack: 8 << 20,
+        personality: pagesim::linux::exec::ADDR_NO_RANDOMIZE
+            | (u32::from(cfg >> 7) * pagesim::linux::exec::ADDR_COMPAT_LAYOUT),
         random: [7; 16],
         aux: AuxValues::observed(params.arch),
     };

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pagesim::arch::{Compat, Cpu};
+use pagesim::linux::exec::{ADDR_COMPAT_LAYOUT, ADDR_NO_RANDOMIZE};
 use pagesim::linux::paging::DataMode;
 
 #[derive(Parser)]
@@ -157,6 +158,10 @@ struct RunArgs {
     /// Where the interpreter of --exec is looked up.
     #[arg(long, value_name = "DIR", default_value = "/", requires = "exec")]
     sysroot: std::path::PathBuf,
+    /// Exec with the `ADDR_COMPAT_LAYOUT` personality (`setarch -L`): mmap bottom-up from
+    /// `TASK_UNMAPPED_BASE`.
+    #[arg(long, requires = "exec")]
+    legacy_layout: bool,
     /// Whether data pages hold data (`none`: page tables only, reads give zeros, writes are
     /// dropped: simulated machines larger than the host).
     #[arg(long, value_enum, default_value = "stored")]
@@ -313,6 +318,11 @@ fn run_script(a: RunArgs) -> Result<(), String> {
             &envp,
             &a.sysroot,
             rlimit,
+            if a.legacy_layout {
+                ADDR_NO_RANDOMIZE | ADDR_COMPAT_LAYOUT
+            } else {
+                ADDR_NO_RANDOMIZE
+            },
         )?;
         if !a.quiet {
             out.push_str(&format!(

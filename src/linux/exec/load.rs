@@ -124,7 +124,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         };
         // The point of no return.
         let killed = ExecError::Killed;
-        self.exec_reset(args.rlimit_stack).map_err(killed)?;
+        let compat = args.personality & super::ADDR_COMPAT_LAYOUT != 0;
+        self.exec_reset(args.rlimit_stack, compat).map_err(killed)?;
         let params = *self.space().params();
         let page = params.page_size();
         let top = params.stack_top;
@@ -167,9 +168,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     }
 
     /// Drops the old address space and starts the new layout.
-    fn exec_reset(&mut self, rlimit_stack: u64) -> Result<(), Errno> {
+    fn exec_reset(&mut self, rlimit_stack: u64, compat_layout: bool) -> Result<(), Errno> {
         self.sync_call(|space, ops| {
-            space.exec_reset(rlimit_stack, ops);
+            space.exec_reset(rlimit_stack, compat_layout, ops);
             Ok(())
         })
     }

@@ -66,6 +66,11 @@ impl AuxValues {
     }
 }
 
+/// `ADDR_NO_RANDOMIZE`: no address space randomisation (the only layout pagesim builds).
+pub const ADDR_NO_RANDOMIZE: u32 = 0x004_0000;
+/// `ADDR_COMPAT_LAYOUT`: the legacy bottom-up mmap layout.
+pub const ADDR_COMPAT_LAYOUT: u32 = 0x020_0000;
+
 /// What `execve` is given besides the files.
 #[derive(Clone, Copy, Debug)]
 pub struct ExecArgs<'x> {
@@ -77,6 +82,10 @@ pub struct ExecArgs<'x> {
     pub envp: &'x [&'x str],
     /// `RLIMIT_STACK` (soft limit, bytes).
     pub rlimit_stack: u64,
+    /// The personality (`personality(2)`): [`ADDR_COMPAT_LAYOUT`] selects the legacy
+    /// bottom-up layout. Address randomisation is not modelled: every layout is the one of
+    /// [`ADDR_NO_RANDOMIZE`].
+    pub personality: u32,
     /// The 16 bytes behind `AT_RANDOM` (a seed of the caller's: pagesim has no entropy).
     pub random: [u8; 16],
     /// CPU and credential values of the auxiliary vector.

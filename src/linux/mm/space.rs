@@ -110,9 +110,15 @@ impl<'a> AddressSpace<'a> {
     }
 
     /// Drops every VMA (reporting each range to `ops`) and starts the layout afresh for an
-    /// `execve` with `rlimit_stack`: `mmap_base` recomputed, `start_brk = brk =
+    /// `execve` with `rlimit_stack` (and the legacy layout when `compat_layout`, the
+    /// `ADDR_COMPAT_LAYOUT` personality): `mmap_base` recomputed, `start_brk = brk =
     /// start_stack = 0` (`exec_mmap` and `setup_new_exec`).
-    pub(crate) fn exec_reset(&mut self, rlimit_stack: u64, ops: &mut dyn super::ops::PageOps) {
+    pub(crate) fn exec_reset(
+        &mut self,
+        rlimit_stack: u64,
+        compat_layout: bool,
+        ops: &mut dyn super::ops::PageOps,
+    ) {
         while let Some(v) = self.tree.find_vma_intersection(0, u64::MAX).copied() {
             if self.tree.remove(v.vm_start).is_err() {
                 break;
@@ -120,6 +126,7 @@ impl<'a> AddressSpace<'a> {
             ops.unmapped(v.vm_start, v.vm_end);
         }
         self.params.rlimit_stack = rlimit_stack;
+        self.params.legacy_va_layout |= compat_layout;
         self.mmap_base = self.params.mmap_base();
         self.start_brk = 0;
         self.brk = 0;
