@@ -7,7 +7,8 @@
 //! * [`paging`] and [`process`], the **paging layer**, join it to the simulated AArch64
 //!   MMU: demand paging through real translation tables (zero page, copy-on-write, THP as
 //!   level-2 blocks, SIGSEGV), residency for smaps and mincore, and a [`process::Process`]
-//!   that keeps VMAs and tables in step.
+//!   that keeps VMAs and tables in step; [`system::System`] runs several processes on
+//!   one machine (fork with copy-on-write, vfork, exec over a live process, exit).
 //!
 //! Nothing in [`mm`] imports [`paging`] or [`process`].
 //!
@@ -27,3 +28,4 @@ pub mod process;
 pub mod script;
 #[cfg(feature = "std")]
 pub mod storage;
+pub mod system;

@@ -8,6 +8,7 @@ use arrayvec::ArrayVec;
 
 use super::mm::errno::Errno;
 use super::mm::file::OpenFile;
+use super::mm::fork_copies_pages;
 use super::mm::maps_text::SmapsCounters;
 use super::mm::mman::{self, Advice, MapFlags, Prot};
 use super::mm::mremap::MremapFlags;
@@ -16,7 +17,9 @@ use super::mm::space::AddressSpace;
 use super::mm::vma::Vma;
 use super::mm::vma::{DevId, FileId, VmaKind, VmaName};
 use super::mm::vmflags::VmFlags;
-use super::paging::{FileStore, FileView, NoFiles, Paging, PagingInvariant, Touch, VmaView};
+use super::paging::{
+    FileStore, FileView, NoFiles, Paging, PagingInvariant, Tables, Touch, VmaView,
+};
 use crate::addr::VirtAddr;
 use crate::arch::{AccessKind, Attributes};
 use crate::mmu::MapError;
@@ -184,6 +187,40 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// Returns the address space, for the layers that build one (exec).
     pub(crate) fn space_mut(&mut self) -> &mut AddressSpace<'a> {
         &mut self.space
+    }
+
+    /// Returns the paging (the machine), for the layer that runs several processes.
+    pub(crate) fn paging_mut(&mut self) -> &mut Paging<'f, M, N> {
+        &mut self.paging
+    }
+
+    /// Makes `space` and `tables` (another process's) the running ones, and leaves the
+    /// ones that ran in them.
+    pub(crate) fn swap_mm(&mut self, space: &mut AddressSpace<'a>, tables: &mut Tables) {
+        core::mem::swap(&mut self.space, space);
+        self.paging.swap_tables(tables);
+    }
+
+    /// Copies into the child's `tables` the page-table entries `fork` copies (see
+    /// [`fork_copies_pages`]).
+    pub(crate) fn fork_tables(&mut self, child: &mut Tables) -> Result<(), MapError> {
+        for v in self.space.iter() {
+            if fork_copies_pages(v) {
+                self.paging
+                    .fork_range(child, v.vm_start, v.vm_end, v.vm_flags)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every mapping as `exit_mmap` does: the folio batches drain, then every VMA
+    /// goes with its pages (pages other processes map stay theirs).
+    pub(crate) fn exit_mmap(&mut self) -> Result<(), Errno> {
+        self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
+        self.sync_call(|space, ops| {
+            space.drop_all(ops);
+            Ok(())
+        })
     }
 
     /// Runs a VMA-level change with the page tables kept in step.
@@ -678,8 +715,26 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// [`Invariant`] naming the first thing that does not hold.
     pub fn validate(&self) -> Result<(), Invariant> {
+        self.validate_with([])
+    }
+
+    /// Checks what [`Process::validate`] checks, with the frames also mapped by the
+    /// tables of processes not running (`others`) accounted for.
+    ///
+    /// # Errors
+    /// [`Invariant`] naming the first thing that does not hold.
+    pub fn validate_with<'t>(
+        &self,
+        others: impl IntoIterator<Item = &'t Tables>,
+    ) -> Result<(), Invariant> {
+        self.validate_mappings()?;
+        self.paging.validate_with(others).map_err(Invariant::Paging)
+    }
+
+    /// Checks the VMA tree, and that every leaf lies in a VMA that allows what the leaf
+    /// allows.
+    pub(crate) fn validate_mappings(&self) -> Result<(), Invariant> {
         self.space.validate().map_err(|_| Invariant::VmaTree)?;
-        self.paging.validate().map_err(Invariant::Paging)?;
         let mut bad = None;
         let user = 1u64 << self.paging.config().va_bits;
         self.paging

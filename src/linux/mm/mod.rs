@@ -48,6 +48,8 @@ pub mod vma_tree;
 pub mod vmflags;
 
 mod brk;
+mod fork;
+pub use fork::fork_copies_pages;
 mod madvise;
 mod mmap;
 mod mprotect;

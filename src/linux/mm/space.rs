@@ -119,18 +119,29 @@ impl<'a> AddressSpace<'a> {
         compat_layout: bool,
         ops: &mut dyn super::ops::PageOps,
     ) {
-        while let Some(v) = self.tree.find_vma_intersection(0, u64::MAX).copied() {
-            if self.tree.remove(v.vm_start).is_err() {
-                break;
-            }
-            ops.unmapped(v.vm_start, v.vm_end);
-        }
+        self.drop_all(ops);
         self.params.rlimit_stack = rlimit_stack;
         self.params.legacy_va_layout |= compat_layout;
         self.mmap_base = self.params.mmap_base();
         self.start_brk = 0;
         self.brk = 0;
         self.start_stack = 0;
+    }
+
+    /// Drops every VMA, reporting each range to `ops` (`exit_mmap`, and exec's
+    /// `exec_mmap`).
+    pub(crate) fn drop_all(&mut self, ops: &mut dyn super::ops::PageOps) {
+        while let Some(v) = self.tree.find_vma_intersection(0, u64::MAX).copied() {
+            if self.tree.remove(v.vm_start).is_err() {
+                break;
+            }
+            ops.unmapped(v.vm_start, v.vm_end);
+        }
+    }
+
+    /// Gives back the VMA storage (an exited process's, for the next one).
+    pub fn into_slots(self) -> &'a mut [super::vma_tree::VmaSlot] {
+        self.tree.into_slots()
     }
 
     /// Inserts `v` where nothing is mapped, as the kernel inserts the stack and special

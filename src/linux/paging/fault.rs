@@ -171,7 +171,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 }
             } else if let Some(pa) = self.alloc_above(
                 self.config.granule.level_shift(Level::L2) - 12,
-                (self.deposits + 1) << (self.config.granule.page_shift() - 12),
+                self.deposit_frames() + (1 << (self.config.granule.page_shift() - 12)),
             ) {
                 if self.map_block(block, pa, page_attrs(vma.flags, writable) | PTE_DIRTY) {
                     self.stats.thp += 1;
@@ -209,7 +209,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     /// Handles a write to a present read-only page of a writable VMA: copy-on-write off the
-    /// zero page (or the huge zero page), or making an exclusive page writable again.
+    /// zero page (or the huge zero page) or off a page another process maps (fork), or
+    /// making an exclusive page writable again.
     fn fault_write_protect(&mut self, addr: u64, vma: &VmaView) -> Result<(), Touch> {
         let oom = Touch::OutOfMemory {
             addr: VirtAddr::new(addr),
@@ -276,6 +277,32 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             self.stats.anon_pages += 1;
             self.stats.cow += 1;
             return Ok(());
+        }
+        if leaf.descriptor.bits() & PTE_FILE.bits() == 0 && self.any_shared(pa, size) {
+            let va = addr & !(page - 1);
+            if size > page {
+                // do_huge_pmd_wp_page: a THP that fork shared is split, and the retried
+                // write copies its one page.
+                let mem = self.mmu.memory_mut();
+                let flush = self
+                    .mapper
+                    .protect(
+                        mem,
+                        &mut self.frames,
+                        VirtAddr::new(va),
+                        page,
+                        Attributes::empty(),
+                        Attributes::empty(),
+                    )
+                    .map_err(|_| oom)?;
+                self.mmu.flush(flush);
+                self.release_deposits(1);
+                return Ok(());
+            }
+            // wp_page_copy: another process maps the page; this one gets a copy.
+            self.unmap(va, page).map_err(|_| oom)?;
+            self.unshare(pa);
+            return self.map_copy(va, leaf.pa, vma.flags).ok_or(oom);
         }
         if leaf.descriptor.bits() & PTE_FILE.bits() != 0 {
             // wp_page_shared: the file system is told, the folio becomes dirty.

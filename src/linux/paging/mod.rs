@@ -106,12 +106,20 @@ pub struct Paging<'f, M: PhysMemory, const N: usize> {
     huge_zero: Option<PhysAddr>,
     config: PagingConfig,
     stats: PagingStats,
-    /// The per-CPU `lru_lazyfree` batch: (VA, PA) of the small folios MADV_FREE marked
-    /// since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the batch
-    /// moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
-    lazyfree_batch: ArrayVec<(u64, u64), MAX_LRU_BATCH>,
+    /// The per-CPU `lru_lazyfree` batch: (ASID, VA, PA) of the small folios MADV_FREE
+    /// marked since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the
+    /// batch moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
+    lazyfree_batch: ArrayVec<(u16, u64, u64), MAX_LRU_BATCH>,
+    /// Folios of processes not running that the batch moved: they become lazy-free in
+    /// those processes' tables at [`Paging::settle_parked`].
+    lazyfree_parked: ArrayVec<(u16, u64, u64), MAX_LRU_BATCH>,
     /// The page cache (empty storage until [`Paging::set_page_cache`]).
     cache: cache::PageCache<'f>,
+    /// Per 4 KiB frame: how many more leaves map the anonymous page starting there
+    /// (pages shared by fork; empty storage until [`Paging::set_share_counts`]).
+    shares: &'f mut [u16],
+    /// Tables deposited for the blocks of the processes not running ([`Tables`]).
+    parked_deposits: u64,
 }
 
 impl<M: PhysMemory, const N: usize> fmt::Debug for Paging<'_, M, N> {
@@ -261,7 +269,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             deposits: 0,
             stats: PagingStats::default(),
             lazyfree_batch: ArrayVec::new(),
+            lazyfree_parked: ArrayVec::new(),
             cache: cache::PageCache::new(&mut []),
+            shares: &mut [],
+            parked_deposits: 0,
         })
     }
 
@@ -381,7 +392,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
 
     /// Returns the frames held back for the deposits (one table each).
     fn deposit_frames(&self) -> u64 {
-        self.deposits << (self.config.granule.page_shift() - 12)
+        (self.deposits + self.parked_deposits) << (self.config.granule.page_shift() - 12)
     }
 
     /// Allocates a zeroed run for a page, leaving the deposits free.
@@ -397,7 +408,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// Maps the block at `va` to `pa`, with a frame left over for its deposit, which it then
     /// takes. Returns whether it did.
     fn map_block(&mut self, va: u64, pa: PhysAddr, attrs: Attributes) -> bool {
-        let floor = (self.deposits + 1) << (self.config.granule.page_shift() - 12);
+        let floor = self.deposit_frames() + (1 << (self.config.granule.page_shift() - 12));
         let ok = self.map_above(va, pa, self.pmd(), attrs, floor).is_ok();
         if ok {
             self.deposits += 1;
@@ -460,6 +471,7 @@ mod file_fault;
 mod moves;
 mod range;
 mod residency;
+mod share;
 #[cfg(test)]
 mod tests;
 
@@ -468,3 +480,4 @@ pub use config::{DataMode, HugeZeroWrite, PagingConfig, PagingError, MAX_LRU_BAT
 pub use fault::{Segv, SegvCode, Touch, VmaView};
 pub use file_fault::{Bus, FileView};
 pub use residency::{PagingInvariant, Residency};
+pub use share::Tables;

@@ -40,7 +40,6 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         }
         // The interior: every leaf lies wholly inside [a, b). Free their frames, then
         // remove them all in one table change, which needs no split.
-        let page_order = self.config.granule.page_shift() - 12;
         let zero = self.zero.as_u64();
         let page = self.page();
         let huge = self.huge_zero.map(|h| (h.as_u64(), self.pmd()));
@@ -54,6 +53,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             frames,
             deposits,
             cache,
+            shares,
             ..
         } = self;
         let mut blocks = 0;
@@ -64,8 +64,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 // A page-cache page: one mapping fewer; the frame stays in the cache.
                 cache.unmapped(l.pa.as_u64(), pte_dirty(d));
             } else if !is_zero(l.pa.as_u64()) {
-                let order = (u32::from(l.size_log2) - 12).max(page_order);
-                freeing = freeing.and(frames.free_run(l.pa, order));
+                let size = 1u64 << l.size_log2;
+                freeing = freeing.and(share::release_frames(
+                    frames,
+                    shares,
+                    l.pa.as_u64(),
+                    size,
+                    page,
+                ));
             }
             if u32::from(l.size_log2) > page_log2 {
                 blocks += 1;
@@ -102,7 +108,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let mut first = pa;
         match self.unmap(s, e - s) {
             Ok(()) => {}
-            Err(MapError::OutOfFrames { .. }) if size > page && !zero => {
+            Err(MapError::OutOfFrames { .. })
+                if size > page && !zero && !self.any_shared(pa, page) =>
+            {
                 self.frames.free_run(PhysAddr::new(pa), order)?;
                 self.unmap(s, e - s)?;
                 first = pa + page;
@@ -121,7 +129,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         if !zero {
             let mut x = first;
             while x < pa + (e - s) {
-                self.frames.free_run(PhysAddr::new(x), order)?;
+                self.release_anon(x, page)?;
                 x += page;
             }
         }
@@ -173,16 +181,17 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     ) -> Result<(), MapError> {
         let mut cursor = start;
         while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
-            // A zero page, or a cached file page in a private mapping, stays read-only: a
-            // write must copy it.
+            // A zero page, a cached file page in a private mapping, or an anonymous page
+            // another process maps (fork) stays read-only: a write must copy it.
+            let file = leaf.descriptor.bits() & PTE_FILE.bits() != 0;
+            let part_pa = leaf.pa.as_u64() + (s - leaf.va.as_u64());
             let cow_only = self.is_zero(leaf.pa.as_u64())
-                || (leaf.descriptor.bits() & PTE_FILE.bits() != 0
-                    && !flags.contains(VmFlags::VM_SHARED));
+                || (file && !flags.contains(VmFlags::VM_SHARED))
+                || (!file && self.any_shared(part_pa, e - s));
             let writable = flags.contains(VmFlags::VM_WRITE) && !cow_only;
             let dirty = pte_dirty(leaf.descriptor.bits());
             let mut want = page_attrs(flags, writable && dirty);
             // A clean shared file page stays read-only (write-notify): its write must fault.
-            let file = leaf.descriptor.bits() & PTE_FILE.bits() != 0;
             if writable && !dirty && !file {
                 // Clean but writable: DBM set, AP[2] set until hardware marks it dirty.
                 want |= Attributes::DBM | Attributes::AP_RO;
@@ -238,7 +247,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 if me.lazyfree_batch.is_full() {
                     me.lru_add_drain()?;
                 }
-                let pushed = me.lazyfree_batch.try_push((a, pa0 + (a - s))).is_ok();
+                let asid = me.mapper.asid();
+                let pushed = me.lazyfree_batch.try_push((asid, a, pa0 + (a - s))).is_ok();
                 debug_assert!(pushed, "a drained batch has room");
                 if me.lazyfree_batch.len() >= usize::from(me.config.lru_batch).max(1) {
                     // folio_batch_add() returned no space left: the batch moves.
@@ -316,7 +326,13 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// needs a frame).
     pub fn lru_add_drain(&mut self) -> Result<(), MapError> {
         let page = self.page();
-        while let Some((va, pa)) = self.lazyfree_batch.pop_at(0) {
+        while let Some((asid, va, pa)) = self.lazyfree_batch.pop_at(0) {
+            if asid != self.mapper.asid() {
+                // Another process's folio: it moves too, into that process's tables at
+                // the next settle_parked (there is room: the batch held it).
+                let _ = self.lazyfree_parked.try_push((asid, va, pa));
+                continue;
+            }
             // The folio is still mapped where MADV_FREE found it: every path that unmaps
             // pages drains first, so the check only guards the model's own invariant.
             let same = self

@@ -4,8 +4,8 @@ use super::*;
 
 /// Resident memory of a range, as smaps counts it (bytes).
 ///
-/// A page is shared when more than one page-table entry maps it (a page-cache page mapped
-/// twice); anonymous pages and shmem pages have one mapping each.
+/// A page is shared when more than one page-table entry maps it: a page-cache page mapped
+/// twice, or an anonymous page a fork shared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Residency {
     /// Pages mapped (zero pages excluded).
@@ -68,6 +68,14 @@ pub enum PagingInvariant {
         /// Frames the deposits need.
         needed: u64,
     },
+    /// Leaves mapping frames shared `mappings` times are not a multiple of it: the map
+    /// counts of shared pages and the tables that map them disagree.
+    Shares {
+        /// The map count of the frames.
+        mappings: u64,
+        /// Leaves (in 4 KiB frames) found mapping such frames.
+        leaves: u64,
+    },
     /// Frames in use are not the tables, mapped pages and zero pages.
     Frames {
         /// Frames the allocator has handed out.
@@ -89,6 +97,10 @@ impl fmt::Display for PagingInvariant {
             PagingInvariant::DepositsSpent { free, needed } => {
                 write!(f, "{free} frames free, the deposits need {needed}")
             }
+            PagingInvariant::Shares { mappings, leaves } => write!(
+                f,
+                "{leaves} frames of leaves map pages mapped {mappings} times: not a multiple"
+            ),
             PagingInvariant::Frames { used, accounted } => write!(
                 f,
                 "{used} frames in use, {accounted} held by tables, pages and zero pages"
@@ -119,24 +131,38 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     let d = l.descriptor.bits();
                     let n = e - s;
                     let file = d & PTE_FILE.bits() != 0;
+                    let pa = l.pa.as_u64() + (s - l_start);
                     let (mapcount, folio_dirty) = if file {
-                        self.cache.state_of(l.pa.as_u64()).unwrap_or((1, false))
+                        self.cache.state_of(pa).unwrap_or((1, false))
                     } else {
                         (1, false)
                     };
                     let dirty = pte_dirty(d) || folio_dirty;
-                    let share = (n << 12) / u64::from(mapcount.max(1));
-                    r.rss += n;
-                    r.pss_shifted += share;
-                    match (mapcount >= 2, dirty) {
-                        (false, true) => r.private_dirty += n,
-                        (false, false) => r.private_clean += n,
-                        (true, true) => r.shared_dirty += n,
-                        (true, false) => r.shared_clean += n,
+                    let mut count = |n: u64, mapcount: u32| {
+                        let share = (n << 12) / u64::from(mapcount.max(1));
+                        r.pss_shifted += share;
+                        match (mapcount >= 2, dirty) {
+                            (false, true) => r.private_dirty += n,
+                            (false, false) => r.private_clean += n,
+                            (true, true) => r.shared_dirty += n,
+                            (true, false) => r.shared_clean += n,
+                        }
+                        if dirty {
+                            r.pss_dirty_shifted += share;
+                        }
+                    };
+                    if !file && self.any_shared(pa, n) {
+                        // Pages shared by fork: each counts by its own map count.
+                        let mut a = pa;
+                        while a < pa + n {
+                            count(page, u32::from(self.shares_of(a)) + 1);
+                            a += page;
+                        }
+                    } else {
+                        count(n, mapcount);
                     }
-                    if dirty {
-                        r.pss_dirty_shifted += share;
-                    } else if d & PTE_LAZYFREE.bits() != 0 {
+                    r.rss += n;
+                    if !dirty && d & PTE_LAZYFREE.bits() != 0 {
                         r.lazy_free += n;
                     }
                     if !file {
@@ -190,49 +216,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`PagingInvariant`] naming the first invariant that does not hold.
     pub fn validate(&self) -> Result<(), PagingInvariant> {
-        let page = self.page();
-        let mut blocks = 0u64;
-        let mut mapped_frames = 0u64;
-        self.mapper
-            .for_each_leaf(
-                self.mmu.memory(),
-                VirtAddr::new(0),
-                1u64 << self.config.va_bits,
-                |l| {
-                    let size = 1u64 << l.size_log2;
-                    if size > page {
-                        blocks += 1;
-                    }
-                    if l.descriptor.bits() & PTE_FILE.bits() == 0 && !self.is_zero(l.pa.as_u64()) {
-                        mapped_frames += size >> 12;
-                    }
-                    true
-                },
-            )
-            .map_err(PagingInvariant::Tables)?;
-        if blocks != self.deposits {
-            return Err(PagingInvariant::Deposits {
-                blocks,
-                deposits: self.deposits,
-            });
-        }
-        let free = self.frames.free_frames() as u64;
-        if free < self.deposit_frames() {
-            return Err(PagingInvariant::DepositsSpent {
-                free,
-                needed: self.deposit_frames(),
-            });
-        }
-        let table_frames = self.mapper.table_count() << (self.config.granule.page_shift() - 12);
-        let zero_frames = (page >> 12) + self.huge_zero.map_or(0, |_| self.pmd() >> 12);
-        let used = self.frames.total_frames() as u64 - free;
-        let cache_frames =
-            (self.cache.pages().len() as u64) << (self.config.granule.page_shift() - 12);
-        let accounted = table_frames + mapped_frames + zero_frames + cache_frames;
-        if used != accounted {
-            return Err(PagingInvariant::Frames { used, accounted });
-        }
-        Ok(())
+        self.validate_with([])
     }
 
     /// Walks the tables for an EL0 access of `kind` at `va` without the TLB and without

@@ -145,7 +145,7 @@ impl TableFormat {
 
     /// The allocation order of one table frame (a granule).
     #[inline]
-    pub(super) fn table_order(&self) -> u32 {
+    pub(crate) fn table_order(&self) -> u32 {
         self.granule.page_shift() - 12
     }
 }

@@ -170,6 +170,11 @@ impl Mapper {
         self.asid = asid;
     }
 
+    /// Returns the ASID that [`Flush`] records name.
+    pub const fn asid(&self) -> u16 {
+        self.asid
+    }
+
     /// Returns the start table's address.
     pub const fn root(&self) -> PhysAddr {
         self.root

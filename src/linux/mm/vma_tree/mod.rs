@@ -208,6 +208,11 @@ pub struct VmaTree<'a> {
 }
 
 impl<'a> VmaTree<'a> {
+    /// Gives back the storage (for another tree: the VMAs in it are dropped).
+    pub fn into_slots(self) -> &'a mut [VmaSlot] {
+        self.slots
+    }
+
     /// Creates an empty tree using `slots` as storage (at most `u32::MAX - 1` are used).
     pub fn new(slots: &'a mut [VmaSlot]) -> Self {
         let cap = min(slots.len(), (u32::MAX - 1) as usize);
