@@ -28,6 +28,8 @@ pub type Pid = u32;
 pub const MAX_PROCESSES: usize = 32;
 
 /// How a process that is not running holds its address space.
+// Without a heap the parked address space lives inline; a borrowed one is rare.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Mm<'a> {
     /// Its own; both `None` while it is the one in the machine.
@@ -321,7 +323,10 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
         let pid = self.next_pid();
         let mut space = match self.cpu.space().fork_into(slots) {
             Ok(s) => s,
-            Err(e) => return Err(e.into()),
+            Err(slots) => {
+                self.pool.push(slots);
+                return Err(Errno::ENOMEM.into());
+            }
         };
         let asid = self.free_asid(pid);
         let mut tables = match self.cpu.paging_mut().new_tables(asid) {

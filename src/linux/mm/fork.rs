@@ -2,7 +2,6 @@
 //! parent's, less the `VM_DONTCOPY` VMAs, with a new `anon_vma` for each VMA that has one
 //! (`anon_vma_fork`) and none for `VM_WIPEONFORK` VMAs.
 
-use super::errno::Errno;
 use super::space::AddressSpace;
 use super::vma::Vma;
 use super::vma_tree::{VmaSlot, VmaTree};
@@ -17,8 +16,12 @@ impl<'a> AddressSpace<'a> {
     /// child's merges treat it as a fork child.
     ///
     /// # Errors
-    /// `ENOMEM` when `slots` cannot hold the child's VMAs (nothing of the parent changes).
-    pub fn fork_into<'b>(&self, slots: &'b mut [VmaSlot]) -> Result<AddressSpace<'b>, Errno> {
+    /// The storage back when `slots` cannot hold the child's VMAs (`ENOMEM` for the
+    /// caller; nothing of the parent changes).
+    pub fn fork_into<'b>(
+        &self,
+        slots: &'b mut [VmaSlot],
+    ) -> Result<AddressSpace<'b>, &'b mut [VmaSlot]> {
         let mut child = AddressSpace {
             tree: VmaTree::new(slots),
             params: self.params,
@@ -43,7 +46,9 @@ impl<'a> AddressSpace<'a> {
                 c.anon_vma = Some(child.fresh_anon_id());
                 c.anon_vma_fork_child = true;
             }
-            child.tree.insert(c).map_err(|_| Errno::ENOMEM)?;
+            if child.tree.insert(c).is_err() {
+                return Err(child.into_slots());
+            }
         }
         Ok(child)
     }
