@@ -271,7 +271,8 @@ fn build_image(
 /// Returns a strategy for a sequence of Linux memory calls and touches in the `pagesim run`
 /// script model: mmaps bound to names `m0`, `m1`, … and later calls addressed relative to
 /// them (sometimes off their end, unaligned, or at raw edge addresses), with every
-/// protection, the common flag sets and advices. Feed them to
+/// protection, the common flag sets and advices, and forks, vforks, switches and exits
+/// (pids 1 to 4). Feed them to
 /// [`crate::linux::script::run::run`] or a [`crate::linux::process::Process`].
 ///
 /// ```
@@ -284,19 +285,20 @@ fn build_image(
 /// runner
 ///     .run(&linux_calls(12), |calls| {
 ///         let params = LayoutParams::arm64_6_12();
-///         let mut storage = ProcessStorage::new(&params, 32 << 20);
-///         let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
+///         let mut storage = ProcessStorage::new(&params, 32 << 20).with_processes(3);
+///         let mut sys = storage.build_system(params, Start::Fresh, ImportHints::default()).unwrap();
 ///         let numbered: Vec<_> = calls.into_iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
 ///         let mut out = String::new();
 ///         // Names of failed mmaps are reported as errors; nothing panics.
-///         let _ = pagesim::linux::script::run::run(&mut p, &numbered, true, &mut out);
+///         let _ = pagesim::linux::script::run::run(&mut sys, &numbered, true, &mut out);
+///         sys.validate().unwrap();
 ///         Ok(())
 ///     })
 ///     .unwrap();
 /// ```
 pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
     proptest::collection::vec(
-        (0u8..10, any::<u64>(), any::<u64>(), any::<u32>()),
+        (0u8..11, any::<u64>(), any::<u64>(), any::<u32>()),
         1..=max_len.max(1),
     )
     .prop_map(|raw| {
@@ -388,7 +390,20 @@ pub fn linux_calls(max_len: usize) -> impl Strategy<Value = Vec<Call>> {
                     addr: addr(names),
                     len: len.min(64 * 4096),
                 },
-                _ => Call::Maps,
+                9 => match c % 4 {
+                    0 => Call::Fork {
+                        bind: None,
+                        vfork: c % 16 == 4,
+                    },
+                    1 => Call::Switch {
+                        pid: Addr::Num(1 + a % 4),
+                    },
+                    2 => Call::Exit { status: 0 },
+                    _ => Call::Smaps {
+                        pid: Some(Addr::Num(1 + a % 4)),
+                    },
+                },
+                _ => Call::Maps { pid: None },
             };
             calls.push(call);
         }

@@ -33,7 +33,7 @@ use pagesim::linux::mm::vma::VmaKind;
 use pagesim::linux::mm::{Errno, ImportHints, KernelVersion, LayoutParams, ThpMode};
 use pagesim::linux::paging::{Bus, Touch};
 use pagesim::linux::script::{self, Addr, Call, BRK0};
-use pagesim::linux::storage::{ProcessStorage, SimProcess, Start};
+use pagesim::linux::storage::{ProcessStorage, SimProcess, SimSystem, Start};
 use pagesim::VirtAddr;
 
 /// The directory of the files the harness maps (`f0` … `f7`), created at start.
@@ -104,25 +104,50 @@ fn host_params() -> Option<LayoutParams> {
 /// How many SIGSEGVs were compared with the kernel's (si_code and si_addr).
 static SIGNAL_CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// One call made to the kernel, with resolved arguments (to replay in a throwaway executor).
+/// One call made to the kernel by process `pid` (pagesim's numbering), with resolved
+/// arguments (to replay in a throwaway executor).
 #[derive(Clone, Debug)]
 enum Raw {
-    Call(u32, Vec<u64>),
-    Touch(u64, u64, bool),
+    Call(u32, u32, Vec<u64>),
+    Touch(u32, u64, u64, bool),
+    /// The first process forked the second.
+    Fork(u32, u32),
+    Exit(u32),
 }
 
 /// A script being run on both sides.
 struct Session<'s> {
-    k: Kernel,
-    p: SimProcess<'s>,
+    /// The executor of each live process, by pagesim's pid.
+    ks: Vec<(u32, Kernel)>,
+    sys: SimSystem<'s>,
     params: LayoutParams,
     /// Names bound by successful mmaps, and `brk0`.
     names: HashMap<String, u64>,
     /// Every call made to the kernel so far.
     log: Vec<Raw>,
+    /// The executor's own anonymous VMAs at the start: left out of the residency
+    /// comparisons once it forked (a child writes its TLS and library data as it runs).
+    own: Vec<(u64, u64)>,
+    forked: bool,
 }
 
-impl Session<'_> {
+impl<'s> Session<'s> {
+    /// Returns the current process's executor.
+    fn k(&mut self) -> &mut Kernel {
+        let cur = self.sys.current();
+        &mut self
+            .ks
+            .iter_mut()
+            .find(|(p, _)| *p == cur)
+            .expect("every live process has an executor")
+            .1
+    }
+
+    /// Returns the current process in pagesim.
+    fn p(&mut self) -> &mut SimProcess<'s> {
+        self.sys.process_mut()
+    }
+
     fn resolve(&self, a: &Addr) -> Option<u64> {
         match a {
             Addr::Num(n) => Some(*n),
@@ -132,8 +157,9 @@ impl Session<'_> {
 
     /// Makes a call on the executor and records it.
     fn kcall(&mut self, op: u32, args: &[u64]) -> Result<driver::Reply, String> {
-        self.log.push(Raw::Call(op, args.to_vec()));
-        self.k.call(op, args).map_err(|e| e.to_string())
+        self.log
+            .push(Raw::Call(self.sys.current(), op, args.to_vec()));
+        self.k().call(op, args).map_err(|e| e.to_string())
     }
 
     /// Runs one call on both sides and compares what it returned; `Ok(false)` when it was
@@ -163,17 +189,17 @@ impl Session<'_> {
                             &[a, *len, prot.bits().into(), flags.bits().into(), idx, *off],
                         )?;
                         let f = self
-                            .p
+                            .p()
                             .open(path)
                             .map_err(|e| format!("pagesim open {path}: {e:?}"))?;
-                        (kr, self.p.mmap_file(a, *len, *prot, *flags, &f, *off))
+                        (kr, self.p().mmap_file(a, *len, *prot, *flags, &f, *off))
                     }
                     None => {
                         let kr = self.kcall(
                             op::MMAP,
                             &[a, *len, prot.bits().into(), flags.bits().into()],
                         )?;
-                        (kr, self.p.mmap(a, *len, *prot, *flags))
+                        (kr, self.p().mmap(a, *len, *prot, *flags))
                     }
                 };
                 let s = match sr {
@@ -212,7 +238,7 @@ impl Session<'_> {
                     op::MREMAP,
                     &[a, *old_len, *new_len, flags.bits().into(), na],
                 )?;
-                let sr = self.p.mremap(a, *old_len, *new_len, *flags, na);
+                let sr = self.p().mremap(a, *old_len, *new_len, *flags, na);
                 let s = match sr {
                     Ok(v) => (v as i64, 0),
                     Err(e) => (-1, e.number()),
@@ -232,7 +258,7 @@ impl Session<'_> {
                     return Ok(false);
                 };
                 let kr = self.kcall(op::MUNMAP, &[a, *len])?;
-                let sr = self.p.munmap(a, *len);
+                let sr = self.p().munmap(a, *len);
                 if !same(&kr, &sr) {
                     return Err(format!("kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno));
                 }
@@ -242,7 +268,7 @@ impl Session<'_> {
                     return Ok(false);
                 };
                 let kr = self.kcall(op::MPROTECT, &[a, *len, prot.bits().into()])?;
-                let sr = self.p.mprotect(a, *len, *prot);
+                let sr = self.p().mprotect(a, *len, *prot);
                 if !same(&kr, &sr) {
                     return Err(format!("kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno));
                 }
@@ -252,7 +278,7 @@ impl Session<'_> {
                     return Ok(false);
                 };
                 let kr = self.kcall(op::MADVISE, &[a, *len, advice.raw() as u64])?;
-                let sr = self.p.madvise(a, *len, *advice);
+                let sr = self.p().madvise(a, *len, *advice);
                 if !same(&kr, &sr) {
                     return Err(format!("kernel {}/{}, pagesim {sr:?}", kr.ret, kr.errno));
                 }
@@ -263,7 +289,7 @@ impl Session<'_> {
                 };
                 let kr = self.kcall(op::BRK, &[a])?;
                 let sr = self
-                    .p
+                    .p()
                     .brk(a)
                     .map_err(|e| format!("pagesim brk failed: {e:?}"))?;
                 if kr.ret as u64 != sr {
@@ -281,18 +307,19 @@ impl Session<'_> {
                     return Ok(false);
                 };
                 let kr = self
-                    .k
+                    .k()
                     .call(op::MINCORE, &[a, *len])
                     .map_err(|e| e.to_string())?;
                 let mut buf = vec![0u8; (len.div_ceil(4096) as usize).min(1 << 20)];
-                let sr = self.p.mincore(a, *len, &mut buf);
+                let sr = self.sys.process().mincore(a, *len, &mut buf);
                 let agree = match sr {
                     Ok(n) => {
                         // Pages of files and shmem report the page cache (see
                         // compare::residency): those are not compared.
                         let file_page = |i: usize| {
                             let va = a + i as u64 * 4096;
-                            self.p
+                            self.sys
+                                .process()
                                 .space()
                                 .vma_lookup(va)
                                 .is_some_and(|v| matches!(v.kind, VmaKind::File { .. }))
@@ -311,13 +338,92 @@ impl Session<'_> {
                 }
             }
             // Maps and smaps are compared after every call anyway.
-            Call::Maps | Call::Smaps => {}
+            Call::Maps { .. } | Call::Smaps { .. } => {}
+            Call::Fork { vfork: true, .. } => {
+                return Err(
+                    "vfork is not in the harness's sequences (the parent would wait)".into(),
+                )
+            }
+            Call::Fork { bind, .. } => {
+                let parent = self.sys.current();
+                let child_k = self.k().fork().map_err(|e| format!("kernel fork: {e}"))?;
+                let pid = self
+                    .sys
+                    .fork()
+                    .map_err(|e| format!("pagesim fork failed: {e}"))?;
+                self.ks.push((pid, child_k));
+                self.log.push(Raw::Fork(parent, pid));
+                self.forked = true;
+                if let Some(b) = bind {
+                    self.names.insert(b.clone(), u64::from(pid));
+                }
+            }
+            Call::Exit { .. } => {
+                if self.ks.len() < 2 {
+                    return Ok(false);
+                }
+                let pid = self.sys.current();
+                let i = self
+                    .ks
+                    .iter()
+                    .position(|(p, _)| *p == pid)
+                    .expect("a live process");
+                let (_, k) = self.ks.remove(i);
+                k.exit().map_err(|e| e.to_string())?;
+                self.sys
+                    .exit()
+                    .map_err(|e| format!("pagesim exit failed: {e}"))?;
+                self.log.push(Raw::Exit(pid));
+            }
+            Call::Switch { pid } => {
+                let Some(pid) = self.resolve(pid) else {
+                    return Ok(false);
+                };
+                let pid = pid as u32;
+                if !self.ks.iter().any(|(p, _)| *p == pid) {
+                    return Ok(false);
+                }
+                self.sys.switch(pid).map_err(|e| e.to_string())?;
+            }
         }
-        compare::maps(&mut self.k, &self.p)?;
-        // Every call can change residency or dirtiness (munmap, mprotect, madvise, brk,
-        // MAP_FIXED and MAP_POPULATE as much as touches).
-        compare::residency(&mut self.k, &self.p, &self.params.maps)?;
+        self.compare_all()?;
         Ok(true)
+    }
+
+    /// Compares every live process's maps and residency (every call can change them in
+    /// each: munmap, mprotect, madvise, brk, MAP_FIXED and MAP_POPULATE as much as
+    /// touches, and a write or an exit in one changes the map counts the other sees), and
+    /// checks pagesim's own invariants over all of them.
+    fn compare_all(&mut self) -> Result<(), String> {
+        let cur = self.sys.current();
+        let pids: Vec<u32> = self.ks.iter().map(|(p, _)| *p).collect();
+        for pid in pids {
+            self.sys.switch(pid).map_err(|e| e.to_string())?;
+            let Session {
+                ks,
+                sys,
+                params,
+                own,
+                forked,
+                ..
+            } = self;
+            let skip: &[(u64, u64)] = if *forked { own } else { &[] };
+            let k = &mut ks.iter_mut().find(|(p, _)| *p == pid).expect("live").1;
+            let tag = |e: String| {
+                if pid == 1 {
+                    e
+                } else {
+                    format!("in process {pid}: {e}")
+                }
+            };
+            compare::maps(k, sys.process()).map_err(tag)?;
+            compare::residency(k, sys.process(), &params.maps, skip).map_err(tag)?;
+        }
+        self.sys.switch(cur).map_err(|e| e.to_string())?;
+        self.sys
+            .validate()
+            .map_err(|e| format!("pagesim invariant: {e}"))?;
+        Ok(())
     }
 
     /// Touches one byte of each page of `[a, a + len)` in order on pagesim, then makes the
@@ -334,7 +440,7 @@ impl Session<'_> {
         let mut done = 0;
         let mut segv = None;
         while done < pages {
-            match self.p.access(VirtAddr::new(a + done * 4096), kind) {
+            match self.p().access(VirtAddr::new(a + done * 4096), kind) {
                 Touch::Done(_) => done += 1,
                 Touch::Segv(s) => {
                     segv = Some((libc::SIGSEGV, s.code as i32, s.addr.as_u64()));
@@ -351,7 +457,7 @@ impl Session<'_> {
         // there ends it, and the call then fails).
         if done > 0 {
             let r = self
-                .k
+                .k()
                 .call(op::TOUCH, &[a, done, write as u64])
                 .map_err(|e| format!("the kernel faulted where pagesim did not ({e})"))?;
             if r.ret != 0 {
@@ -361,10 +467,11 @@ impl Session<'_> {
                 ));
             }
         }
-        self.log.push(Raw::Touch(a, done * 4096, write));
+        let pid = self.sys.current();
+        self.log.push(Raw::Touch(pid, a, done * 4096, write));
         if let Some(s) = segv {
             let fa = a + done * 4096;
-            let k = signal_of(&self.log, fa, write)?;
+            let k = signal_of(&self.log, pid, fa, write)?;
             if k != s {
                 return Err(format!(
                     "kernel signal {} si_code {} si_addr {:#x}, pagesim {} {} {:#x}",
@@ -376,26 +483,49 @@ impl Session<'_> {
     }
 }
 
-/// Replays `log` in a fresh executor, then makes the access at `addr` from inside it with
-/// a SIGSEGV handler: returns `(si_code, si_addr)`.
-fn signal_of(log: &[Raw], addr: u64, write: bool) -> Result<(i32, i32, u64), String> {
+/// Replays `log` in a fresh executor (forking and exiting as the log did), then makes
+/// the access at `addr` from inside process `pid` with a SIGSEGV handler: returns
+/// `(signal, si_code, si_addr)`.
+fn signal_of(log: &[Raw], pid: u32, addr: u64, write: bool) -> Result<(i32, i32, u64), String> {
     SIGNAL_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut k = Kernel::spawn_throwaway().map_err(|e| format!("spawn: {e}"))?;
-    let _ = k.smaps().map_err(|e| e.to_string())?;
+    let first = Kernel::spawn_throwaway().map_err(|e| format!("spawn: {e}"))?;
+    let mut ks: Vec<(u32, Kernel)> = vec![(1, first)];
+    let at = |ks: &mut Vec<(u32, Kernel)>, p: u32| -> Result<usize, String> {
+        ks.iter()
+            .position(|(q, _)| *q == p)
+            .ok_or_else(|| format!("replay: no process {p}"))
+    };
+    let _ = ks[0].1.smaps().map_err(|e| e.to_string())?;
     for r in log {
         match r {
-            Raw::Call(op, args) => {
-                k.call(*op, args).map_err(|e| e.to_string())?;
+            Raw::Call(p, op, args) => {
+                let i = at(&mut ks, *p)?;
+                ks[i].1.call(*op, args).map_err(|e| e.to_string())?;
             }
-            Raw::Touch(a, len, w) => {
+            Raw::Touch(p, a, len, w) => {
                 if *len > 0 {
-                    k.call(op::TOUCH, &[*a, len / 4096, *w as u64])
+                    let i = at(&mut ks, *p)?;
+                    ks[i]
+                        .1
+                        .call(op::TOUCH, &[*a, len / 4096, *w as u64])
                         .map_err(|e| e.to_string())?;
                 }
             }
+            Raw::Fork(p, c) => {
+                let i = at(&mut ks, *p)?;
+                let k = ks[i].1.fork().map_err(|e| e.to_string())?;
+                ks.push((*c, k));
+            }
+            Raw::Exit(p) => {
+                let i = at(&mut ks, *p)?;
+                let (_, k) = ks.remove(i);
+                k.exit().map_err(|e| e.to_string())?;
+            }
         }
     }
-    let r = k
+    let i = at(&mut ks, pid)?;
+    let r = ks[i]
+        .1
         .call(op::TOUCH_SIGNAL, &[addr, write as u64])
         .map_err(|e| e.to_string())?;
     if r.ret != -2 || r.payload.len() != 16 {
@@ -473,18 +603,26 @@ fn check(params: LayoutParams, calls: &[Call]) -> Result<(), String> {
     let mut params = params;
     // PKU-capable CPUs print a ProtectionKey: line in smaps.
     params.maps.smaps_protection_key = smaps.contains("\nProtectionKey:");
-    let mut storage = ProcessStorage::new(&params, 512 << 20);
-    let mut p = storage.build(params, Start::Smaps(&smaps), hints)?;
+    let mut storage = ProcessStorage::new(&params, 512 << 20).with_processes(4);
+    let mut sys = storage.build_system(params, Start::Smaps(&smaps), hints)?;
+    let p = sys.process_mut();
     if p.maps_string() != maps0 {
         return Err(format!(
             "import differs\n--- kernel ---\n{maps0}\n--- pagesim ---\n{}",
             p.maps_string()
         ));
     }
-    import_residency(&k, &mut p, &smaps, &params)?;
+    import_residency(&k, p, &smaps, &params)?;
+    let own = SmapsParser::new(&smaps, &params.maps)
+        .filter_map(Result::ok)
+        .filter(|e| matches!(e.vma.kind, VmaKind::Anonymous))
+        .map(|e| (e.vma.vm_start, e.vma.vm_end))
+        .collect();
     let mut s = Session {
-        k,
-        p,
+        own,
+        forked: false,
+        ks: vec![(1, k)],
+        sys,
         params,
         names: HashMap::from([(BRK0.to_string(), brk0)]),
         log: vec![],

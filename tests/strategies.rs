@@ -53,11 +53,13 @@ proptest! {
     #[test]
     fn linux_call_sequences_keep_the_map_well_formed(calls in linux_calls(20)) {
         let params = LayoutParams::arm64_6_12();
-        let mut storage = ProcessStorage::new(&params, 32 << 20);
-        let mut p = storage.build(params, Start::Fresh, ImportHints::default()).unwrap();
+        let mut storage = ProcessStorage::new(&params, 32 << 20).with_processes(3);
+        let mut sys = storage.build_system(params, Start::Fresh, ImportHints::default()).unwrap();
         let numbered: Vec<_> = calls.into_iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
         let mut out = String::new();
-        let _ = pagesim::linux::script::run::run(&mut p, &numbered, true, &mut out);
+        let _ = pagesim::linux::script::run::run(&mut sys, &numbered, true, &mut out);
+        sys.validate().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let p = sys.process();
         // The maps text parses back into the same number of sorted, disjoint VMAs.
         let text = p.maps_string();
         let mut slots = vec![pagesim::linux::mm::vma_tree::VmaSlot::EMPTY; 4096];

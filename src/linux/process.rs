@@ -189,6 +189,18 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         &mut self.space
     }
 
+    /// Gives the paging one map count per frame (see [`Paging::set_share_counts`]), which
+    /// a [`crate::linux::system::System`] needs to fork.
+    ///
+    /// # Errors
+    /// [`crate::linux::paging::PagingError::OutOfFrames`] for too little storage.
+    pub fn set_share_counts(
+        &mut self,
+        storage: &'f mut [u16],
+    ) -> Result<(), crate::linux::paging::PagingError> {
+        self.paging.set_share_counts(storage)
+    }
+
     /// Returns the paging (the machine), for the layer that runs several processes.
     pub(crate) fn paging_mut(&mut self) -> &mut Paging<'f, M, N> {
         &mut self.paging

@@ -13,6 +13,7 @@ use crate::linux::mm::Arch;
 use crate::linux::mm::{AddressSpace, ImportHints, LayoutParams};
 use crate::linux::paging::{CachedPage, DataMode, Paging, PagingConfig};
 use crate::linux::process::Process;
+use crate::linux::system::System;
 use crate::mmu::FrameAllocator;
 use crate::phys::{MemoryError, PhysMemory, SliceMemory, SparseMemory};
 
@@ -82,7 +83,16 @@ impl PhysMemory for SimMemory<'_> {
     }
 }
 
-/// The memory a simulated process lives in: VMA slots, RAM and frame-allocator metadata.
+/// The simulated processes the tools use (see [`ProcessStorage::build_system`]).
+pub type SimSystem<'s> = System<'s, 's, SimMemory<'s>, TLB_ENTRIES>;
+
+/// The VMA slots of each process a [`SimSystem`] creates besides the first (a fork of a
+/// process with more VMAs fails with `ENOMEM`).
+pub const CHILD_SLOTS: usize = 8192;
+
+/// The memory a simulated process lives in: VMA slots, RAM and frame-allocator metadata;
+/// with [`ProcessStorage::with_processes`], the VMA slots of more processes and the map
+/// counts of shared pages.
 pub struct ProcessStorage {
     slots: Vec<VmaSlot>,
     ram: Vec<u8>,
@@ -91,6 +101,8 @@ pub struct ProcessStorage {
     frame_words: Vec<u64>,
     cache: Vec<CachedPage>,
     files: HostFiles,
+    children: Vec<VmaSlot>,
+    shares: Vec<u16>,
 }
 
 /// How the process starts.
@@ -126,7 +138,35 @@ impl ProcessStorage {
             frame_words: vec![0u64; FrameAllocator::storage_words(frames)],
             cache: vec![CachedPage::EMPTY; frames.min(MAX_CACHED_PAGES)],
             files: HostFiles::new(),
+            children: Vec::new(),
+            shares: Vec::new(),
         }
+    }
+
+    /// Adds storage for `more` processes besides the first ([`CHILD_SLOTS`] VMA slots
+    /// each) and a map count per frame, so that [`ProcessStorage::build_system`] can fork.
+    pub fn with_processes(mut self, more: usize) -> Self {
+        self.children = vec![VmaSlot::EMPTY; more * CHILD_SLOTS];
+        self.shares = vec![0u16; (self.phys_mem >> 12) as usize];
+        self
+    }
+
+    /// Builds the first process of a [`SimSystem`] (pid 1), with the storage of
+    /// [`ProcessStorage::with_processes`] for the processes it forks.
+    ///
+    /// # Errors
+    /// As [`ProcessStorage::build`].
+    pub fn build_system(
+        &mut self,
+        params: LayoutParams,
+        start: Start<'_>,
+        hints: ImportHints,
+    ) -> Result<SimSystem<'_>, String> {
+        let (mut p, children, shares) = self.build_parts(params, start, hints)?;
+        if !shares.is_empty() {
+            p.set_share_counts(shares).map_err(|e| e.to_string())?;
+        }
+        Ok(System::new(p, 1, children.chunks_mut(CHILD_SLOTS)))
     }
 
     /// Builds the process.
@@ -139,6 +179,17 @@ impl ProcessStorage {
         start: Start<'_>,
         hints: ImportHints,
     ) -> Result<SimProcess<'_>, String> {
+        Ok(self.build_parts(params, start, hints)?.0)
+    }
+
+    /// Builds the process, and hands out the storage of the processes it may fork.
+    #[allow(clippy::type_complexity)]
+    fn build_parts(
+        &mut self,
+        params: LayoutParams,
+        start: Start<'_>,
+        hints: ImportHints,
+    ) -> Result<(SimProcess<'_>, &mut [VmaSlot], &mut [u16]), String> {
         let ProcessStorage {
             slots,
             ram,
@@ -147,6 +198,8 @@ impl ProcessStorage {
             frame_words,
             cache,
             files,
+            children,
+            shares,
         } = self;
         let space = match start {
             Start::Fresh => {
@@ -184,7 +237,7 @@ impl ProcessStorage {
         paging.set_page_cache(cache).map_err(|e| e.to_string())?;
         let mut p = Process::new(space, paging);
         p.set_files(files);
-        Ok(p)
+        Ok((p, children, shares))
     }
 }
 

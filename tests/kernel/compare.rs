@@ -69,8 +69,13 @@ fn modelled(e: &SmapsEntry) -> bool {
 }
 
 /// The smaps entries of the modelled VMAs, parsed with the library's parser, rendered
-/// back one line each for a readable difference.
-fn modelled_entries(text: &str, fmt: &MapsFormat) -> Result<Vec<String>, String> {
+/// back one line each for a readable difference; VMAs overlapping a range of `skip` are
+/// left out.
+fn modelled_entries(
+    text: &str,
+    fmt: &MapsFormat,
+    skip: &[(u64, u64)],
+) -> Result<Vec<String>, String> {
     let mut out = vec![];
     let mut lines = text.lines();
     for e in SmapsParser::new(text, fmt) {
@@ -83,7 +88,7 @@ fn modelled_entries(text: &str, fmt: &MapsFormat) -> Result<Vec<String>, String>
                 break;
             }
         }
-        if modelled(&e) {
+        if modelled(&e) && !overlaps(&e, skip) {
             out.extend(
                 entry
                     .iter()
@@ -94,13 +99,29 @@ fn modelled_entries(text: &str, fmt: &MapsFormat) -> Result<Vec<String>, String>
     Ok(out)
 }
 
+/// Whether the VMA of `e` overlaps a range of `skip`.
+fn overlaps(e: &SmapsEntry, skip: &[(u64, u64)]) -> bool {
+    skip.iter()
+        .any(|&(s, end)| e.vma.vm_start < end && s < e.vma.vm_end)
+}
+
 /// Compares every smaps line pagesim renders (every residency field: Rss, Pss, Pss_Dirty,
 /// Shared/Private Clean/Dirty, Referenced, Anonymous, KSM, LazyFree, AnonHugePages, …,
-/// THPeligible, VmFlags) of every modelled VMA, and mincore over each of them.
-pub fn residency(k: &mut Kernel, p: &SimProcess<'_>, fmt: &MapsFormat) -> Result<(), String> {
+/// THPeligible, VmFlags) of every modelled VMA, and mincore over each of them; VMAs
+/// overlapping `skip` (the executor's own, once it forked: its libraries' data and TLS
+/// change as it runs) are left out.
+pub fn residency(
+    k: &mut Kernel,
+    p: &SimProcess<'_>,
+    fmt: &MapsFormat,
+    skip: &[(u64, u64)],
+) -> Result<(), String> {
     let ks = k.smaps().map_err(|e| e.to_string())?;
     let ss = p.smaps_string().map_err(|e| e.to_string())?;
-    let (kp, sp) = (modelled_entries(&ks, fmt)?, modelled_entries(&ss, fmt)?);
+    let (kp, sp) = (
+        modelled_entries(&ks, fmt, skip)?,
+        modelled_entries(&ss, fmt, skip)?,
+    );
     if kp != sp {
         if std::env::var_os("PAGESIM_HARNESS_DUMP").is_some() {
             let _ = std::fs::write("/tmp/harness_kernel_smaps", &ks);
@@ -116,7 +137,7 @@ pub fn residency(k: &mut Kernel, p: &SimProcess<'_>, fmt: &MapsFormat) -> Result
     // pages after they are zapped; only private anonymous memory is compared.
     for e in SmapsParser::new(&ks, fmt)
         .filter_map(Result::ok)
-        .filter(|e| matches!(e.vma.kind, VmaKind::Anonymous))
+        .filter(|e| matches!(e.vma.kind, VmaKind::Anonymous) && !overlaps(e, skip))
     {
         let (s, len) = (e.vma.vm_start, e.vma.vm_end - e.vma.vm_start);
         let kr = k.call(op::MINCORE, &[s, len]).map_err(|e| e.to_string())?;

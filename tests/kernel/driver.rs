@@ -6,12 +6,16 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use super::executor::{op, Request};
 
-/// A live executor process.
+/// A live executor process: one the driver spawned, or one an executor forked.
 pub struct Kernel {
-    child: Child,
-    tx: ChildStdin,
-    rx: ChildStdout,
+    child: Option<Child>,
+    pid: u32,
+    tx: Box<dyn Write>,
+    rx: Box<dyn Read>,
 }
+
+/// The fork channels handed out so far (FIFO names are unique per driver).
+static CHANNELS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What a call returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,14 +118,82 @@ impl Kernel {
             });
         }
         let mut child = cmd.spawn()?;
-        let tx = child.stdin.take().expect("piped");
-        let rx = child.stdout.take().expect("piped");
-        Ok(Kernel { child, tx, rx })
+        let tx: ChildStdin = child.stdin.take().expect("piped");
+        let rx: ChildStdout = child.stdout.take().expect("piped");
+        Ok(Kernel {
+            pid: child.id(),
+            child: Some(child),
+            tx: Box::new(tx),
+            rx: Box::new(rx),
+        })
+    }
+
+    /// Forks the executor (FORK): returns the child, which talks over its own FIFOs.
+    pub fn fork(&mut self) -> std::io::Result<Kernel> {
+        let k = CHANNELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (req, resp) = super::executor::channel_paths(k);
+        for f in [&req, &resp] {
+            let c = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).expect("path");
+            // SAFETY: mkfifo reads the NUL-terminated path.
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let r = self.call(op::FORK, &[k])?;
+        if r.ret <= 0 {
+            return Err(std::io::Error::other(format!("fork: errno {}", r.errno)));
+        }
+        // The same order as the child's opens (requests, then replies): each open waits
+        // for the other end.
+        let tx = std::fs::OpenOptions::new().write(true).open(&req)?;
+        let rx = std::fs::File::open(&resp)?;
+        let _ = std::fs::remove_file(&req);
+        let _ = std::fs::remove_file(&resp);
+        Ok(Kernel {
+            child: None,
+            pid: r.ret as u32,
+            tx: Box::new(tx),
+            rx: Box::new(rx),
+        })
+    }
+
+    /// Ends the executor (EXIT) and waits until its address space is gone (the process
+    /// is a zombie, or reaped).
+    pub fn exit(mut self) -> std::io::Result<()> {
+        self.send_exit();
+        let stat = format!("/proc/{}/stat", self.pid);
+        for _ in 0..5000 {
+            match std::fs::read_to_string(&stat) {
+                Err(_) => return Ok(()),
+                Ok(s) => {
+                    let state = s[s.rfind(')').map_or(0, |i| i + 2)..].chars().next();
+                    if state == Some('Z') || state == Some('X') {
+                        return Ok(());
+                    }
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(std::io::Error::other(format!(
+            "process {} did not exit",
+            self.pid
+        )))
+    }
+
+    fn send_exit(&mut self) {
+        let _ = self.tx.write_all(
+            &Request {
+                op: op::EXIT,
+                args: [0; 6],
+            }
+            .encode(),
+        );
+        let _ = self.tx.flush();
     }
 
     /// Returns the executor's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// Sends a request and reads the reply.
@@ -184,14 +256,10 @@ impl Kernel {
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        let _ = self.tx.write_all(
-            &Request {
-                op: op::EXIT,
-                args: [0; 6],
-            }
-            .encode(),
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.send_exit();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }

@@ -39,6 +39,15 @@ pub mod op {
     pub const MMAP_FILE: u32 = 12;
     /// mremap(a0, a1, a2, a3, a4).
     pub const MREMAP: u32 = 13;
+    /// fork(): the parent replies with the child's pid; the child serves requests from
+    /// the FIFO `$PAGESIM_FILES_DIR/req{a0}` and replies on `resp{a0}`.
+    pub const FORK: u32 = 14;
+}
+
+/// Returns the FIFOs of fork channel `k`: (requests, replies).
+pub fn channel_paths(k: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::path::PathBuf::from(std::env::var("PAGESIM_FILES_DIR").unwrap_or_default());
+    (dir.join(format!("req{k}")), dir.join(format!("resp{k}")))
 }
 
 /// How many harness files the executor can open (`f0` … `f7`).
@@ -108,8 +117,29 @@ pub fn run() -> ! {
         .collect();
     let mut maps = File::open("/proc/self/maps").expect("open maps");
     let mut smaps = File::open("/proc/self/smaps").expect("open smaps");
-    let mut buf = vec![0u8; SNAP_CAP];
-    // Make every page of the buffer resident now, so later snapshots change no residency.
+    // The snapshot buffer is a shared memfd mapping, which the comparisons leave out: a
+    // forked child writes into it without copying anything (a private buffer would be
+    // copied on write, changing anonymous memory the sequence did not touch).
+    // SAFETY: a fresh memfd of SNAP_CAP bytes, mapped shared once and never unmapped; the
+    // slice covers exactly the mapping.
+    let buf: &mut [u8] = unsafe {
+        let fd = libc::memfd_create(c"pagesim-snapshots".as_ptr(), 0);
+        assert!(fd >= 0, "memfd_create");
+        assert_eq!(libc::ftruncate(fd, SNAP_CAP as libc::off_t), 0, "ftruncate");
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            SNAP_CAP,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "mmap of the snapshot buffer");
+        libc::close(fd);
+        std::slice::from_raw_parts_mut(p as *mut u8, SNAP_CAP)
+    };
+    // Make every page of the buffer resident and dirty now, so later snapshots change no
+    // residency.
     for i in (0..SNAP_CAP).step_by(4096) {
         buf[i] = 1;
     }
@@ -117,7 +147,8 @@ pub fn run() -> ! {
     let mut req = [0u8; 64];
     loop {
         if input.read_exact(&mut req).is_err() {
-            std::process::exit(0);
+            // SAFETY: ends the process.
+            unsafe { libc::_exit(0) }
         }
         let r = Request::decode(&req);
         let a = r.args;
@@ -158,6 +189,43 @@ pub fn run() -> ! {
                 },
                 None => (-1, libc::EBADF, 0),
             },
+            op::FORK => {
+                // SAFETY: this process has one thread; the child only reopens its channel
+                // and its /proc files, then serves requests as before.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    let (req, resp) = channel_paths(a[0]);
+                    let (Ok(i), Ok(o)) = (
+                        File::open(&req),
+                        std::fs::OpenOptions::new().write(true).open(&resp),
+                    ) else {
+                        // SAFETY: ends the child at once.
+                        unsafe { libc::_exit(3) }
+                    };
+                    // The channel becomes fds 0 and 1 (the SIGSEGV handler writes to 1),
+                    // behind the same File objects.
+                    // SAFETY: dup2 onto the fds `input` and `output` own; the originals
+                    // close when `i` and `o` drop.
+                    unsafe {
+                        use std::os::fd::AsRawFd;
+                        libc::dup2(i.as_raw_fd(), 0);
+                        libc::dup2(o.as_raw_fd(), 1);
+                    }
+                    drop((i, o));
+                    maps = File::open("/proc/self/maps").expect("open maps");
+                    smaps = File::open("/proc/self/smaps").expect("open smaps");
+                    continue;
+                }
+                if pid < 0 {
+                    (
+                        -1,
+                        std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                        0,
+                    )
+                } else {
+                    (pid as i64, 0, 0)
+                }
+            }
             op::MREMAP => sys(
                 || unsafe { libc::syscall(libc::SYS_mremap, a[0], a[1], a[2], a[3], a[4]) },
                 0,
@@ -191,7 +259,7 @@ pub fn run() -> ! {
                 } else {
                     &mut smaps
                 };
-                let n = read_all(f, &mut buf);
+                let n = read_all(f, buf);
                 (n as i64, 0, n)
             }
             op::TOUCH_SIGNAL => {
@@ -229,14 +297,16 @@ pub fn run() -> ! {
                 }
                 (0, 0, 0)
             }
-            _ => std::process::exit(0),
+            // SAFETY: ends the process without running anything of the parent's.
+            _ => unsafe { libc::_exit(0) },
         };
         let mut head = [0u8; 16];
         head[0..8].copy_from_slice(&ret.to_le_bytes());
         head[8..12].copy_from_slice(&errno.to_le_bytes());
         head[12..16].copy_from_slice(&(payload as u32).to_le_bytes());
         if output.write_all(&head).is_err() || output.write_all(&buf[..payload]).is_err() {
-            std::process::exit(0);
+            // SAFETY: ends the process.
+            unsafe { libc::_exit(0) }
         }
     }
 }

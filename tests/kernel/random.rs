@@ -18,7 +18,10 @@ const PA: mman::MapFlags = mman::MAP_PRIVATE.union(mman::MAP_ANONYMOUS);
 /// memory the sequence mapped, never the executor's own.
 ///
 /// A third of the mmaps map one of the harness files in `dir` (private or shared, at a
-/// page offset that may lie past its end) instead of anonymous memory.
+/// page offset that may lie past its end) instead of anonymous memory. About one call in
+/// ten forks (up to three processes), switches to another process, or exits the current
+/// one; the calls after it act in the process that is current then, on the same names
+/// (a mapping made after a fork exists in one process only).
 pub fn sequence(seed: u64, n: usize, dir: &std::path::Path) -> Vec<Call> {
     let mut x = seed | 1;
     let mut next = move |m: u64| {
@@ -84,7 +87,44 @@ pub fn sequence(seed: u64, n: usize, dir: &std::path::Path) -> Vec<Call> {
         PA | mman::MAP_POPULATE,
         mman::MAP_SHARED | mman::MAP_ANONYMOUS,
     ];
+    // The live processes (how a call names them, and the parent's index), and the
+    // current one: forks, switches and exits mix in once the arena exists.
+    let mut procs: Vec<(Addr, Option<Addr>)> = vec![(Addr::Num(1), None)];
+    let mut current = 0usize;
     while calls.len() < n {
+        if next(10) == 0 {
+            match next(3) {
+                0 if procs.len() < 3 => {
+                    let name = format!("c{}", calls.len());
+                    calls.push(Call::Fork {
+                        bind: Some(name.clone()),
+                        vfork: false,
+                    });
+                    procs.push((Addr::Name(name, 0), Some(procs[current].0.clone())));
+                }
+                1 if procs.len() > 1 => {
+                    current = next(procs.len() as u64) as usize;
+                    calls.push(Call::Switch {
+                        pid: procs[current].0.clone(),
+                    });
+                }
+                2 if procs.len() > 1 => {
+                    calls.push(Call::Exit { status: 0 });
+                    let (me, parent) = procs.remove(current);
+                    for p in procs.iter_mut() {
+                        if p.1.as_ref() == Some(&me) {
+                            p.1 = None;
+                        }
+                    }
+                    // The parent becomes current, or the first process left.
+                    current = parent
+                        .and_then(|pa| procs.iter().position(|p| p.0 == pa))
+                        .unwrap_or(0);
+                }
+                _ => {}
+            }
+            continue;
+        }
         let (name, slen) = slots[next(8) as usize % slots.len()].clone();
         // An offset inside the slot (wrapped into it, page aligned), and a length that
         // stays inside it.

@@ -11,8 +11,9 @@ pub(crate) const SCRIPT_TOUCH_MAX: u64 = 16 << 20;
 /// Fuzz target `script`: arbitrary text into the `pagesim run` script parser. An error
 /// names a line of the text (1 to the number of lines). A parsed script names each call
 /// with a line of the text, in increasing order, and runs (quiet, into a String) on a
-/// small simulated process without panicking; an error names the line of a parsed call;
-/// afterwards the process invariants of `mm_ops` hold.
+/// small simulated machine (up to four processes: scripts fork, switch and exit) without
+/// panicking; an error names the line of a parsed call; afterwards the machine's frame
+/// accounting holds and every process's invariants of `mm_ops` hold.
 ///
 /// The text is the whole input (invalid UTF-8 replaced). A first line starting with `#!`
 /// (a comment to the parser) picks the layout like `mm_ops`'s config byte, from the byte
@@ -61,17 +62,24 @@ pub fn script(data: &[u8]) {
         .unwrap_or(0);
     // 64 MiB of RAM (80 MiB with 16K pages).
     let (params, ram) = mm_layout(cfg | 0x0c, 0, 0);
-    let mut storage = ProcessStorage::new(&params, ram);
-    let mut p = storage
-        .build(params, Start::Fresh, ImportHints::default())
+    let mut storage = ProcessStorage::new(&params, ram).with_processes(3);
+    let mut sys = storage
+        .build_system(params, Start::Fresh, ImportHints::default())
         .expect("a fresh process");
     let mut out = String::new();
-    if let Err((line, msg)) = pagesim::linux::script::run::run(&mut p, &calls, true, &mut out) {
+    if let Err((line, msg)) = pagesim::linux::script::run::run(&mut sys, &calls, true, &mut out) {
         assert!(
             calls.iter().any(|(l, _)| *l == line),
             "run error on line {line}, which holds no call: {msg}"
         );
         assert!(!msg.is_empty());
     }
-    mm_check(&p, &params);
+    if let Err(e) = sys.validate() {
+        panic!("system invariant: {e}");
+    }
+    let pids: Vec<u32> = sys.pids().collect();
+    for pid in pids {
+        sys.switch(pid).expect("a live process");
+        mm_check(sys.process(), &params);
+    }
 }

@@ -173,6 +173,9 @@ struct RunArgs {
     script: String,
 }
 
+/// The processes a script may have besides the first.
+const FORKS: usize = 7;
+
 fn num(s: &str) -> Result<u64, String> {
     pagesim::linux::script::parse_number(s)
 }
@@ -298,13 +301,14 @@ fn run_script(a: RunArgs) -> Result<(), String> {
         start_stack: None,
         mmap_base: a.mmap_base,
     };
-    let mut storage = ProcessStorage::with_data(&params, a.phys_mem, a.data.into());
+    let mut storage =
+        ProcessStorage::with_data(&params, a.phys_mem, a.data.into()).with_processes(FORKS);
     let start = match &start_text {
         Some((true, t)) => Start::Smaps(t),
         Some((false, t)) => Start::Maps(t),
         None => Start::Fresh,
     };
-    let mut process = storage.build(params, start, hints)?;
+    let mut system = storage.build_system(params, start, hints)?;
     let mut out = String::new();
     if let Some(path) = &a.exec {
         let mut argv: Vec<&str> = vec![path];
@@ -312,7 +316,7 @@ fn run_script(a: RunArgs) -> Result<(), String> {
         let envp: Vec<&str> = a.env.iter().map(String::as_str).collect();
         let rlimit = a.stack_rlimit.unwrap_or(params.rlimit_stack);
         let info = pagesim::linux::storage::exec_host(
-            &mut process,
+            system.process_mut(),
             path,
             &argv,
             &envp,
@@ -331,7 +335,7 @@ fn run_script(a: RunArgs) -> Result<(), String> {
             ));
         }
     }
-    let r = pagesim::linux::script::run::run(&mut process, &calls, a.quiet, &mut out);
+    let r = pagesim::linux::script::run::run(&mut system, &calls, a.quiet, &mut out);
     print!("{out}");
     r.map_err(|(line, m)| format!("{}: line {line}: {m}", a.script))
 }

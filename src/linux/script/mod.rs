@@ -3,9 +3,14 @@
 //! ```text
 //! [NAME =] mmap ADDR LEN PROT FLAGS
 //! munmap ADDR LEN | mprotect ADDR LEN PROT | madvise ADDR LEN ADVICE | brk ADDR
+//! [NAME =] mremap ADDR OLDLEN NEWLEN FLAGS [NEWADDR]
 //! read ADDR [LEN] | write ADDR [LEN] | exec ADDR [LEN]
-//! mincore ADDR LEN | maps | smaps
+//! mincore ADDR LEN | maps [PID] | smaps [PID]
+//! [NAME =] fork | [NAME =] vfork | exit [STATUS] | switch PID
 //! ```
+//! Calls act in the current process: the first one until `switch` names another. `fork`
+//! and `vfork` print the child's pid (the next after the highest in use) and NAME then
+//! stands for it; `exit` ends the current process and makes its parent current.
 //! Numbers are decimal or `0x` hex with an optional `K`, `M` or `G` suffix; ADDR may also be
 //! `NULL`, a NAME bound by an earlier mmap, or `NAME+OFF` / `NAME-OFF`; `brk0` names the
 //! break the script starts with. PROT is `none` or
@@ -112,10 +117,34 @@ pub enum Call {
         /// Length.
         len: u64,
     },
-    /// Print /proc/PID/maps.
-    Maps,
-    /// Print /proc/PID/smaps.
-    Smaps,
+    /// Print /proc/PID/maps of the current process, or of `pid`.
+    Maps {
+        /// Another process (a pid or a name bound by fork).
+        pid: Option<Addr>,
+    },
+    /// Print /proc/PID/smaps of the current process, or of `pid`.
+    Smaps {
+        /// Another process (a pid or a name bound by fork).
+        pid: Option<Addr>,
+    },
+    /// `fork` (or `vfork`), optionally binding the child's pid to a name. The current
+    /// process stays the parent.
+    Fork {
+        /// The name to bind.
+        bind: Option<String>,
+        /// `vfork`: the child runs in the parent's address space until it exits.
+        vfork: bool,
+    },
+    /// `exit`: the current process ends; its parent becomes current.
+    Exit {
+        /// The exit status (printed only).
+        status: i32,
+    },
+    /// Make later calls act in another process.
+    Switch {
+        /// The process (a pid or a name bound by fork).
+        pid: Addr,
+    },
 }
 
 /// A script error: the 1-based line number and what is wrong.
@@ -406,8 +435,18 @@ impl std::fmt::Display for Call {
                 write!(f, "{verb} {addr} {len:#x}")
             }
             Call::Mincore { addr, len } => write!(f, "mincore {addr} {len:#x}"),
-            Call::Maps => f.write_str("maps"),
-            Call::Smaps => f.write_str("smaps"),
+            Call::Maps { pid: None } => f.write_str("maps"),
+            Call::Maps { pid: Some(p) } => write!(f, "maps {p}"),
+            Call::Smaps { pid: None } => f.write_str("smaps"),
+            Call::Smaps { pid: Some(p) } => write!(f, "smaps {p}"),
+            Call::Fork { bind, vfork } => {
+                if let Some(b) = bind {
+                    write!(f, "{b} = ")?;
+                }
+                f.write_str(if *vfork { "vfork" } else { "fork" })
+            }
+            Call::Exit { status } => write!(f, "exit {status}"),
+            Call::Switch { pid } => write!(f, "switch {pid}"),
         }
     }
 }
@@ -463,7 +502,9 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
             let a = parse_addr(s).map_err(&err)?;
             if let Addr::Name(n, _) = &a {
                 if !names.contains_key(n) {
-                    return Err(err(format!("`{n}` is not bound by an earlier mmap")));
+                    return Err(err(format!(
+                        "`{n}` is not bound by an earlier mmap, mremap or fork"
+                    )));
                 }
             }
             Ok(a)
@@ -548,18 +589,49 @@ pub fn parse(text: &str) -> Result<std::vec::Vec<(usize, Call)>, ScriptError> {
                     len: num(w[2])?,
                 }
             }
-            "maps" => {
-                argc(0)?;
-                Call::Maps
+            "maps" | "smaps" => {
+                if w.len() > 2 {
+                    argc(1)?;
+                }
+                let pid = w.get(1).map(|a| addr(a)).transpose()?;
+                if w[0] == "maps" {
+                    Call::Maps { pid }
+                } else {
+                    Call::Smaps { pid }
+                }
             }
-            "smaps" => {
+            "fork" | "vfork" => {
                 argc(0)?;
-                Call::Smaps
+                Call::Fork {
+                    bind: bind.clone(),
+                    vfork: w[0] == "vfork",
+                }
+            }
+            "exit" => {
+                if w.len() > 2 {
+                    argc(1)?;
+                }
+                let status = match w.get(1) {
+                    Some(v) => v
+                        .parse::<i32>()
+                        .map_err(|_| err(format!("`{v}` is not an exit status")))?,
+                    None => 0,
+                };
+                Call::Exit { status }
+            }
+            "switch" => {
+                argc(1)?;
+                Call::Switch { pid: addr(w[1])? }
             }
             other => return Err(err(format!("unknown call `{other}`"))),
         };
-        if bind.is_some() && !matches!(call, Call::Mmap { .. } | Call::Mremap { .. }) {
-            return Err(err("only mmap and mremap results can be named".into()));
+        if bind.is_some()
+            && !matches!(
+                call,
+                Call::Mmap { .. } | Call::Mremap { .. } | Call::Fork { .. }
+            )
+        {
+            return Err(err("only mmap, mremap and fork results can be named".into()));
         }
         if let Some(n) = &bind {
             names.insert(n.clone(), ());

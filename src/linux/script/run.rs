@@ -8,7 +8,8 @@ use super::{Addr, Call};
 use crate::arch::AccessKind;
 use crate::linux::mm::mman;
 use crate::linux::paging::Touch;
-use crate::linux::storage::SimProcess;
+use crate::linux::storage::SimSystem;
+use crate::linux::system::SystemError;
 use crate::VirtAddr;
 
 /// Formats PROT_* bits as strace does.
@@ -66,6 +67,10 @@ fn advice_name(a: mman::Advice) -> String {
     mman::advice_name(a).map_or_else(|| a.raw().to_string(), str::to_string)
 }
 
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or_else(String::new, |p| p.to_string())
+}
+
 fn addr_arg(a: u64) -> String {
     if a == 0 {
         "NULL".into()
@@ -74,19 +79,23 @@ fn addr_arg(a: u64) -> String {
     }
 }
 
-/// Runs `calls` on `p`, appending the output to `out`. Returns an error message naming the
+/// Runs `calls` on the processes of `sys` (starting in its current one), appending the
+/// output to `out`. Returns an error message naming the
 /// line when an address refers to an unbound name (after a failed mmap).
 ///
 /// # Errors
 /// `(line, message)` for a name bound to a failed mmap.
 pub fn run(
-    p: &mut SimProcess<'_>,
+    sys: &mut SimSystem<'_>,
     calls: &[(usize, Call)],
     quiet: bool,
     out: &mut String,
 ) -> Result<(), (usize, String)> {
     let mut names: HashMap<String, u64> = HashMap::new();
-    let brk0 = p.brk(0).map_err(|e| (0, format!("brk: {e:?}")))?;
+    let brk0 = sys
+        .process_mut()
+        .brk(0)
+        .map_err(|e| (0, format!("brk: {e:?}")))?;
     names.insert(String::from(super::BRK0), brk0);
     for (line, call) in calls {
         let resolve = |a: &Addr| -> Result<u64, (usize, String)> {
@@ -102,6 +111,15 @@ pub fn run(
             Ok(()) => "0".to_string(),
             Err(e) => format!("-1 {} ({})", e.name(), e.strerror()),
         };
+        let sys_ret = |r: Result<(), SystemError>| match r {
+            Ok(()) => "0".to_string(),
+            Err(SystemError::NoSuchProcess(_)) => "-1 ESRCH (No such process)".to_string(),
+            Err(SystemError::Errno(e)) => format!("-1 {} ({})", e.name(), e.strerror()),
+        };
+        let pid_of = |a: &Option<Addr>| -> Result<Option<u32>, (usize, String)> {
+            a.as_ref().map(|a| resolve(a).map(|v| v as u32)).transpose()
+        };
+        let p = sys.process_mut();
         let text = match call {
             Call::Mmap {
                 bind,
@@ -261,18 +279,68 @@ pub fn run(
                     Err(e) => format!("mincore({a:#x}, {len:#x}) = {}", ret(Err(e))),
                 }
             }
-            Call::Maps => {
-                out.push_str(&p.maps_string());
+            Call::Maps { pid } => {
+                let pid = pid_of(pid)?;
+                let text = match pid {
+                    None => Ok(p.maps_string()),
+                    Some(pid) => sys.maps_of(pid),
+                };
+                match text {
+                    Ok(t) => {
+                        out.push_str(&t);
+                        out.push('\n');
+                        continue;
+                    }
+                    Err(e) => format!("maps({}) = {}", pid_text(pid), sys_ret(Err(e))),
+                }
+            }
+            Call::Smaps { pid } => {
+                let text = match pid_of(pid)? {
+                    None => p
+                        .smaps_string()
+                        .map_err(|e| (*line, format!("smaps: {e}")))?,
+                    Some(pid) => match sys.smaps_of(pid) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            let t = format!("smaps({pid}) = {}", sys_ret(Err(e)));
+                            if !quiet {
+                                out.push_str(&t);
+                                out.push('\n');
+                            }
+                            continue;
+                        }
+                    },
+                };
+                out.push_str(&text);
                 out.push('\n');
                 continue;
             }
-            Call::Smaps => {
-                let smaps = p
-                    .smaps_string()
-                    .map_err(|e| (*line, format!("smaps: {e}")))?;
-                out.push_str(&smaps);
-                out.push('\n');
-                continue;
+            Call::Fork { bind, vfork } => {
+                let name = if *vfork { "vfork" } else { "fork" };
+                let r = if *vfork { sys.vfork() } else { sys.fork() };
+                match r {
+                    Ok(child) => {
+                        if let Some(n) = bind {
+                            names.insert(n.clone(), u64::from(child));
+                        }
+                        format!("{name}() = {child}")
+                    }
+                    Err(e) => format!("{name}() = {}", sys_ret(Err(e))),
+                }
+            }
+            Call::Exit { status } => {
+                let pid = sys.current();
+                match sys.exit() {
+                    Ok(()) => format!(
+                        "[pid {pid}] exit_group({status}) = ?  # now in {}",
+                        sys.current()
+                    ),
+                    Err(e) => format!("[pid {pid}] exit_group({status}) = {}", sys_ret(Err(e))),
+                }
+            }
+            Call::Switch { pid } => {
+                let pid = resolve(pid)? as u32;
+                format!("switch({pid}) = {}", sys_ret(sys.switch(pid)))
             }
         };
         if !quiet {
