@@ -52,7 +52,10 @@ fn create_files() -> std::io::Result<std::path::PathBuf> {
     let dir = files_dir();
     std::fs::create_dir_all(&dir)?;
     for (i, size) in FILE_SIZES.iter().enumerate() {
-        let mut f = std::fs::File::create(dir.join(format!("f{i}")))?;
+        let path = dir.join(format!("f{i}"));
+        // A new inode (the old one lives on while a mapping holds it).
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::File::create(&path)?;
         let mut left = *size;
         let mut page = 0u8;
         while left > 0 {
@@ -62,6 +65,14 @@ fn create_files() -> std::io::Result<std::path::PathBuf> {
             page = page.wrapping_add(1);
         }
         f.sync_all()?;
+        // A copy for the throwaway executors that replay a sequence to see a signal:
+        // their accesses then mark no folio of the files the live executor maps (a
+        // populate there sets PG_referenced on the shared page-cache folio).
+        let replay = dir.join("replay");
+        std::fs::create_dir_all(&replay)?;
+        let copy = replay.join(format!("f{i}"));
+        let _ = std::fs::remove_file(&copy);
+        std::fs::copy(&path, &copy)?;
     }
     Ok(dir)
 }
@@ -416,7 +427,7 @@ impl<'s> Session<'s> {
                     format!("in process {pid}: {e}")
                 }
             };
-            compare::maps(k, sys.process()).map_err(tag)?;
+            compare::maps(k, sys.process()).map_err(|e| tag(format!("maps: {e}")))?;
             compare::residency(k, sys.process(), &params.maps, skip).map_err(tag)?;
         }
         self.sys.switch(cur).map_err(|e| e.to_string())?;
@@ -495,12 +506,18 @@ fn signal_of(log: &[Raw], pid: u32, addr: u64, write: bool) -> Result<(i32, i32,
             .position(|(q, _)| *q == p)
             .ok_or_else(|| format!("replay: no process {p}"))
     };
-    let _ = ks[0].1.smaps().map_err(|e| e.to_string())?;
+    let _ = ks[0]
+        .1
+        .smaps()
+        .map_err(|e| format!("the replay executor's first smaps: {e}"))?;
     for r in log {
         match r {
             Raw::Call(p, op, args) => {
                 let i = at(&mut ks, *p)?;
-                ks[i].1.call(*op, args).map_err(|e| e.to_string())?;
+                ks[i]
+                    .1
+                    .call(*op, args)
+                    .map_err(|e| format!("replay of op {op} {args:x?}: {e}"))?;
             }
             Raw::Touch(p, a, len, w) => {
                 if *len > 0 {
@@ -508,7 +525,7 @@ fn signal_of(log: &[Raw], pid: u32, addr: u64, write: bool) -> Result<(i32, i32,
                     ks[i]
                         .1
                         .call(op::TOUCH, &[*a, len / 4096, *w as u64])
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| format!("replay of a touch at {a:#x}: {e}"))?;
                 }
             }
             Raw::Fork(p, c) => {
@@ -527,7 +544,7 @@ fn signal_of(log: &[Raw], pid: u32, addr: u64, write: bool) -> Result<(i32, i32,
     let r = ks[i]
         .1
         .call(op::TOUCH_SIGNAL, &[addr, write as u64])
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("TOUCH_SIGNAL in the replay: {e}"))?;
     if r.ret != -2 || r.payload.len() != 16 {
         return Err(format!(
             "the access at {addr:#x} did not fault inside the executor (ret {})",
@@ -581,14 +598,11 @@ fn import_residency(
 /// the script so far.
 fn check(params: LayoutParams, calls: &[Call]) -> Result<(), String> {
     // The host's page cache outlives a script: pages an earlier script dirtied through a
-    // shared mapping are written back first, so that every script starts with clean files,
-    // as pagesim's fresh page cache does.
-    for i in 0..FILE_SIZES.len() {
-        let path = files_dir().join(format!("f{i}"));
-        std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    // shared mapping would start the next one dirty, and folio flags carry over.
+    // The files are made anew for every script: fresh inodes whose page-cache folios carry
+    // no flag of an earlier script (PG_referenced, set when a young entry is zapped, shows
+    // through a forked child's old entries).
+    create_files().map_err(|e| format!("the harness files: {e}"))?;
     let mut k = Kernel::spawn().map_err(|e| format!("spawn: {e}"))?;
     let smaps = k.smaps().map_err(|e| format!("smaps: {e}"))?;
     let (start_brk, _, start_stack) = k.stat_fields().map_err(|e| format!("stat: {e}"))?;
@@ -717,6 +731,7 @@ fn main() {
     };
     // The executors inherit it.
     std::env::set_var("PAGESIM_FILES_DIR", &dir);
+    std::env::set_var("PAGESIM_CHANNELS_DIR", &dir);
     if !driver::pin_driver() {
         println!("note: one CPU only: the driver shares the executor's per-CPU folio batches");
     }
@@ -744,7 +759,12 @@ fn main() {
     // scan, every 10 s while a process that used MADV_HUGEPAGE lives, drains every CPU), so
     // a LazyFree count can move early. A script that fails is run up to twice more; one
     // that then passes is counted as passed and reported as retried.
+    // PAGESIM_KERNEL_VECTOR=PREFIX runs the vectors whose names start with it.
+    let only_vector = std::env::var("PAGESIM_KERNEL_VECTOR").ok();
     for (name, calls) in &vectors {
+        if only_vector.as_ref().is_some_and(|v| !name.starts_with(v.as_str())) {
+            continue;
+        }
         match check(params, calls) {
             Ok(()) => passed += 1,
             Err(_) if again(params, calls) => {

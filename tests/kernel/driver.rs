@@ -77,7 +77,7 @@ impl Kernel {
     /// Spawns a fresh executor: this test binary re-exec'd with PAGESIM_EXECUTOR=1, address
     /// randomisation off and an 8 MiB stack rlimit, on [`executor_cpu`].
     pub fn spawn() -> std::io::Result<Kernel> {
-        Kernel::spawn_on(executor_cpu())
+        Kernel::spawn_on(executor_cpu(), false)
     }
 
     /// Spawns a throwaway executor (one that replays a sequence to see a signal) on the
@@ -89,12 +89,23 @@ impl Kernel {
                 .first()
                 .copied()
                 .filter(|_| executor_cpu().is_some()),
+            true,
         )
     }
 
-    fn spawn_on(cpu: Option<usize>) -> std::io::Result<Kernel> {
+    /// Spawns an executor on `cpu`; a `throwaway` one maps the copies of the harness
+    /// files in `replay/` (its accesses leave the live executor's page cache alone).
+    fn spawn_on(cpu: Option<usize>, throwaway: bool) -> std::io::Result<Kernel> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
+        if throwaway {
+            if let Some(d) = std::env::var_os("PAGESIM_FILES_DIR") {
+                cmd.env(
+                    "PAGESIM_FILES_DIR",
+                    std::path::Path::new(&d).join("replay"),
+                );
+            }
+        }
         cmd.env("PAGESIM_EXECUTOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -202,12 +213,25 @@ impl Kernel {
         r.args[..args.len()].copy_from_slice(args);
         self.tx.write_all(&r.encode())?;
         let mut head = [0u8; 16];
-        self.rx.read_exact(&mut head)?;
+        if let Err(e) = self.rx.read_exact(&mut head) {
+            // Name how the executor ended, if it did.
+            let status = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+                .map_or_else(String::new, |s| format!(" (executor {s})"));
+            return Err(std::io::Error::new(e.kind(), format!("{e}{status}")));
+        }
         let ret = i64::from_le_bytes(head[0..8].try_into().unwrap());
         let errno = i32::from_le_bytes(head[8..12].try_into().unwrap());
         let n = u32::from_le_bytes(head[12..16].try_into().unwrap()) as usize;
         let mut payload = vec![0u8; n];
-        self.rx.read_exact(&mut payload)?;
+        self.rx.read_exact(&mut payload).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{e}: the reply to op {op} promised {n} bytes (ret {ret})"),
+            )
+        })?;
         Ok(Reply {
             ret,
             errno,

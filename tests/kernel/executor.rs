@@ -40,13 +40,13 @@ pub mod op {
     /// mremap(a0, a1, a2, a3, a4).
     pub const MREMAP: u32 = 13;
     /// fork(): the parent replies with the child's pid; the child serves requests from
-    /// the FIFO `$PAGESIM_FILES_DIR/req{a0}` and replies on `resp{a0}`.
+    /// the FIFO `$PAGESIM_CHANNELS_DIR/req{a0}` and replies on `resp{a0}`.
     pub const FORK: u32 = 14;
 }
 
 /// Returns the FIFOs of fork channel `k`: (requests, replies).
 pub fn channel_paths(k: u64) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::path::PathBuf::from(std::env::var("PAGESIM_FILES_DIR").unwrap_or_default());
+    let dir = std::path::PathBuf::from(std::env::var("PAGESIM_CHANNELS_DIR").unwrap_or_default());
     (dir.join(format!("req{k}")), dir.join(format!("resp{k}")))
 }
 
