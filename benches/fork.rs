@@ -41,7 +41,8 @@ fn group(c: &mut Criterion) {
     let mut va = a;
     while va < a + SIZE {
         assert!(matches!(
-            sys.process_mut().access(VirtAddr::new(va), AccessKind::Write),
+            sys.process_mut()
+                .access(VirtAddr::new(va), AccessKind::Write),
             Touch::Done(_)
         ));
         va += PAGE;

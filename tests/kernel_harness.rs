@@ -762,7 +762,10 @@ fn main() {
     // PAGESIM_KERNEL_VECTOR=PREFIX runs the vectors whose names start with it.
     let only_vector = std::env::var("PAGESIM_KERNEL_VECTOR").ok();
     for (name, calls) in &vectors {
-        if only_vector.as_ref().is_some_and(|v| !name.starts_with(v.as_str())) {
+        if only_vector
+            .as_ref()
+            .is_some_and(|v| !name.starts_with(v.as_str()))
+        {
             continue;
         }
         match check(params, calls) {

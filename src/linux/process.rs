@@ -18,7 +18,7 @@ use super::mm::vma::Vma;
 use super::mm::vma::{DevId, FileId, VmaKind, VmaName};
 use super::mm::vmflags::VmFlags;
 use super::paging::{
-    FileStore, FileView, NoFiles, Paging, PagingInvariant, Tables, Touch, VmaView,
+    FileStore, FileView, InodeKey, NoFiles, Paging, PagingInvariant, Tables, Touch, VmaView,
 };
 use crate::addr::VirtAddr;
 use crate::arch::{AccessKind, Attributes};
@@ -97,14 +97,23 @@ impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
     }
 }
 
-/// Returns the page-cache view of a file VMA (`None` for anonymous memory and shmem).
+/// Returns whether a VMA of `space` maps the shmem inode `inode`.
+pub(crate) fn references_shmem(space: &AddressSpace<'_>, inode: InodeKey) -> bool {
+    space.iter().any(|v| {
+        matches!(v.kind, VmaKind::File { dev, ino, .. }
+            if dev.major == inode.major && dev.minor == inode.minor && ino == inode.ino)
+    })
+}
+
+/// Returns the page-cache view of a file or shmem VMA (`None` for anonymous memory).
 fn file_view(v: &Vma) -> Option<FileView> {
     match v.kind {
-        VmaKind::File { dev, ino, file, .. } if v.kind.is_fs_file() => Some(FileView {
+        VmaKind::File { dev, ino, file, .. } => Some(FileView {
             file,
             dev,
             ino,
             pgoff: v.vm_pgoff,
+            shmem: !v.kind.is_fs_file(),
         }),
         _ => None,
     }
@@ -159,6 +168,9 @@ pub struct Process<'a, 'f, M: PhysMemory, const N: usize> {
     space: AddressSpace<'a>,
     paging: Paging<'f, M, N>,
     files: Files<'a>,
+    /// Other processes share the machine (a [`crate::linux::system::System`] frees the
+    /// shmem objects they all let go of).
+    in_system: bool,
 }
 
 /// The process's [`FileStore`], if it was given one.
@@ -181,6 +193,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             space,
             paging,
             files: Files(None),
+            in_system: false,
         }
     }
 
@@ -199,6 +212,19 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         storage: &'f mut [u16],
     ) -> Result<(), crate::linux::paging::PagingError> {
         self.paging.set_share_counts(storage)
+    }
+
+    /// Frees the pages of shmem objects no VMA of this process (nor, as `elsewhere` says,
+    /// of another) refers to any more.
+    pub(crate) fn evict_shmem(&mut self, mut elsewhere: impl FnMut(InodeKey) -> bool) {
+        let space = &self.space;
+        self.paging
+            .evict_shmem(|inode| references_shmem(space, inode) || elsewhere(inode));
+    }
+
+    /// Marks the process as one of several on its machine.
+    pub(crate) fn join_system(&mut self) {
+        self.in_system = true;
     }
 
     /// Returns the paging (the machine), for the layer that runs several processes.
@@ -367,6 +393,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         let (populate, error) = (s.populate, s.error);
         if error.is_some() {
             return Err(Errno::ENOMEM);
+        }
+        if !self.in_system {
+            self.evict_shmem(|_| false);
         }
         for (start, end, write) in populate {
             let p = self.populate(start, end, write);
@@ -589,7 +618,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             .mincore(addr, end - addr, out)
             .map_err(|_| Errno::ENOMEM)?;
         // A file page not mapped here is reported from the page cache (mincore_page): the
-        // model keeps every page before the end of the file cached, as fault-around does.
+        // model keeps every page before the end of the file cached, as fault-around does;
+        // a shmem page is cached once something touched it, until its object dies.
         let mut a = addr;
         while a < end {
             let Some(v) = self.space.vma_lookup(a) else {
@@ -598,9 +628,15 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             let v_end = v.vm_end.min(end);
             if let Some(fv) = file_view(v) {
                 let size = self.files.0.as_ref().and_then(|f| f.size(fv.file));
+                let inode = InodeKey::new(fv.dev, fv.ino);
                 while a < v_end {
                     let index = fv.pgoff + (a - v.vm_start) / page;
-                    if size.is_none_or(|s| index < s.div_ceil(page)) {
+                    let cached = if fv.shmem {
+                        self.paging.is_cached(inode, index)
+                    } else {
+                        size.is_none_or(|s| index < s.div_ceil(page))
+                    };
+                    if cached {
                         out[((a - addr) / page) as usize] = 1;
                     }
                     a += page;

@@ -17,7 +17,7 @@ use super::mm::errno::Errno;
 use super::mm::space::AddressSpace;
 use super::mm::vma_tree::VmaSlot;
 use super::paging::Tables;
-use super::process::{Invariant, Process};
+use super::process::{references_shmem, Invariant, Process};
 use crate::mmu::{Leaf, MapError};
 use crate::phys::PhysMemory;
 
@@ -156,6 +156,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
         pid: Pid,
         slots: impl IntoIterator<Item = &'a mut [VmaSlot]>,
     ) -> Self {
+        let mut first = first;
+        first.join_system();
         let mut tasks = ArrayVec::new();
         tasks.push(Task {
             pid,
@@ -247,8 +249,20 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
         Ok(())
     }
 
+    /// Frees the pages of shmem objects no process maps any more.
+    fn gc(&mut self) {
+        let System { cpu, tasks, .. } = self;
+        cpu.evict_shmem(|inode| {
+            tasks.iter().any(|t| match &t.mm {
+                Mm::Own { space: Some(s), .. } => references_shmem(s, inode),
+                _ => false,
+            })
+        });
+    }
+
     /// Applies to the parked tables what the per-CPU folio batch moved while others ran.
     fn settle(&mut self) -> Result<(), SystemError> {
+        self.gc();
         let System { cpu, tasks, .. } = self;
         for t in tasks.iter_mut() {
             if let Mm::Own {
@@ -273,6 +287,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
         let owner = self.owner_of(pid)?;
         self.load(owner)?;
         self.current = pid;
+        self.gc();
         Ok(())
     }
 
@@ -425,7 +440,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
                 self.owner = self.current;
             }
         }
-        self.cpu.exec(exe, interp, args)
+        let r = self.cpu.exec(exe, interp, args);
+        self.gc();
+        r
     }
 
     /// Ends the current process (`exit`). The address space goes with its last user
@@ -514,6 +531,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
                 t.ppid = 0;
             }
         }
+        self.gc();
         Ok(())
     }
 

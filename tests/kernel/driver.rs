@@ -100,10 +100,7 @@ impl Kernel {
         let mut cmd = Command::new(exe);
         if throwaway {
             if let Some(d) = std::env::var_os("PAGESIM_FILES_DIR") {
-                cmd.env(
-                    "PAGESIM_FILES_DIR",
-                    std::path::Path::new(&d).join("replay"),
-                );
+                cmd.env("PAGESIM_FILES_DIR", std::path::Path::new(&d).join("replay"));
             }
         }
         cmd.env("PAGESIM_EXECUTOR", "1")

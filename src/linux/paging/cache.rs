@@ -3,7 +3,7 @@
 //! `linux-files-mremap-fork.md` §0.4), and the [`FileStore`] that supplies file contents.
 
 use super::*;
-use crate::linux::mm::vma::{DevId, FileId};
+use crate::linux::mm::vma::{DevId, FileId, SHMEM_DEV};
 use crate::linux::mm::{Errno, OpenFile};
 
 /// Where files come from: the process's view of a file system (host files, byte slices).
@@ -165,6 +165,12 @@ impl<'f> PageCache<'f> {
         self.len += 1;
     }
 
+    /// Removes the page in slot `i` (the caller frees its frame).
+    pub(super) fn remove(&mut self, i: usize) {
+        self.slots.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+    }
+
     /// Counts one more mapping of the page in slot `i`.
     pub(super) fn mapped(&mut self, i: usize) {
         let p = &mut self.slots[i];
@@ -223,6 +229,63 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// Returns the pages of the page cache, sorted by inode and index.
     pub fn cached_pages(&self) -> &[CachedPage] {
         self.cache.pages()
+    }
+
+    /// Returns the cache slot of page `index` of the shmem `inode`, a new zero-filled page
+    /// if it is not cached yet (`shmem_get_folio`).
+    pub(super) fn shmem_page(&mut self, inode: InodeKey, index: u64) -> Option<usize> {
+        let at = match self.cache.find(inode, index) {
+            Ok(i) => return Some(i),
+            Err(at) => at,
+        };
+        if self.cache.is_full() {
+            return None;
+        }
+        let pa = self.alloc(self.config.granule.page_shift() - 12)?;
+        self.cache.insert(at, inode, index, pa.as_u64());
+        Some(at)
+    }
+
+    /// Frees the cached pages of shmem inodes that nothing maps and `referenced` says no
+    /// VMA refers to any more (the shmem object died with its last mapping).
+    pub fn evict_shmem(&mut self, mut referenced: impl FnMut(InodeKey) -> bool) {
+        let is_shmem =
+            |p: &CachedPage| p.inode.major == SHMEM_DEV.major && p.inode.minor == SHMEM_DEV.minor;
+        if !self
+            .cache
+            .pages()
+            .iter()
+            .any(|p| is_shmem(p) && p.mapcount == 0)
+        {
+            return;
+        }
+        let order = self.config.granule.page_shift() - 12;
+        let mut i = 0;
+        while i < self.cache.pages().len() {
+            let p = self.cache.pages()[i];
+            let inode = p.inode();
+            let shmem = inode.major == SHMEM_DEV.major && inode.minor == SHMEM_DEV.minor;
+            if shmem && p.mapcount() == 0 && !referenced(inode) {
+                self.cache.remove(i);
+                let _ = self.frames.free_run(p.pa(), order);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Returns whether the cached page in frame `pa` is a shmem page.
+    pub(super) fn is_shmem_pa(&self, pa: u64) -> bool {
+        self.cache.by_pa(pa).is_some_and(|i| {
+            self.cache.pages()[i].inode().major == SHMEM_DEV.major
+                && self.cache.pages()[i].inode().minor == SHMEM_DEV.minor
+        })
+    }
+
+    /// Returns whether page `index` of `inode` is cached (what mincore reports for a page
+    /// not mapped).
+    pub fn is_cached(&self, inode: InodeKey, index: u64) -> bool {
+        self.cache.find(inode, index).is_ok()
     }
 
     /// Returns the cache slot of page `index` of `inode`, reading it from `files` (as

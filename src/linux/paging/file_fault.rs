@@ -18,6 +18,10 @@ pub struct FileView {
     pub ino: u64,
     /// `vm_pgoff`: the file page at `start`.
     pub pgoff: u64,
+    /// Shared memory (`MAP_SHARED | MAP_ANONYMOUS`, a shmem inode): pages are zero-filled
+    /// on first use, never read from a file, have no end, are mapped writable at once
+    /// (no write-notify), and fault-around maps only pages already cached.
+    pub shmem: bool,
 }
 
 /// A SIGBUS delivered for an access (`BUS_ADRERR`: a page wholly past the end of a mapped
@@ -53,7 +57,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let va = addr & !(page - 1);
         let index = fv.pgoff + (va - vma.start) / page;
         // The pages the file covers: the one holding EOF is whole, the next is SIGBUS.
-        let eof_pages = files.size(fv.file).map(|s| s.div_ceil(page));
+        let eof_pages = if fv.shmem {
+            None
+        } else {
+            files.size(fv.file).map(|s| s.div_ceil(page))
+        };
         if eof_pages.is_some_and(|n| index >= n) {
             self.stats.sigbus += 1;
             return Err(Touch::Bus(Bus {
@@ -62,7 +70,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             }));
         }
         let inode = InodeKey::new(fv.dev, fv.ino);
-        let slot = self.cache_page(inode, index, fv.file, files).ok_or(oom)?;
+        let slot = if fv.shmem {
+            self.shmem_page(inode, index)
+        } else {
+            self.cache_page(inode, index, fv.file, files)
+        }
+        .ok_or(oom)?;
         let shared = vma.flags.contains(VmFlags::VM_SHARED);
         if kind == AccessKind::Write && !shared {
             // do_cow_fault: a private copy, writable and dirty; the cached page stays
@@ -71,7 +84,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             return self.map_copy(va, src, vma.flags).ok_or(oom);
         }
         let write = kind == AccessKind::Write;
-        self.map_cached(va, slot, vma.flags, write, true)
+        self.map_cached(va, slot, vma.flags, write, true, fv.shmem)
             .map_err(|_| oom)?;
         if write {
             return Ok(());
@@ -91,11 +104,23 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         while lo < hi {
             if lo != va && self.leaf_at(lo).map_err(|_| oom)?.is_none() {
                 let index = fv.pgoff + (lo - vma.start) / page;
-                let Some(slot) = self.cache_page(inode, index, fv.file, files) else {
+                let slot = if fv.shmem {
+                    // filemap_map_pages maps what the cache holds; shmem reads nothing in.
+                    match self.cache.find(inode, index) {
+                        Ok(i) => Some(i),
+                        Err(_) => {
+                            lo += page;
+                            continue;
+                        }
+                    }
+                } else {
+                    self.cache_page(inode, index, fv.file, files)
+                };
+                let Some(slot) = slot else {
                     break;
                 };
                 let young = !self.config.old_prefaulted_ptes;
-                self.map_cached(lo, slot, vma.flags, false, young)
+                self.map_cached(lo, slot, vma.flags, false, young, fv.shmem)
                     .map_err(|_| oom)?;
             }
             lo += page;
@@ -112,13 +137,19 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         flags: VmFlags,
         write: bool,
         young: bool,
+        shmem: bool,
     ) -> Result<(), MapError> {
         let shared = flags.contains(VmFlags::VM_SHARED);
         let writable = shared && flags.contains(VmFlags::VM_WRITE);
         // A file system that tracks dirty pages (write-notify) maps a shared page read-only
-        // until it is written; the write fault dirties the folio (wp_page_shared).
-        let mut attrs = page_attrs(flags, writable && write) | PTE_FILE;
+        // until it is written; the write fault dirties the folio (wp_page_shared). Shmem
+        // tracks none: its page is writable at once, clean until the hardware dirties it.
+        let mut attrs = page_attrs(flags, writable && (write || shmem)) | PTE_FILE;
+        if writable && shmem && !write {
+            attrs |= Attributes::AP_RO;
+        }
         if writable && write {
+            // do_shared_fault: fault_dirty_shared_page marks the folio dirty.
             attrs |= PTE_DIRTY;
             self.cache.mark_dirty(slot);
         }

@@ -192,7 +192,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             let dirty = pte_dirty(leaf.descriptor.bits());
             let mut want = page_attrs(flags, writable && dirty);
             // A clean shared file page stays read-only (write-notify): its write must fault.
-            if writable && !dirty && !file {
+            // Shmem has no write-notify.
+            if writable && !dirty && (!file || self.is_shmem_pa(leaf.pa.as_u64())) {
                 // Clean but writable: DBM set, AP[2] set until hardware marks it dirty.
                 want |= Attributes::DBM | Attributes::AP_RO;
             }
