@@ -11,5 +11,5 @@ pub mod tlb;
 pub use facade::{Mmu, Route};
 pub use flush::Flush;
 pub use frames::{Contents, FrameAllocator, FrameError};
-pub use mapper::{FrameSource, Leaf, Lpa2, MapError, Mapper, TableFormat, VaRange};
+pub use mapper::{CopyLeaf, FrameSource, Leaf, Lpa2, MapError, Mapper, TableFormat, VaRange};
 pub use tlb::{AccessCheck, Stats, Tlb, TlbEntry, Tlbi};

@@ -4,7 +4,7 @@
 //! (`copy_page_range`), and the frame accounting over every process's tables.
 
 use super::*;
-use crate::mmu::Tlbi;
+use crate::mmu::{CopyLeaf, Tlbi};
 
 /// The user translation tables of a process that is not running: its mapper (root table
 /// and ASID) and the tables deposited for its blocks. [`Paging`] runs one set of tables at a
@@ -217,88 +217,103 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         end: u64,
         flags: VmFlags,
     ) -> Result<(), MapError> {
+        if end <= start {
+            return Ok(());
+        }
         let page = self.page();
         let private = !flags.contains(VmFlags::VM_SHARED);
-        let mut cursor = start;
-        while let Some(leaf) = self.next_leaf(cursor, end)? {
-            let va = leaf.va.as_u64();
-            let size = 1u64 << leaf.size_log2;
-            cursor = va + size;
-            let pa = leaf.pa.as_u64();
-            let mut d = leaf.descriptor.bits();
-            let file = d & PTE_FILE.bits() != 0;
-            let zero = self.is_zero(pa);
-            if !zero && !file {
-                if self.shares.is_empty() {
-                    return Err(MapError::OutOfFrames {
-                        va: VirtAddr::new(va),
-                    });
+        let zero = (self.zero.as_u64(), page);
+        let huge = self.huge_zero.map(|h| (h.as_u64(), self.pmd()));
+        let is_zero = |pa: u64| {
+            (pa >= zero.0 && pa < zero.0 + zero.1)
+                || huge.is_some_and(|(h, n)| pa >= h && pa < h + n)
+        };
+        let floor = self.deposit_frames();
+        let base = self.frames.base().as_u64();
+        let Paging {
+            mapper,
+            mmu,
+            frames,
+            shares,
+            cache,
+            ..
+        } = self;
+        let mut blocks = 0u64;
+        let mut no_storage = None;
+        let mut reserve = Reserve { frames, floor };
+        let flush = child.mapper.copy_from(
+            mapper,
+            mmu.memory_mut(),
+            &mut reserve,
+            VirtAddr::new(start),
+            end - start,
+            |leaf| {
+                let size = 1u64 << leaf.size_log2;
+                let pa = leaf.pa.as_u64();
+                let mut d = leaf.descriptor.bits();
+                let file = d & PTE_FILE.bits() != 0;
+                let anon = !file && !is_zero(pa);
+                if anon && shares.is_empty() {
+                    no_storage.get_or_insert(leaf.va);
+                    return CopyLeaf {
+                        source: None,
+                        copy: None,
+                    };
                 }
-                if private && d & Attributes::DBM.bits() != 0 {
+                let mut source = None;
+                if anon && private && d & Attributes::DBM.bits() != 0 {
                     // ptep_set_wrprotect: the hardware-dirty state moves to PTE_DIRTY.
-                    let mut set = Attributes::AP_RO;
                     if pte_dirty(d) {
-                        set |= PTE_DIRTY;
+                        d |= PTE_DIRTY.bits();
                     }
-                    let mem = self.mmu.memory_mut();
-                    let flush = self.mapper.protect(
-                        mem,
-                        &mut self.frames,
-                        VirtAddr::new(va),
-                        size,
-                        set,
-                        Attributes::DBM,
-                    )?;
-                    self.mmu.flush(flush);
-                    d = (d | set.bits()) & !Attributes::DBM.bits();
+                    d = (d | Attributes::AP_RO.bits()) & !Attributes::DBM.bits();
+                    source = Some(d);
                 }
-            }
-            let mut attrs = Attributes::from_bits_truncate(d) - Attributes::AF;
-            attrs.remove(Attributes::VALID | Attributes::TABLE_OR_PAGE);
-            if self.config.va_bits > 48 {
-                // With FEAT_LPA2 bits [9:8] hold output address bits.
-                attrs.remove(Attributes::SH0 | Attributes::SH1);
-            }
-            if flags.contains(VmFlags::VM_SHARED) {
-                // pte_mkclean for shared mappings.
-                attrs.remove(PTE_DIRTY);
-                if attrs.contains(Attributes::DBM) {
-                    attrs.insert(Attributes::AP_RO);
-                }
-            }
-            let table_frames = 1u64 << (self.config.granule.page_shift() - 12);
-            let floor = self.deposit_frames() + if size > page { table_frames } else { 0 };
-            let mem = self.mmu.memory_mut();
-            let mut frames = Reserve {
-                frames: &mut self.frames,
-                floor,
-            };
-            let flush = child.mapper.map(
-                mem,
-                &mut frames,
-                VirtAddr::new(va),
-                PhysAddr::new(pa),
-                size,
-                attrs,
-            )?;
-            flush.ignore();
-            if size > page {
-                child.deposits += 1;
-                self.parked_deposits += 1;
-            }
-            if file {
-                if let Some(i) = self.cache.by_pa(pa) {
-                    self.cache.mapped(i);
-                }
-            } else if !zero {
-                let mut a = pa;
-                while a < pa + size {
-                    if let Some(i) = self.share_slot(a) {
-                        self.shares[i] = self.shares[i].saturating_add(1);
+                // copy_present_pte: the child's entry is old; a shared mapping's is clean.
+                let mut attrs = Attributes::from_bits_truncate(d) - Attributes::AF;
+                if !private {
+                    attrs.remove(PTE_DIRTY);
+                    if attrs.contains(Attributes::DBM) {
+                        attrs.insert(Attributes::AP_RO);
                     }
-                    a += page;
                 }
-            }
+                if size > page {
+                    blocks += 1;
+                }
+                if file {
+                    if let Some(i) = cache.by_pa(pa) {
+                        cache.mapped(i);
+                    }
+                } else if anon {
+                    let mut a = pa;
+                    while a < pa + size {
+                        if let Some(s) = a
+                            .checked_sub(base)
+                            .and_then(|o| shares.get_mut((o >> 12) as usize))
+                        {
+                            *s = s.saturating_add(1);
+                        }
+                        a += page;
+                    }
+                }
+                CopyLeaf {
+                    source,
+                    copy: Some(attrs),
+                }
+            },
+        );
+        // The blocks copied owe their deposits whatever happens next.
+        child.deposits += blocks;
+        self.parked_deposits += blocks;
+        let flush = flush?;
+        self.mmu.flush(flush);
+        if let Some(va) = no_storage {
+            return Err(MapError::OutOfFrames { va });
+        }
+        if (self.frames.free_frames() as u64) < self.deposit_frames() {
+            return Err(MapError::OutOfFrames {
+                va: VirtAddr::new(start),
+            });
         }
         Ok(())
     }

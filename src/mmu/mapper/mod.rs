@@ -11,6 +11,7 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::{Attributes, Descriptor, DescriptorFormat, Granule, Level, Regime};
 use crate::phys::{MemoryError, PhysMemory};
 
+mod copy;
 mod error;
 mod format;
 mod ptdump;
@@ -21,6 +22,7 @@ mod split;
 #[cfg(test)]
 mod tests;
 
+pub use copy::CopyLeaf;
 pub use error::{FrameSource, MapError};
 pub use format::{Lpa2, TableFormat, VaRange};
 
