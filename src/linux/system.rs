@@ -212,8 +212,12 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
             .ok_or(SystemError::NoSuchProcess(pid))
     }
 
-    /// Returns whose address space `pid` runs in.
-    fn owner_of(&self, pid: Pid) -> Result<Pid, SystemError> {
+    /// Returns whose address space `pid` runs in: itself, or for a vfork child that has
+    /// not exec'd, the process it borrows it from.
+    ///
+    /// # Errors
+    /// [`SystemError::NoSuchProcess`].
+    pub fn owner_of(&self, pid: Pid) -> Result<Pid, SystemError> {
         Ok(match self.tasks[self.index(pid)?].mm {
             Mm::Own { .. } => pid,
             Mm::Borrowed(p) => p,

@@ -180,22 +180,13 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// [`MapError`] if a table cannot be read or a frame not returned; tables that still
     /// map pages are freed all the same (their pages are not).
     pub fn free_tables(&mut self, t: Tables) -> Result<(), MapError> {
-        let Tables {
-            mut mapper,
-            deposits,
-        } = t;
+        let Tables { mapper, deposits } = t;
         self.parked_deposits = self.parked_deposits.saturating_sub(deposits);
         let asid = mapper.asid();
         self.lazyfree_parked.retain(|e| e.0 != asid);
-        let top = 1u64 << self.config.va_bits;
         let mem = self.mmu.memory_mut();
-        let flush = mapper.unmap(mem, &mut self.frames, VirtAddr::new(0), top)?;
-        flush.ignore();
-        let order = mapper.format().table_order();
-        self.frames.release(mapper.root(), order, false)?;
-        self.mmu.tlbi(Tlbi::Aside1 {
-            asid: mapper.asid(),
-        });
+        mapper.release_all(mem, &mut self.frames)?;
+        self.mmu.tlbi(Tlbi::Aside1 { asid });
         Ok(())
     }
 

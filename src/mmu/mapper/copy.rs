@@ -153,3 +153,45 @@ impl Mapper {
         Ok(())
     }
 }
+
+impl Mapper {
+    /// Frees every table, the start table included, whatever they still map (the frames
+    /// the leaves map are the caller's): the end of an address space. Returns how many
+    /// table frames went back.
+    ///
+    /// # Errors
+    /// [`MapError::Memory`] for an unreadable table, [`MapError::Frames`] for a frame the
+    /// source does not take back (the walk stops there).
+    pub fn release_all<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+        mut self,
+        mem: &mut M,
+        frames: &mut F,
+    ) -> Result<u64, MapError> {
+        let root = self.root.as_u64();
+        let level = self.format.start_level().get();
+        let before = self.tables;
+        self.release_rec(mem, frames, root, level)?;
+        Ok(before - self.tables)
+    }
+
+    fn release_rec<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        frames: &mut F,
+        table: u64,
+        level: i8,
+    ) -> Result<(), MapError> {
+        if level < 3 {
+            for i in 0..=self.format.index_mask(level) {
+                let d = Self::read(mem, table, i)?;
+                if d & (VALID | TABLE) == VALID | TABLE {
+                    self.release_rec(mem, frames, self.next_table(d), level + 1)?;
+                }
+            }
+        }
+        // A table goes back dirty: the allocator zeroes it when it hands it out.
+        frames.release(PhysAddr::new(table), self.format.table_order(), false)?;
+        self.tables -= 1;
+        Ok(())
+    }
+}
