@@ -455,6 +455,9 @@ pub(crate) fn mm_span(addr: u64, len: u64, page: u64) -> Option<(u64, u64)> {
     Some((addr & !(page - 1), end))
 }
 
+/// The first opcode byte of a process operation in [`mm_ops`].
+pub const MM_PROCESS_OP: u8 = 0xf8;
+
 /// Fuzz target `mm_ops`: a simulated process (VMAs + demand paging on the MMU, as
 /// `pagesim run` builds it) driven by up to 64 Linux calls and touches with arbitrary
 /// arguments: mmap (NULL, hint, MAP_FIXED, MAP_FIXED_NOREPLACE; private, shared;
@@ -466,30 +469,54 @@ pub(crate) fn mm_span(addr: u64, len: u64, page: u64) -> Option<(u64, u64)> {
 /// successful munmap unmaps exactly its range, and a completed access lies inside a VMA
 /// that allows it.
 ///
-/// Input: `cfg:u8 knobs:u8 map_count:u8`, then operations: an opcode byte (mod 8) and
-/// its arguments, as decoded below (`make_seeds.py` has encoders).
+/// Input: `cfg:u8 knobs:u8 map_count:u8`, then operations: an opcode byte (mod 9) and
+/// its arguments, as decoded below (`make_seeds.py` has encoders). An opcode byte from
+/// [`MM_PROCESS_OP`] up is a process operation on the machine instead (fork, vfork,
+/// switch, exit: the low two bits, then a pid byte), after which the machine's frame
+/// accounting ([`pagesim::linux::system::System::validate`]) must hold; calls act in the
+/// current process.
 pub fn mm_ops(data: &[u8]) {
     let mut r = Reader::new(data);
     let (cfg, knobs, small) = (r.u8(), r.u8(), r.u8());
     let (params, ram) = mm_layout(cfg, knobs, small);
     let page = params.page_size();
-    let mut storage = ProcessStorage::new(&params, ram);
-    let mut p = match storage.build(params, Start::Fresh, ImportHints::default()) {
+    let mut storage = ProcessStorage::new(&params, ram).with_processes(3);
+    let mut sys = match storage.build_system(params, Start::Fresh, ImportHints::default()) {
         Ok(p) => p,
         // A fresh process has more VMAs than the smallest max_map_counts allow.
         Err(_) if knobs & 1 != 0 => return,
         Err(e) => panic!("no fresh process: {e}"),
     };
-    let mut slots: Vec<u64> = p.space().iter().map(|v| v.vm_start).collect();
-    let mut maps = mm_check(&p, &params);
+    let mut slots: Vec<u64> = sys.process().space().iter().map(|v| v.vm_start).collect();
+    let mut maps = mm_check(sys.process(), &params);
     let mut ops = 0;
     // Set to see each operation's state when studying a reproducer.
     let trace = std::env::var_os("PAGESIM_FUZZ_TRACE").is_some();
     while !r.is_empty() && ops < MM_MAX_OPS {
         ops += 1;
+        let b = r.u8();
+        if b >= MM_PROCESS_OP {
+            // Processes: fork, vfork, switch to one of the first four pids, or exit.
+            let arg = r.u8();
+            let res = match b & 3 {
+                0 => sys.fork().map(|_| ()),
+                1 => sys.vfork().map(|_| ()),
+                2 => sys.switch(1 + u32::from(arg % 4)),
+                _ => sys.exit(),
+            };
+            if trace {
+                eprintln!("process op {b:#x} {arg:#x} = {res:?}, now in {}", sys.current());
+            }
+            if let Err(e) = sys.validate() {
+                panic!("system invariant after process op {b:#x}: {e}");
+            }
+            maps = mm_check(sys.process(), &params);
+            continue;
+        }
+        let p = sys.process_mut();
         let brk = p.brk(0).expect("brk(0) changes no table");
         let before = maps.clone();
-        let op = r.u8() % 9;
+        let op = b % 9;
         if trace {
             eprintln!(
                 "op {op}, {} bytes left, maps before:\n{}",
@@ -703,7 +730,8 @@ pub fn mm_ops(data: &[u8]) {
             }
         }
     }
-    mm_check_smaps(&p, &params, &maps);
+    let p = sys.process_mut();
+    mm_check_smaps(p, &params, &maps);
     // Unmapping every mmap result's neighbourhood returns their private pages.
     for s in slots {
         let res = p.munmap(s, 64 * page);
@@ -711,5 +739,8 @@ pub fn mm_ops(data: &[u8]) {
             eprintln!("final munmap({s:#x}, {:#x}) = {res:?}", 64 * page);
         }
     }
-    mm_check(&p, &params);
+    mm_check(p, &params);
+    if let Err(e) = sys.validate() {
+        panic!("system invariant at the end: {e}");
+    }
 }
