@@ -102,6 +102,7 @@ pub struct ProcessStorage {
     cache: Vec<CachedPage>,
     files: HostFiles,
     children: Vec<VmaSlot>,
+    child_slots: usize,
     shares: Vec<u16>,
 }
 
@@ -139,14 +140,22 @@ impl ProcessStorage {
             cache: vec![CachedPage::EMPTY; frames.min(MAX_CACHED_PAGES)],
             files: HostFiles::new(),
             children: Vec::new(),
+            child_slots: CHILD_SLOTS,
             shares: Vec::new(),
         }
     }
 
     /// Adds storage for `more` processes besides the first ([`CHILD_SLOTS`] VMA slots
     /// each) and a map count per frame, so that [`ProcessStorage::build_system`] can fork.
-    pub fn with_processes(mut self, more: usize) -> Self {
-        self.children = vec![VmaSlot::EMPTY; more * CHILD_SLOTS];
+    pub fn with_processes(self, more: usize) -> Self {
+        self.with_processes_of(more, CHILD_SLOTS)
+    }
+
+    /// [`ProcessStorage::with_processes`] with `slots` VMA slots for each further process
+    /// (small machines for fuzzing; a fork of a process with more VMAs fails with ENOMEM).
+    pub fn with_processes_of(mut self, more: usize, slots: usize) -> Self {
+        self.children = vec![VmaSlot::EMPTY; more * slots.max(1)];
+        self.child_slots = slots.max(1);
         self.shares = vec![0u16; (self.phys_mem >> 12) as usize];
         self
     }
@@ -162,11 +171,12 @@ impl ProcessStorage {
         start: Start<'_>,
         hints: ImportHints,
     ) -> Result<SimSystem<'_>, String> {
+        let each = self.child_slots;
         let (mut p, children, shares) = self.build_parts(params, start, hints)?;
         if !shares.is_empty() {
             p.set_share_counts(shares).map_err(|e| e.to_string())?;
         }
-        Ok(System::new(p, 1, children.chunks_mut(CHILD_SLOTS)))
+        Ok(System::new(p, 1, children.chunks_mut(each)))
     }
 
     /// Builds the process.
@@ -200,6 +210,7 @@ impl ProcessStorage {
             files,
             children,
             shares,
+            ..
         } = self;
         let space = match start {
             Start::Fresh => {

@@ -267,6 +267,12 @@ pub(crate) fn mm_check_smaps(p: &SimProcess<'_>, params: &LayoutParams, maps: &[
 /// zero page (in 4 KiB frames); maps renders, parses and imports back to the VMAs.
 /// Returns the parsed maps VMAs.
 pub(crate) fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
+    mm_check_in(p, params, true)
+}
+
+/// [`mm_check`] for a process of a machine that may hold others: the frame accounting is
+/// the process's alone only when it is `alone` (else the machine's check covers it).
+pub(crate) fn mm_check_in(p: &SimProcess<'_>, params: &LayoutParams, alone: bool) -> Vec<Vma> {
     let page = params.page_size();
     let mut prev_end = 0;
     for v in p.space().iter() {
@@ -298,6 +304,9 @@ pub(crate) fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
         .map(|v| paging.residency(v.vm_start, v.vm_end).unwrap().anonymous)
         .sum();
     let cached = paging.cached_pages().len() as u64 * (page >> 12);
+    if !alone {
+        return mm_check_maps(p, params);
+    }
     let frames = paging.frames();
     let used = (frames.total_frames() - frames.free_frames()) as u64;
     let tables = paging.mapper().table_count() << (params.page_shift - 12);
@@ -480,7 +489,7 @@ pub fn mm_ops(data: &[u8]) {
     let (cfg, knobs, small) = (r.u8(), r.u8(), r.u8());
     let (params, ram) = mm_layout(cfg, knobs, small);
     let page = params.page_size();
-    let mut storage = ProcessStorage::new(&params, ram).with_processes(3);
+    let mut storage = ProcessStorage::new(&params, ram).with_processes_of(3, 512);
     let mut sys = match storage.build_system(params, Start::Fresh, ImportHints::default()) {
         Ok(p) => p,
         // A fresh process has more VMAs than the smallest max_map_counts allow.
@@ -488,7 +497,7 @@ pub fn mm_ops(data: &[u8]) {
         Err(e) => panic!("no fresh process: {e}"),
     };
     let mut slots: Vec<u64> = sys.process().space().iter().map(|v| v.vm_start).collect();
-    let mut maps = mm_check(sys.process(), &params);
+    let mut maps = mm_check_in(sys.process(), &params, true);
     let mut ops = 0;
     // Set to see each operation's state when studying a reproducer.
     let trace = std::env::var_os("PAGESIM_FUZZ_TRACE").is_some();
@@ -505,14 +514,19 @@ pub fn mm_ops(data: &[u8]) {
                 _ => sys.exit(),
             };
             if trace {
-                eprintln!("process op {b:#x} {arg:#x} = {res:?}, now in {}", sys.current());
+                eprintln!(
+                    "process op {b:#x} {arg:#x} = {res:?}, now in {}",
+                    sys.current()
+                );
             }
             if let Err(e) = sys.validate() {
                 panic!("system invariant after process op {b:#x}: {e}");
             }
-            maps = mm_check(sys.process(), &params);
+            let alone = sys.pids().count() == 1;
+            maps = mm_check_in(sys.process(), &params, alone);
             continue;
         }
+        let alone = sys.pids().count() == 1;
         let p = sys.process_mut();
         let brk = p.brk(0).expect("brk(0) changes no table");
         let before = maps.clone();
@@ -546,7 +560,7 @@ pub fn mm_ops(data: &[u8]) {
                 if trace {
                     eprintln!("mmap({addr:#x}, {len:#x}, {prot:#x}, {flags:#x}) = {res:x?}");
                 }
-                maps = mm_check(&p, &params);
+                maps = mm_check_in(p, &params, alone);
                 match res {
                     Err(e) => assert_eq!(
                         mm_coverage(&maps),
@@ -578,7 +592,7 @@ pub fn mm_ops(data: &[u8]) {
                 if trace {
                     eprintln!("munmap({addr:#x}, {len:#x}) = {res:?}");
                 }
-                maps = mm_check(&p, &params);
+                maps = mm_check_in(p, &params, alone);
                 match res {
                     Err(e) => assert_eq!(
                         mm_coverage(&maps),
@@ -618,7 +632,7 @@ pub fn mm_ops(data: &[u8]) {
                     let name = if mprotect { "mprotect" } else { "madvise" };
                     eprintln!("{name}({addr:#x}, {len:#x}, {arg:#x}) = {res:?}");
                 }
-                maps = mm_check(&p, &params);
+                maps = mm_check_in(p, &params, alone);
                 // Either may fail half-way (ENOMEM at a hole) as the kernel's do, but
                 // neither maps nor unmaps anything.
                 assert_eq!(
@@ -640,7 +654,7 @@ pub fn mm_ops(data: &[u8]) {
                 if trace {
                     eprintln!("brk({target:#x}) = {got:#x}");
                 }
-                maps = mm_check(&p, &params);
+                maps = mm_check_in(p, &params, alone);
                 assert!(got == brk || got == target, "brk({target:#x}) = {got:#x}");
             }
             5 | 6 => {
@@ -678,12 +692,12 @@ pub fn mm_ops(data: &[u8]) {
                         Touch::Segv(_) => break,
                         Touch::Bus(b) => panic!("SIGBUS with no file of known size: {b:?}"),
                         Touch::OutOfMemory { .. } => {
-                            mm_check(&p, &params);
+                            mm_check_in(p, &params, alone);
                             break;
                         }
                     }
                 }
-                maps = mm_check(&p, &params);
+                maps = mm_check_in(p, &params, alone);
             }
             8 => {
                 let addr = mm_addr(&mut r, &slots, &params, brk);
@@ -709,7 +723,7 @@ pub fn mm_ops(data: &[u8]) {
                         "mremap({addr:#x}, {old_len:#x}, {new_len:#x}, {flags:#x}, {new_addr:#x}) = {res:x?}"
                     );
                 }
-                maps = mm_check(&p, &params);
+                maps = mm_check_in(p, &params, alone);
                 if let Ok(a) = res {
                     // The first page at least is mapped (a fixed move of several VMAs
                     // keeps the gaps between them).
@@ -730,6 +744,7 @@ pub fn mm_ops(data: &[u8]) {
             }
         }
     }
+    let alone = sys.pids().count() == 1;
     let p = sys.process_mut();
     mm_check_smaps(p, &params, &maps);
     // Unmapping every mmap result's neighbourhood returns their private pages.
@@ -739,7 +754,7 @@ pub fn mm_ops(data: &[u8]) {
             eprintln!("final munmap({s:#x}, {:#x}) = {res:?}", 64 * page);
         }
     }
-    mm_check(p, &params);
+    mm_check_in(p, &params, alone);
     if let Err(e) = sys.validate() {
         panic!("system invariant at the end: {e}");
     }

@@ -62,7 +62,7 @@ pub fn script(data: &[u8]) {
         .unwrap_or(0);
     // 64 MiB of RAM (80 MiB with 16K pages).
     let (params, ram) = mm_layout(cfg | 0x0c, 0, 0);
-    let mut storage = ProcessStorage::new(&params, ram).with_processes(3);
+    let mut storage = ProcessStorage::new(&params, ram).with_processes_of(3, 512);
     let mut sys = storage
         .build_system(params, Start::Fresh, ImportHints::default())
         .expect("a fresh process");
@@ -78,8 +78,9 @@ pub fn script(data: &[u8]) {
         panic!("system invariant: {e}");
     }
     let pids: Vec<u32> = sys.pids().collect();
+    let alone = pids.len() == 1;
     for pid in pids {
         sys.switch(pid).expect("a live process");
-        mm_check(sys.process(), &params);
+        mm_check_in(sys.process(), &params, alone);
     }
 }

@@ -51,6 +51,15 @@ impl AddressSpace<'_> {
                 return origbrk;
             }
         }
+        // check_brk_limits: get_unmapped_area(NULL, oldbrk, len, 0, MAP_FIXED) (the range
+        // must lie in the user address space, above mmap_min_addr).
+        let fixed = super::mman::MAP_FIXED | super::mman::MAP_PRIVATE;
+        if self
+            .get_unmapped_area(oldbrk, newbrk - oldbrk, fixed, false)
+            .is_err()
+        {
+            return origbrk;
+        }
         if self.do_brk_flags(oldbrk, newbrk).is_err() {
             return origbrk;
         }
