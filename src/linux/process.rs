@@ -521,7 +521,13 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// The kernel's errno for the call.
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        self.with_sync(false, |space, ops| space.munmap_with(addr, len, ops))?
+        let r = self.with_sync(false, |space, ops| space.munmap_with(addr, len, ops))?;
+        if r.is_err() {
+            // A munmap refused at a special mapping leaves the first VMA split (as the
+            // kernel does): a THP across the new boundary is split with it.
+            self.split_blocks_at_boundaries(addr, addr)?;
+        }
+        r
     }
 
     /// `mprotect`.
