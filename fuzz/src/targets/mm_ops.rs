@@ -265,13 +265,8 @@ pub(crate) fn mm_check_smaps(p: &SimProcess<'_>, params: &LayoutParams, maps: &[
 /// and below TASK_SIZE; every valid leaf inside a VMA that allows what the leaf grants;
 /// frames in use = page-table frames + resident private pages + the zero page + the huge
 /// zero page (in 4 KiB frames); maps renders, parses and imports back to the VMAs.
-/// Returns the parsed maps VMAs.
-pub(crate) fn mm_check(p: &SimProcess<'_>, params: &LayoutParams) -> Vec<Vma> {
-    mm_check_in(p, params, true)
-}
-
-/// [`mm_check`] for a process of a machine that may hold others: the frame accounting is
-/// the process's alone only when it is `alone` (else the machine's check covers it).
+/// Returns the parsed maps VMAs. On a machine that holds other processes too (not
+/// `alone`), the frame accounting is the machine's check, not this one's.
 pub(crate) fn mm_check_in(p: &SimProcess<'_>, params: &LayoutParams, alone: bool) -> Vec<Vma> {
     let page = params.page_size();
     let mut prev_end = 0;
@@ -472,7 +467,7 @@ pub const MM_PROCESS_OP: u8 = 0xf8;
 /// arguments: mmap (NULL, hint, MAP_FIXED, MAP_FIXED_NOREPLACE; private, shared;
 /// populate, noreserve, stack, growsdown, garbage bits), munmap, mprotect, madvise (every
 /// advice and garbage), brk, reads/writes/execs of page ranges, maps and smaps. After
-/// each call the process invariants hold (see [`mm_check`]), a call that returned an
+/// each call the process invariants hold (see [`mm_check_in`]), a call that returned an
 /// errno mapped and unmapped nothing, mprotect and madvise never change what is mapped,
 /// a successful mmap maps exactly its range (at the address for MAP_FIXED*), a
 /// successful munmap unmaps exactly its range, and a completed access lies inside a VMA
@@ -739,7 +734,7 @@ pub fn mm_ops(data: &[u8]) {
                 if r.u8() & 1 == 0 {
                     assert_eq!(p.maps_string(), p.space().maps_string());
                 } else {
-                    mm_check_smaps(&p, &params, &maps);
+                    mm_check_smaps(p, &params, &maps);
                 }
             }
         }
