@@ -1,5 +1,5 @@
 //! pagesim: an exact software model of the AArch64 stage-1 MMU (VMSAv8-64) and of the
-//! Linux kernel's handling of anonymous memory.
+//! Linux kernel's memory management (anonymous and file memory, exec, mremap, fork).
 //!
 //! The core is `#![no_std]` without `alloc`: embed the walker, TLB and mapper in an
 //! emulator with no heap. The `std` feature adds heap conveniences (sparse memory, process
@@ -9,7 +9,8 @@
 //! The layers, bottom up: [`addr`] and [`phys`] (addresses, physical memory), [`arch`] (the
 //! architecture: regime, descriptors, walk, faults), [`mmu`] (frames, mapper, TLB, the
 //! [`mmu::Mmu`] facade), then [`linux`]: its VMA layer [`linux::mm`] and, joined to the MMU,
-//! [`linux::paging`] and [`linux::process`]. A layer imports only those below it.
+//! [`linux::paging`], [`linux::process`] and [`linux::system`] (several processes: fork,
+//! vfork, exit). A layer imports only those below it.
 //!
 //! Ranges: calls that mirror a syscall or the mapper's API take a start and a length
 //! (`mmap(addr, len, ..)`, `Mapper::map(.., va, pa, len, ..)`); ranges handed between layers
