@@ -656,3 +656,71 @@ fn the_compat_layout_personality_maps_bottom_up() {
     assert_eq!(info.vdso, 0x2aaa_aaaa_b000 + 6 * 4096);
     p.validate().unwrap();
 }
+
+#[test]
+fn exec_in_a_forked_or_vforked_child_replaces_only_the_child_s_address_space() {
+    use pagesim::linux::exec::{AuxValues, ExecArgs, ExecFile};
+    use pagesim::linux::mm::mman;
+    let f = Files::new("fork-exec");
+    let img = elf(
+        EM_AARCH64,
+        ET_EXEC,
+        0x400100,
+        &[(RX, 0, 0x400000, 0x1000, 0x1000, 0x1000)],
+        None,
+    );
+    let path = f.put("static", &img);
+    let params = LayoutParams::arm64_6_1();
+    let mut storage = ProcessStorage::new(&params, 64 << 20).with_processes(2);
+    let mut sys = storage
+        .build_system(params, Start::Fresh, ImportHints::default())
+        .unwrap();
+    let rw = mman::PROT_READ | mman::PROT_WRITE;
+    let a = sys
+        .process_mut()
+        .mmap(0, 8 << 12, rw, mman::MAP_PRIVATE | mman::MAP_ANONYMOUS)
+        .unwrap();
+    sys.process_mut().write_user(a, &[7u8; 8 << 12]).unwrap();
+    let parent_maps = sys.maps_of(1).unwrap();
+    let args = ExecArgs {
+        filename: &path,
+        argv: &[&path],
+        envp: &[],
+        rlimit_stack: 8 << 20,
+        personality: ADDR_NO_RANDOMIZE,
+        random: [0; 16],
+        aux: AuxValues::observed(params.arch),
+    };
+    let private_dirty = |sys: &mut pagesim::linux::storage::SimSystem<'_>| {
+        let s = sys.smaps_of(1).unwrap();
+        let head = format!("{a:x}-");
+        s.lines()
+            .skip_while(|l| !l.starts_with(&head))
+            .find_map(|l| l.strip_prefix("Private_Dirty:"))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    for vfork in [false, true] {
+        let child = if vfork { sys.vfork() } else { sys.fork() }.unwrap();
+        if !vfork {
+            assert_eq!(private_dirty(&mut sys), "0 kB", "shared with the child");
+        }
+        sys.switch(child).unwrap();
+        let file = sys.process_mut().open(&path).unwrap();
+        sys.exec(&ExecFile { file, bytes: &img }, None, &args)
+            .unwrap();
+        // The parent's address space is as it was, its pages its own again.
+        assert_eq!(sys.maps_of(1).unwrap(), parent_maps);
+        assert_eq!(private_dirty(&mut sys), "32 kB");
+        let child_maps = sys.maps_of(child).unwrap();
+        assert!(
+            child_maps.starts_with("00400000-00401000 r-xp"),
+            "{child_maps}"
+        );
+        assert!(!child_maps.contains(&format!("{a:x}-")));
+        sys.validate().unwrap();
+        sys.exit().unwrap();
+        assert_eq!(sys.current(), 1);
+        sys.validate().unwrap();
+    }
+}
