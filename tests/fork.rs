@@ -228,6 +228,31 @@ fn shared_memory_is_one_object_for_parent_and_child() {
 }
 
 #[test]
+fn madv_remove_punches_a_hole_in_shared_memory_and_dontneed_does_not() {
+    let mut storage = ProcessStorage::new(&params(), 64 << 20).with_processes(1);
+    let mut sys = system(&mut storage);
+    let shared = mman::MAP_SHARED | mman::MAP_ANONYMOUS;
+    let s0 = sys.process_mut().mmap(0, 4 << 12, RW, shared).unwrap();
+    for i in 0..4 {
+        store(&mut sys, s0 + i * 4096, 20 + i);
+    }
+    let p = sys.process_mut();
+    p.madvise(s0, 4096, mman::MADV_DONTNEED).unwrap();
+    p.madvise(s0 + 4096, 2 << 12, mman::MADV_REMOVE).unwrap();
+    assert_eq!(read(&mut sys, s0).0, 20, "DONTNEED keeps the page");
+    assert_eq!(read(&mut sys, s0 + 4096).0, 0, "REMOVE freed it");
+    assert_eq!(read(&mut sys, s0 + 2 * 4096).0, 0);
+    assert_eq!(read(&mut sys, s0 + 3 * 4096).0, 23);
+    // MADV_REMOVE needs a shared mapping.
+    let a = sys.process_mut().mmap(0, 4096, RW, PA).unwrap();
+    assert_eq!(
+        sys.process_mut().madvise(a, 4096, mman::MADV_REMOVE),
+        Err(pagesim::linux::mm::Errno::EINVAL)
+    );
+    sys.validate().unwrap();
+}
+
+#[test]
 fn a_vfork_child_runs_in_its_parent_s_address_space_until_it_exits() {
     let mut storage = ProcessStorage::new(&params(), 64 << 20).with_processes(2);
     let mut sys = system(&mut storage);

@@ -576,7 +576,36 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         for (start, end, write) in ranges {
             self.populate(start, end, write)?;
         }
+        if advice == mman::MADV_REMOVE && r.is_ok() {
+            self.punch_shmem(addr, addr.saturating_add(len));
+        }
         r
+    }
+
+    /// Punches the hole `MADV_REMOVE` makes in the shmem objects `[start, end)` maps: their
+    /// pages there are freed (the next access finds a new zero-filled page). Pages that
+    /// another process still maps stay (the kernel would unmap them there too).
+    fn punch_shmem(&mut self, start: u64, end: u64) {
+        let page = self.paging.config().granule.page_size();
+        let mut a = start;
+        while a < end {
+            let Some(v) = self.space.vma_lookup(a) else {
+                a = self
+                    .space
+                    .tree()
+                    .find_vma(a)
+                    .map_or(end, |v| v.vm_start.max(a + page));
+                continue;
+            };
+            let (s, e) = (a.max(v.vm_start), end.min(v.vm_end));
+            if let Some(fv) = file_view(v).filter(|f| f.shmem) {
+                let first = fv.pgoff + (s - v.vm_start) / page;
+                let last = fv.pgoff + (e - v.vm_start).div_ceil(page);
+                self.paging
+                    .punch_hole(InodeKey::new(fv.dev, fv.ino), first, last);
+            }
+            a = v.vm_end;
+        }
     }
 
     /// `brk`: returns the new (or unchanged) break.

@@ -520,18 +520,39 @@ fn reusable(v: Vma) -> Option<AnonVmaId> {
     }
 }
 
-/// `anon_vma_compatible(a, b)`: adjacent, same backing, flags equal except R/W/X and the
-/// sticky ones, linear `pgoff`.
+/// `anon_vma_compatible(a, b)`: adjacent, same backing (anonymous, or the same file: a
+/// private file mapping's COW pages share an `anon_vma` across mprotect splits), flags
+/// equal except R/W/X and the sticky ones, linear `pgoff`.
 fn anon_vma_compatible(a: &Vma, b: &Vma, page_shift: u32) -> bool {
     let ignore = VmFlags::VM_READ | VmFlags::VM_WRITE | VmFlags::VM_EXEC | VmFlags::VM_STICKY;
     a.vm_end == b.vm_start
-        && a.kind.is_anonymous()
-        && b.kind.is_anonymous()
-        && same_anon_name(&a.kind, &b.kind)
+        && same_backing(&a.kind, &b.kind)
         && (a.vm_flags ^ b.vm_flags).difference(ignore).is_empty()
         && a.vm_pgoff
             .wrapping_add((b.vm_start - a.vm_start) >> page_shift)
             == b.vm_pgoff
+}
+
+/// `a->vm_file == b->vm_file`: both anonymous (with the same name), or both the same open
+/// file.
+fn same_backing(a: &VmaKind, b: &VmaKind) -> bool {
+    match (a, b) {
+        (
+            VmaKind::File {
+                dev: d1,
+                ino: i1,
+                file: f1,
+                ..
+            },
+            VmaKind::File {
+                dev: d2,
+                ino: i2,
+                file: f2,
+                ..
+            },
+        ) => d1 == d2 && i1 == i2 && f1 == f2,
+        _ => a.is_anonymous() && b.is_anonymous() && same_anon_name(a, b),
+    }
 }
 
 fn same_anon_name(a: &VmaKind, b: &VmaKind) -> bool {

@@ -274,6 +274,27 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         }
     }
 
+    /// Frees the unmapped cached pages `first..end` of `inode` (a hole punched in a shmem
+    /// object: `MADV_REMOVE`, after the caller zapped this process's mappings).
+    pub fn punch_hole(&mut self, inode: InodeKey, first: u64, end: u64) {
+        let order = self.config.granule.page_shift() - 12;
+        let mut i = match self.cache.find(inode, first) {
+            Ok(i) | Err(i) => i,
+        };
+        while i < self.cache.pages().len() {
+            let p = self.cache.pages()[i];
+            if p.inode() != inode || p.index() >= end {
+                break;
+            }
+            if p.mapcount() == 0 {
+                self.cache.remove(i);
+                let _ = self.frames.free_run(p.pa(), order);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Returns whether the cached page in frame `pa` is a shmem page.
     pub(super) fn is_shmem_pa(&self, pa: u64) -> bool {
         self.cache.by_pa(pa).is_some_and(|i| {

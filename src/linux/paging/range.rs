@@ -308,13 +308,27 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// `madvise_cold_or_pageout_pte_range` does after draining the folio batches: each
     /// page that is not a zero page becomes old and loses `PG_referenced`, so that smaps
     /// no longer counts it as Referenced until it is accessed again. A THP that the range
-    /// covers only in part is split first.
+    /// covers only in part is split first. A page another process maps since a fork is
+    /// left alone (`folio_maybe_mapped_shared`).
     ///
     /// # Errors
     /// [`MapError`] if a table change fails.
     pub fn deactivate(&mut self, start: u64, end: u64) -> Result<(), MapError> {
         let clear = Attributes::AF | PG_REFERENCED;
-        self.modify_present(start, end, Attributes::empty(), clear, |_, _, _, _| Ok(()))
+        self.lru_add_drain()?;
+        let mut cursor = start;
+        while let Some((leaf, s, e)) = self.next_leaf_part(cursor, end)? {
+            cursor = e;
+            let pa = leaf.pa.as_u64() + (s - leaf.va.as_u64());
+            let file = leaf.descriptor.bits() & PTE_FILE.bits() != 0;
+            // "Do not interfere with other mappings of this folio": a page another
+            // process maps since a fork stays as it is.
+            if self.is_zero(leaf.pa.as_u64()) || (!file && self.any_shared(pa, e - s)) {
+                continue;
+            }
+            self.protect_part(&leaf, s, e, Attributes::empty(), clear)?;
+        }
+        Ok(())
     }
 
     /// Drains this CPU's folio batches (`lru_add_drain`): the folios waiting in the
