@@ -228,6 +228,56 @@ fn shared_memory_is_one_object_for_parent_and_child() {
 }
 
 #[test]
+fn shared_memory_made_after_a_fork_is_each_process_s_own() {
+    let mut storage = ProcessStorage::new(&params(), 64 << 20).with_processes(1);
+    let mut sys = system(&mut storage);
+    let shared = mman::MAP_SHARED | mman::MAP_ANONYMOUS;
+    let child = sys.fork().unwrap();
+    let a = sys.process_mut().mmap(0, 4096, RW, shared).unwrap();
+    store(&mut sys, a, 1);
+    sys.switch(child).unwrap();
+    let b = sys.process_mut().mmap(0, 4096, RW, shared).unwrap();
+    assert_eq!(a, b, "the same address in both");
+    assert_eq!(
+        read(&mut sys, b).0,
+        0,
+        "another object: no data of the parent's"
+    );
+    store(&mut sys, b, 2);
+    sys.switch(1).unwrap();
+    assert_eq!(read(&mut sys, a).0, 1);
+    sys.validate().unwrap();
+}
+
+#[test]
+fn an_access_past_the_end_of_a_grown_shared_mapping_is_sigbus() {
+    let mut storage = ProcessStorage::new(&params(), 64 << 20);
+    let mut p = storage
+        .build(params(), Start::Fresh, ImportHints::default())
+        .unwrap();
+    let shared = mman::MAP_SHARED | mman::MAP_ANONYMOUS;
+    let a = p.mmap(0, 2 << 12, RW, shared).unwrap();
+    let b = p
+        .mremap(
+            a,
+            2 << 12,
+            4 << 12,
+            pagesim::linux::mm::mremap::MREMAP_MAYMOVE,
+            0,
+        )
+        .unwrap();
+    assert!(matches!(
+        p.access(VirtAddr::new(b + 4096), AccessKind::Write),
+        Touch::Done(_)
+    ));
+    match p.access(VirtAddr::new(b + 2 * 4096), AccessKind::Read) {
+        Touch::Bus(bus) => assert_eq!(bus.addr.as_u64(), b + 2 * 4096),
+        t => panic!("{t:?}"),
+    }
+    p.validate().unwrap();
+}
+
+#[test]
 fn madv_remove_punches_a_hole_in_shared_memory_and_dontneed_does_not() {
     let mut storage = ProcessStorage::new(&params(), 64 << 20).with_processes(1);
     let mut sys = system(&mut storage);

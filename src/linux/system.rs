@@ -128,6 +128,10 @@ pub struct System<'a, 'f, M: PhysMemory, const N: usize> {
     tasks: ArrayVec<Task<'a>, MAX_PROCESSES>,
     /// VMA storage for the next processes.
     pool: ArrayVec<&'a mut [VmaSlot], MAX_PROCESSES>,
+    /// The machine's shmem inode counter (each address space numbers its new shared
+    /// anonymous mappings from it while it runs, so that no two objects share a number
+    /// and with it their page-cache pages).
+    shmem_ino: u64,
 }
 
 impl<M: PhysMemory, const N: usize> fmt::Debug for System<'_, '_, M, N> {
@@ -167,12 +171,14 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
                 tables: None,
             },
         });
+        let shmem_ino = first.space().next_shmem_ino();
         System {
             cpu: first,
             owner: pid,
             current: pid,
             tasks,
             pool: slots.into_iter().take(MAX_PROCESSES).collect(),
+            shmem_ino,
         }
     }
 
@@ -244,7 +250,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
         else {
             return Err(SystemError::NoSuchProcess(owner));
         };
+        self.shmem_ino = self.shmem_ino.max(self.cpu.space().next_shmem_ino());
         self.cpu.swap_mm(&mut space, &mut tables);
+        self.cpu.space_mut().set_next_shmem_ino(self.shmem_ino);
         self.tasks[j].mm = Mm::Own {
             space: Some(space),
             tables: Some(tables),
@@ -431,7 +439,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
                     }
                 };
                 // The child's own (empty) address space runs; the parent's is parked.
+                self.shmem_ino = self.shmem_ino.max(self.cpu.space().next_shmem_ino());
                 self.cpu.swap_mm(&mut space, &mut tables);
+                self.cpu.space_mut().set_next_shmem_ino(self.shmem_ino);
                 let j = self.index(owner).map_err(|_| refused)?;
                 self.tasks[j].mm = Mm::Own {
                     space: Some(space),

@@ -448,7 +448,8 @@ impl AddressSpace<'_> {
                     dev: super::vma::DevId { major: 0, minor: 1 },
                     ino,
                     path: vma_name("/dev/zero (deleted)").map_err(|_| Errno::ENOMEM)?,
-                    file: super::vma::FileId(0),
+                    // shmem_zero_setup: the object is as large as the mapping.
+                    file: super::vma::FileId::shmem_of_pages(len >> ps),
                 },
             }
         } else {

@@ -103,6 +103,11 @@ impl<'a> AddressSpace<'a> {
         self.start_stack = start_stack;
     }
 
+    /// Returns the inode number the next shared anonymous mapping gets.
+    pub const fn next_shmem_ino(&self) -> u64 {
+        self.next_shmem_ino
+    }
+
     /// Sets the inode number the next shared anonymous mapping's `/dev/zero (deleted)`
     /// file gets (the kernel's shmem inode counter is global).
     pub fn set_next_shmem_ino(&mut self, ino: u64) {

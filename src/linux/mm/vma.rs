@@ -32,6 +32,25 @@ pub struct AnonVmaId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct FileId(pub u32);
 
+impl FileId {
+    /// Returns the id of a shmem object (`MAP_SHARED | MAP_ANONYMOUS`) of `pages` pages:
+    /// such an object has no open file of a [`crate::linux::paging::FileStore`], and its id
+    /// holds its size (`i_size`, which an access past after an mremap grow finds as
+    /// SIGBUS). `FileId(0)`, an imported mapping's, has no known size.
+    pub fn shmem_of_pages(pages: u64) -> FileId {
+        FileId(u32::try_from(pages).unwrap_or(u32::MAX).max(1))
+    }
+
+    /// Returns the size in pages of the shmem object with this id (`None` for 0).
+    pub const fn shmem_pages(self) -> Option<u64> {
+        if self.0 == 0 {
+            None
+        } else {
+            Some(self.0 as u64)
+        }
+    }
+}
+
 /// A device number as maps prints it (`MAJOR:MINOR`, hex).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct DevId {

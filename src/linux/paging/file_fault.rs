@@ -19,7 +19,8 @@ pub struct FileView {
     /// `vm_pgoff`: the file page at `start`.
     pub pgoff: u64,
     /// Shared memory (`MAP_SHARED | MAP_ANONYMOUS`, a shmem inode): pages are zero-filled
-    /// on first use, never read from a file, have no end, are mapped writable at once
+    /// on first use, never read from a file, end where the object does
+    /// ([`FileId::shmem_pages`]), are mapped writable at once
     /// (no write-notify), and fault-around maps only pages already cached.
     pub shmem: bool,
 }
@@ -58,7 +59,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let index = fv.pgoff + (va - vma.start) / page;
         // The pages the file covers: the one holding EOF is whole, the next is SIGBUS.
         let eof_pages = if fv.shmem {
-            None
+            fv.file.shmem_pages()
         } else {
             files.size(fv.file).map(|s| s.div_ceil(page))
         };
