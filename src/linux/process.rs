@@ -398,7 +398,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             self.evict_shmem(|_| false);
         }
         for (start, end, write) in populate {
-            let p = self.populate(start, end, write);
+            let p = self.populate(start, end, write, true);
             // MAP_POPULATE (mm_populate) ignores failures, as the kernel does; the
             // MADV_POPULATE_* advices report them.
             if populate_errors {
@@ -414,9 +414,15 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// # Errors
     /// `ENOMEM` when a page could not be had; `EFAULT` at a file page past the end of its
     /// file.
-    fn populate(&mut self, start: u64, end: u64, write: bool) -> Result<(), Errno> {
+    fn populate(
+        &mut self,
+        start: u64,
+        end: u64,
+        write: bool,
+        drain_first: bool,
+    ) -> Result<(), Errno> {
         let page = self.paging.config().granule.page_size();
-        let mut drained = false;
+        let mut drained = !drain_first;
         let mut a = start;
         while a < end {
             let kind = match self.space.vma_lookup(a) {
@@ -433,8 +439,9 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
                 }
             };
             if !drained {
-                // get_user_pages on an accessible VMA drains the folio batches first
-                // (observed: a PROT_NONE MAP_POPULATE does not).
+                // MAP_POPULATE's get_user_pages on an accessible VMA drains the folio
+                // batches first (observed: a PROT_NONE MAP_POPULATE does not);
+                // MADV_POPULATE_* drains after (see Process::madvise).
                 drained = true;
                 self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
             }
@@ -552,10 +559,6 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     /// The kernel's errno for the call.
     pub fn madvise(&mut self, addr: u64, len: u64, advice: Advice) -> Result<(), Errno> {
         let populate = advice == mman::MADV_POPULATE_READ || advice == mman::MADV_POPULATE_WRITE;
-        if populate {
-            // Observed on 6.18: MADV_POPULATE_* drains the folio batches even when it fails.
-            self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
-        }
         // The VMA flags change first; the population that MADV_POPULATE_* asks for comes
         // after the boundary splits.
         let mut s = TableSync {
@@ -573,9 +576,20 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             addr,
             addr.saturating_add(len).saturating_add(page - 1) & !(page - 1),
         )?;
+        let mut populated = Ok(());
         for (start, end, write) in ranges {
-            self.populate(start, end, write)?;
+            populated = self.populate(start, end, write, false);
+            if populated.is_err() {
+                break;
+            }
         }
+        if populate {
+            // Observed on 6.18: MADV_POPULATE_* drains the folio batches even when it
+            // fails, after touching the pages: a lazy-free page it touches ends neither
+            // referenced (the move clears PG_referenced) nor lazy-free if written.
+            self.paging.lru_add_drain().map_err(|_| Errno::ENOMEM)?;
+        }
+        populated?;
         if advice == mman::MADV_REMOVE && r.is_ok() {
             self.punch_shmem(addr, addr.saturating_add(len));
         }

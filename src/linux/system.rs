@@ -287,6 +287,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
                     .map_err(|_| Errno::ENOMEM)?;
             }
         }
+        cpu.paging_mut().settled();
         Ok(())
     }
 
@@ -324,7 +325,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> System<'a, 'f, M, N> {
             }) || self.cpu.paging().mapper().asid() == a
         };
         let mut a = (from & 0xffff) as u16;
-        while a == 0 || used(a) {
+        while a == 0 || a == u16::MAX || used(a) {
             a = a.wrapping_add(1);
         }
         a

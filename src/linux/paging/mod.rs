@@ -110,9 +110,11 @@ pub struct Paging<'f, M: PhysMemory, const N: usize> {
     /// marked since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the
     /// batch moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
     lazyfree_batch: ArrayVec<(u16, u64, u64), MAX_LRU_BATCH>,
-    /// Folios of processes not running that the batch moved: they become lazy-free in
-    /// those processes' tables at [`Paging::settle_parked`].
-    lazyfree_parked: ArrayVec<(u16, u64, u64), MAX_LRU_BATCH>,
+    /// Folios the batch moved that processes not running map: they become lazy-free in
+    /// those processes' tables at [`Paging::settle_parked`]. The ASID names the process
+    /// whose MADV_FREE queued the folio; [`share::ANY_ASID`] stands for every process
+    /// that maps the frame at that address (a folio a fork shared).
+    lazyfree_parked: ArrayVec<(u16, u64, u64), { 8 * MAX_LRU_BATCH }>,
     /// The page cache (empty storage until [`Paging::set_page_cache`]).
     cache: cache::PageCache<'f>,
     /// Per 4 KiB frame: how many more leaves map the anonymous page starting there

@@ -348,13 +348,18 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 let _ = self.lazyfree_parked.try_push((asid, va, pa));
                 continue;
             }
-            // The folio is still mapped where MADV_FREE found it: every path that unmaps
-            // pages drains first, so the check only guards the model's own invariant.
+            // The folio is mapped where MADV_FREE found it unless a write since copied it
+            // (a page a fork shared); every path that unmaps pages drains first.
             let same = self
                 .leaf_at(va)?
                 .is_some_and(|l| l.pa.as_u64() + (va - l.va.as_u64()) == pa);
             if same {
                 self.set_lazyfree(va, page)?;
+            }
+            if !same || self.shares_of(pa) > 0 {
+                // The folio moves for every process that maps it: those a fork shared it
+                // with map it at the same address.
+                let _ = self.lazyfree_parked.try_push((share::ANY_ASID, va, pa));
             }
         }
         Ok(())

@@ -6,6 +6,10 @@
 use super::*;
 use crate::mmu::{CopyLeaf, Tlbi};
 
+/// The ASID of a parked lazy-free move that applies to every process mapping the frame at
+/// its address (ASIDs of processes are below it).
+pub(super) const ANY_ASID: u16 = u16::MAX;
+
 /// The user translation tables of a process that is not running: its mapper (root table
 /// and ASID) and the tables deposited for its blocks. [`Paging`] runs one set of tables at a
 /// time; the others wait in these.
@@ -148,11 +152,16 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let mut i = 0;
         while i < self.lazyfree_parked.len() {
             let (a, va, pa) = self.lazyfree_parked[i];
-            if a != asid {
+            if a != asid && a != ANY_ASID {
                 i += 1;
                 continue;
             }
-            self.lazyfree_parked.remove(i);
+            if a == asid {
+                self.lazyfree_parked.remove(i);
+            } else {
+                // Every parked process gets it; Paging::settled drops it afterwards.
+                i += 1;
+            }
             let mem = self.mmu.memory_mut();
             let same = t
                 .mapper
@@ -171,6 +180,12 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             }
         }
         Ok(())
+    }
+
+    /// Drops the parked moves meant for every process, once [`Paging::settle_parked`] has
+    /// seen the tables of every process not running.
+    pub fn settled(&mut self) {
+        self.lazyfree_parked.retain(|e| e.0 != ANY_ASID);
     }
 
     /// Frees tables whose pages are all gone (an exited process: zap its range while it
