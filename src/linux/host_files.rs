@@ -16,12 +16,68 @@ pub struct HostFiles {
     files: Vec<File>,
     /// The opens made for imported mappings, by device and inode.
     resolved: Vec<(DevId, u64, FileId)>,
+    /// Paths shown to the process that name other host files (see [`HostFiles::alias`]).
+    aliases: Vec<Alias>,
+}
+
+/// A file the process sees at one path whose bytes come from another host file.
+#[derive(Debug)]
+struct Alias {
+    shown: String,
+    host: std::path::PathBuf,
+    dev: DevId,
+    ino: u64,
 }
 
 impl HostFiles {
     /// Creates a store with nothing open.
     pub fn new() -> Self {
         HostFiles::default()
+    }
+
+    /// Makes `shown` open the host file `host`, reported with device `dev` and inode `ino`:
+    /// the file as another machine has it (a guest's disk, an emulator's sysroot), whose
+    /// maps lines must read as that machine prints them. A later alias of the same path
+    /// replaces the earlier one.
+    ///
+    /// ```
+    /// use pagesim::linux::host_files::HostFiles;
+    /// use pagesim::linux::mm::vma::DevId;
+    /// use pagesim::linux::paging::FileStore;
+    ///
+    /// let host = std::env::temp_dir().join(format!("pagesim-alias-doc-{}", std::process::id()));
+    /// std::fs::write(&host, b"data").unwrap();
+    /// let mut files = HostFiles::new();
+    /// let dev = DevId { major: 254, minor: 0 };
+    /// files.alias("/mnt/guest/f0", &host, dev, 12);
+    /// let f = files.open("/mnt/guest/f0").unwrap();
+    /// assert_eq!((f.dev, f.ino, f.path.as_str()), (dev, 12, "/mnt/guest/f0"));
+    /// assert_eq!(files.size(f.id), Some(4));
+    /// std::fs::remove_file(&host).unwrap();
+    /// ```
+    pub fn alias(
+        &mut self,
+        shown: &str,
+        host: impl Into<std::path::PathBuf>,
+        dev: DevId,
+        ino: u64,
+    ) {
+        let host = host.into();
+        match self.aliases.iter_mut().find(|a| a.shown == shown) {
+            Some(a) => {
+                a.host = host;
+                a.dev = dev;
+                a.ino = ino;
+            }
+            None => self.aliases.push(Alias {
+                shown: shown.into(),
+                host,
+                dev,
+                ino,
+            }),
+        }
+        // An imported mapping resolved under the old identity no longer names this file.
+        self.resolved.retain(|r| !(r.0 == dev && r.1 == ino));
     }
 
     fn get(&self, id: FileId) -> Option<&File> {
@@ -52,6 +108,16 @@ pub const fn dev_of(rdev: u64) -> DevId {
 
 impl FileStore for HostFiles {
     fn open(&mut self, path: &str) -> Result<OpenFile, Errno> {
+        if let Some(a) = self.aliases.iter().find(|a| a.shown == path) {
+            let (dev, ino, shown) = (a.dev, a.ino, a.shown.clone());
+            let host = a.host.clone();
+            let host = host.to_str().ok_or(Errno::ENOENT)?;
+            let mut f = self.open(host)?;
+            f.dev = dev;
+            f.ino = ino;
+            f.path = vma_name(&shown).map_err(|_| Errno::EINVAL)?;
+            return Ok(f);
+        }
         // pagesim never writes to a host file: it keeps a read-only descriptor (one open for
         // writing would make an exec of the file fail with ETXTBSY), and only probes whether
         // the file could be opened for writing, which decides MAP_SHARED's rules.

@@ -145,6 +145,12 @@ impl ProcessStorage {
         }
     }
 
+    /// Returns the host files the processes built from this storage open (to add
+    /// [`HostFiles::alias`]es before building).
+    pub fn files_mut(&mut self) -> &mut HostFiles {
+        &mut self.files
+    }
+
     /// Adds storage for `more` processes besides the first ([`CHILD_SLOTS`] VMA slots
     /// each) and a map count per frame, so that [`ProcessStorage::build_system`] can fork.
     pub fn with_processes(self, more: usize) -> Self {

@@ -141,7 +141,7 @@ pub fn residency(
     {
         let (s, len) = (e.vma.vm_start, e.vma.vm_end - e.vma.vm_start);
         let kr = k.call(op::MINCORE, &[s, len]).map_err(|e| e.to_string())?;
-        let mut sv = vec![0u8; (len / 4096) as usize];
+        let mut sv = vec![0u8; (len / super::page()) as usize];
         p.mincore(s, len, &mut sv).map_err(|e| e.to_string())?;
         let kv: Vec<u8> = kr.payload.iter().map(|b| b & 1).collect();
         if kv != sv {

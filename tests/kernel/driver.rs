@@ -6,12 +6,17 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use super::executor::{op, Request};
 
-/// A live executor process: one the driver spawned, or one an executor forked.
+/// A live executor process: one the driver spawned, or one an executor forked; on this
+/// machine's kernel, or inside an arm64 guest ([`super::arm64::Guest`]) when one is
+/// [`super::arm64::current`].
 pub struct Kernel {
     child: Option<Child>,
     pid: u32,
     tx: Box<dyn Write>,
     rx: Box<dyn Read>,
+    /// The guest channel, for an executor inside an arm64 guest.
+    guest: Option<(super::arm64::Link, u32)>,
+    exited: bool,
 }
 
 /// The fork channels handed out so far (FIFO names are unique per driver).
@@ -77,13 +82,48 @@ impl Kernel {
     /// Spawns a fresh executor: this test binary re-exec'd with PAGESIM_EXECUTOR=1, address
     /// randomisation off and an 8 MiB stack rlimit, on [`executor_cpu`].
     pub fn spawn() -> std::io::Result<Kernel> {
+        if let Some(link) = super::arm64::current() {
+            return Kernel::spawn_guest(link, false);
+        }
         Kernel::spawn_on(executor_cpu(), false)
+    }
+
+    /// Spawns an executor inside the guest (its router pins it, as [`Kernel::spawn_on`]
+    /// does here).
+    fn spawn_guest(link: super::arm64::Link, throwaway: bool) -> std::io::Result<Kernel> {
+        let chan = link.new_channel();
+        let r = link.router(
+            super::arm64::op::SPAWN,
+            &[chan.into(), throwaway.into()],
+            b"",
+        )?;
+        if r.ret <= 0 {
+            return Err(std::io::Error::other(format!(
+                "the guest could not spawn an executor (errno {})",
+                r.errno
+            )));
+        }
+        Ok(Kernel::on_guest(link, chan, r.ret as u32))
+    }
+
+    fn on_guest(link: super::arm64::Link, chan: u32, pid: u32) -> Kernel {
+        Kernel {
+            child: None,
+            pid,
+            tx: Box::new(link.writer(chan)),
+            rx: Box::new(link.reader()),
+            guest: Some((link, chan)),
+            exited: false,
+        }
     }
 
     /// Spawns a throwaway executor (one that replays a sequence to see a signal) on the
     /// driver's CPU, so that its exit, which drains that CPU's folio batches, leaves the
     /// batches of the executor on [`executor_cpu`] alone.
     pub fn spawn_throwaway() -> std::io::Result<Kernel> {
+        if let Some(link) = super::arm64::current() {
+            return Kernel::spawn_guest(link, true);
+        }
         Kernel::spawn_on(
             allowed_cpus()
                 .first()
@@ -133,11 +173,23 @@ impl Kernel {
             child: Some(child),
             tx: Box::new(tx),
             rx: Box::new(rx),
+            guest: None,
+            exited: false,
         })
     }
 
     /// Forks the executor (FORK): returns the child, which talks over its own FIFOs.
     pub fn fork(&mut self) -> std::io::Result<Kernel> {
+        if let Some((link, _)) = &self.guest {
+            // The guest's router makes the FIFOs and serves the child on a new channel.
+            let link = link.clone();
+            let k = link.new_channel();
+            let r = self.call(op::FORK, &[k.into()])?;
+            if r.ret <= 0 {
+                return Err(std::io::Error::other(format!("fork: errno {}", r.errno)));
+            }
+            return Ok(Kernel::on_guest(link, k, r.ret as u32));
+        }
         let k = CHANNELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (req, resp) = super::executor::channel_paths(k);
         for f in [&req, &resp] {
@@ -162,12 +214,19 @@ impl Kernel {
             pid: r.ret as u32,
             tx: Box::new(tx),
             rx: Box::new(rx),
+            guest: None,
+            exited: false,
         })
     }
 
     /// Ends the executor (EXIT) and waits until its address space is gone (the process
     /// is a zombie, or reaped).
     pub fn exit(mut self) -> std::io::Result<()> {
+        if self.guest.is_some() {
+            // The router replies once the process is gone or a zombie.
+            self.exited = true;
+            return self.call(op::EXIT, &[]).map(|_| ());
+        }
         self.send_exit();
         let stat = format!("/proc/{}/stat", self.pid);
         for _ in 0..5000 {
@@ -189,6 +248,12 @@ impl Kernel {
     }
 
     fn send_exit(&mut self) {
+        if self.guest.is_some() {
+            if !std::mem::replace(&mut self.exited, true) {
+                let _ = self.call(op::EXIT, &[]);
+            }
+            return;
+        }
         let _ = self.tx.write_all(
             &Request {
                 op: op::EXIT,
@@ -249,11 +314,25 @@ impl Kernel {
     /// Reads /proc/PID/pagemap entries for the pages of `[start, end)`.
     pub fn pagemap(&self, start: u64, end: u64) -> std::io::Result<Vec<u64>> {
         use std::io::{Seek, SeekFrom};
-        let mut f = std::fs::File::open(format!("/proc/{}/pagemap", self.pid()))?;
-        f.seek(SeekFrom::Start((start >> 12) * 8))?;
-        let n = ((end - start) >> 12) as usize;
-        let mut buf = vec![0u8; n * 8];
-        f.read_exact(&mut buf)?;
+        let buf = if let Some((link, _)) = &self.guest {
+            let r = link.router(
+                super::arm64::op::PAGEMAP,
+                &[self.pid.into(), start, end],
+                b"",
+            )?;
+            if r.ret < 0 {
+                return Err(std::io::Error::from_raw_os_error(r.errno));
+            }
+            r.payload
+        } else {
+            let shift = super::page_shift();
+            let mut f = std::fs::File::open(format!("/proc/{}/pagemap", self.pid()))?;
+            f.seek(SeekFrom::Start((start >> shift) * 8))?;
+            let n = ((end - start) >> shift) as usize;
+            let mut buf = vec![0u8; n * 8];
+            f.read_exact(&mut buf)?;
+            buf
+        };
         Ok(buf
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
@@ -262,7 +341,11 @@ impl Kernel {
 
     /// Reads start_brk, brk and start_stack from /proc/PID/stat (fields 47, 48 and 28).
     pub fn stat_fields(&self) -> std::io::Result<(u64, u64, u64)> {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        let path = format!("/proc/{}/stat", self.pid());
+        let s = match &self.guest {
+            Some((link, _)) => link.read_file(&path)?,
+            None => std::fs::read_to_string(path)?,
+        };
         let after = &s[s.rfind(')').map_or(0, |i| i + 2)..];
         let f: Vec<&str> = after.split_whitespace().collect();
         // `after` starts at field 3 (state).
