@@ -12,6 +12,8 @@
 //!
 //! Runs as its own binary (harness = false): the executor is this binary re-exec'd.
 
+#[path = "kernel/arm64.rs"]
+mod arm64;
 #[path = "kernel/compare.rs"]
 mod compare;
 #[path = "kernel/driver.rs"]
@@ -29,15 +31,38 @@ use driver::Kernel;
 use executor::op;
 use pagesim::arch::AccessKind;
 use pagesim::linux::mm::maps_text::SmapsParser;
-use pagesim::linux::mm::vma::VmaKind;
+use pagesim::linux::mm::vma::{DevId, VmaKind};
 use pagesim::linux::mm::{Errno, ImportHints, KernelVersion, LayoutParams, ThpMode};
 use pagesim::linux::paging::{Bus, Touch};
 use pagesim::linux::script::{self, Addr, Call, BRK0};
 use pagesim::linux::storage::{ProcessStorage, SimProcess, SimSystem, Start};
 use pagesim::VirtAddr;
 
-/// The directory of the files the harness maps (`f0` … `f7`), created at start.
+/// The base-2 logarithm of the page size of the kernel the harness runs on now.
+static PAGE_SHIFT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(12);
+
+/// Returns the page shift of the kernel under test.
+pub fn page_shift() -> u32 {
+    PAGE_SHIFT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Returns the page size of the kernel under test.
+pub fn page() -> u64 {
+    1 << page_shift()
+}
+
+/// The directory of the files the harness maps (`f0` … `f7`), as the executors see it:
+/// on this machine, the host directory; in an arm64 guest, the guest's.
 fn files_dir() -> std::path::PathBuf {
+    if arm64::current().is_some() {
+        return arm64::FILES_DIR.into();
+    }
+    host_files_dir()
+}
+
+/// The host directory of the harness files (pagesim reads the guest's files from copies
+/// here).
+fn host_files_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("pagesim-harness-{}", std::process::id()))
 }
 
@@ -49,7 +74,7 @@ pub const FILE_SIZES: [u64; 4] = [5 * 4096 + 100, 8 * 4096, 16 * 4096, 40 * 4096
 /// each page filled with a byte of its own.
 fn create_files() -> std::io::Result<std::path::PathBuf> {
     use std::io::Write;
-    let dir = files_dir();
+    let dir = host_files_dir();
     std::fs::create_dir_all(&dir)?;
     for (i, size) in FILE_SIZES.iter().enumerate() {
         let path = dir.join(format!("f{i}"));
@@ -75,6 +100,35 @@ fn create_files() -> std::io::Result<std::path::PathBuf> {
         std::fs::copy(&path, &copy)?;
     }
     Ok(dir)
+}
+
+/// Makes the harness files anew in the guest (the same bytes as [`create_files`] writes
+/// here) and has `storage` open this machine's copies under the guest's paths, devices
+/// and inodes.
+fn create_guest_files(link: &arm64::Link, storage: &mut ProcessStorage) -> Result<(), String> {
+    let host = create_files().map_err(|e| format!("the harness files: {e}"))?;
+    let mut args = vec![FILE_SIZES.len() as u64];
+    args.extend(FILE_SIZES);
+    let r = link
+        .router(arm64::op::FILES, &args, b"")
+        .map_err(|e| e.to_string())?;
+    if r.ret != 0 {
+        return Err(format!("the guest's harness files: errno {}", r.errno));
+    }
+    for (i, want) in FILE_SIZES.iter().enumerate() {
+        let shown = format!("{}/f{i}", arm64::FILES_DIR);
+        let (major, minor, ino, size) = link.stat(&shown).map_err(|e| format!("{shown}: {e}"))?;
+        if size != *want {
+            return Err(format!("{shown} has {size} bytes"));
+        }
+        storage.files_mut().alias(
+            &shown,
+            host.join(format!("f{i}")),
+            DevId { major, minor },
+            ino,
+        );
+    }
+    Ok(())
 }
 
 /// Returns `N` of a harness file path `…/fN`.
@@ -109,7 +163,26 @@ fn host_params() -> Option<LayoutParams> {
         };
     }
     p.rlimit_stack = driver::STACK_RLIMIT;
+    if let Some(m) = read("/proc/meminfo") {
+        p.commit_limit = commit_limit(&m, read("/proc/sys/vm/overcommit_memory").as_deref());
+    }
     Some(p)
+}
+
+/// Returns [`LayoutParams::commit_limit`] from /proc/meminfo and vm.overcommit_memory.
+fn commit_limit(meminfo: &str, overcommit: Option<&str>) -> u64 {
+    if overcommit.map(str::trim) == Some("1") {
+        return u64::MAX;
+    }
+    let kib = |field: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (kib("MemTotal:") + kib("SwapTotal:")) << 10
 }
 
 /// How many SIGSEGVs were compared with the kernel's (si_code and si_addr).
@@ -321,14 +394,14 @@ impl<'s> Session<'s> {
                     .k()
                     .call(op::MINCORE, &[a, *len])
                     .map_err(|e| e.to_string())?;
-                let mut buf = vec![0u8; (len.div_ceil(4096) as usize).min(1 << 20)];
+                let mut buf = vec![0u8; (len.div_ceil(page()) as usize).min(1 << 20)];
                 let sr = self.sys.process().mincore(a, *len, &mut buf);
                 let agree = match sr {
                     Ok(n) => {
                         // Pages of files and shmem report the page cache (see
                         // compare::residency): those are not compared.
                         let file_page = |i: usize| {
-                            let va = a + i as u64 * 4096;
+                            let va = a + i as u64 * page();
                             self.sys
                                 .process()
                                 .space()
@@ -447,11 +520,12 @@ impl<'s> Session<'s> {
             AccessKind::Write => true,
             AccessKind::Fetch => return Err("the harness makes no instruction fetches".into()),
         };
-        let pages = len.div_ceil(4096);
+        let page = page();
+        let pages = len.div_ceil(page);
         let mut done = 0;
         let mut segv = None;
         while done < pages {
-            match self.p().access(VirtAddr::new(a + done * 4096), kind) {
+            match self.p().access(VirtAddr::new(a + done * page), kind) {
                 Touch::Done(_) => done += 1,
                 Touch::Segv(s) => {
                     segv = Some((libc::SIGSEGV, s.code as i32, s.addr.as_u64()));
@@ -479,9 +553,9 @@ impl<'s> Session<'s> {
             }
         }
         let pid = self.sys.current();
-        self.log.push(Raw::Touch(pid, a, done * 4096, write));
+        self.log.push(Raw::Touch(pid, a, done * page, write));
         if let Some(s) = segv {
-            let fa = a + done * 4096;
+            let fa = a + done * page;
             let k = signal_of(&self.log, pid, fa, write)?;
             if k != s {
                 return Err(format!(
@@ -524,7 +598,7 @@ fn signal_of(log: &[Raw], pid: u32, addr: u64, write: bool) -> Result<(i32, i32,
                     let i = at(&mut ks, *p)?;
                     ks[i]
                         .1
-                        .call(op::TOUCH, &[*a, len / 4096, *w as u64])
+                        .call(op::TOUCH, &[*a, len / page(), *w as u64])
                         .map_err(|e| format!("replay of a touch at {a:#x}: {e}"))?;
                 }
             }
@@ -587,7 +661,7 @@ fn import_residency(
                 } else {
                     AccessKind::Read
                 };
-                let _ = p.access(VirtAddr::new(v.vm_start + i as u64 * 4096), kind);
+                let _ = p.access(VirtAddr::new(v.vm_start + i as u64 * page()), kind);
             }
         }
     }
@@ -602,7 +676,10 @@ fn check(params: LayoutParams, calls: &[Call]) -> Result<(), String> {
     // The files are made anew for every script: fresh inodes whose page-cache folios carry
     // no flag of an earlier script (PG_referenced, set when a young entry is zapped, shows
     // through a forked child's old entries).
-    create_files().map_err(|e| format!("the harness files: {e}"))?;
+    let guest = arm64::current();
+    if guest.is_none() {
+        create_files().map_err(|e| format!("the harness files: {e}"))?;
+    }
     let mut k = Kernel::spawn().map_err(|e| format!("spawn: {e}"))?;
     let smaps = k.smaps().map_err(|e| format!("smaps: {e}"))?;
     let (start_brk, _, start_stack) = k.stat_fields().map_err(|e| format!("stat: {e}"))?;
@@ -618,6 +695,9 @@ fn check(params: LayoutParams, calls: &[Call]) -> Result<(), String> {
     // PKU-capable CPUs print a ProtectionKey: line in smaps.
     params.maps.smaps_protection_key = smaps.contains("\nProtectionKey:");
     let mut storage = ProcessStorage::new(&params, 512 << 20).with_processes(4);
+    if let Some(link) = &guest {
+        create_guest_files(link, &mut storage)?;
+    }
     let mut sys = storage.build_system(params, Start::Smaps(&smaps), hints)?;
     let p = sys.process_mut();
     if p.maps_string() != maps0 {
@@ -705,6 +785,197 @@ fn vectors() -> Vec<(String, Vec<Call>)> {
         .collect()
 }
 
+/// What the checks came to.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    retried: usize,
+}
+
+/// Runs the vectors and `sequences` random sequences on the kernel under test (this
+/// machine's, or the current arm64 guest); returns how many vectors ran and failures.
+fn suite(
+    params: LayoutParams,
+    sequences: usize,
+    host_dir: &std::path::Path,
+    t: &mut Tally,
+) -> (usize, usize) {
+    let failed_before = t.failed;
+    let vectors = vectors();
+    // The kernel drains its per-CPU folio batches at times pagesim cannot see (khugepaged's
+    // scan, every 10 s while a process that used MADV_HUGEPAGE lives, drains every CPU), so
+    // a LazyFree count can move early. A script that fails is run up to twice more; one
+    // that then passes is counted as passed and reported as retried.
+    // PAGESIM_KERNEL_VECTOR=PREFIX runs the vectors whose names start with it.
+    let only_vector = std::env::var("PAGESIM_KERNEL_VECTOR").ok();
+    let on = arm64::current()
+        .map(|l| format!(" on arm64 {}", l.names().0))
+        .unwrap_or_default();
+    for (name, calls) in &vectors {
+        if only_vector
+            .as_ref()
+            .is_some_and(|v| !name.starts_with(v.as_str()))
+        {
+            continue;
+        }
+        match check(params, calls) {
+            Ok(()) => t.passed += 1,
+            Err(_) if again(params, calls) => {
+                t.passed += 1;
+                t.retried += 1;
+            }
+            Err(e) => {
+                t.failed += 1;
+                println!("FAILED vector `{name}`{on}: {e}");
+            }
+        }
+    }
+    // PAGESIM_KERNEL_ONLY=N runs random sequence N alone (after the vectors).
+    let only: Option<u64> = std::env::var("PAGESIM_KERNEL_ONLY")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let _ = host_dir;
+    let dir = files_dir();
+    for s in 0..sequences as u64 {
+        if only.is_some_and(|o| o != s) {
+            continue;
+        }
+        let calls = random::sequence(0x9e37_79b9_7f4a_7c15 ^ (s * 0x1000_0001), 30, &dir);
+        match check(params, &calls) {
+            Ok(()) => t.passed += 1,
+            Err(_) if again(params, &calls) => {
+                t.passed += 1;
+                t.retried += 1;
+            }
+            Err(_) => {
+                t.failed += 1;
+                let small = shrink(params, calls);
+                let e = check(params, &small).err().unwrap_or_default();
+                println!(
+                    "FAILED random sequence {s}{on} (shrunk to {} calls): {e}",
+                    small.len()
+                );
+            }
+        }
+    }
+    (vectors.len(), t.failed - failed_before)
+}
+
+/// Returns pagesim's parameters for the guest's kernel, from what the guest reports.
+fn guest_params(link: &arm64::Link) -> Result<LayoutParams, String> {
+    let (name, release) = link.names();
+    let version = if release.starts_with("6.1.") {
+        KernelVersion::V6_1
+    } else {
+        KernelVersion::V6_12
+    };
+    let shift = if name.ends_with("16k") { 14 } else { 12 };
+    let va52 = link
+        .router(arm64::op::PROBE, &[], b"")
+        .map_err(|e| e.to_string())?
+        .ret
+        == 1;
+    let mut p = LayoutParams::arm64(version, shift, va52);
+    let read = |f: &str| link.read_file(f).ok();
+    if let Some(v) = read("/proc/sys/vm/max_map_count").and_then(|s| s.trim().parse().ok()) {
+        p.max_map_count = v;
+    }
+    if let Some(v) = read("/proc/sys/vm/mmap_min_addr").and_then(|s| s.trim().parse::<u64>().ok()) {
+        p.mmap_min_addr = v.max(p.dac_mmap_min_addr);
+    }
+    let thp = read("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    p.thp = if thp.contains("[always]") {
+        ThpMode::Always
+    } else if thp.contains("[madvise]") {
+        ThpMode::Madvise
+    } else {
+        ThpMode::Never
+    };
+    let features = read("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Features"))
+        .unwrap_or_default()
+        .to_string();
+    let has = |f: &str| features.split_whitespace().any(|w| w == f);
+    p.cpu_bti = has("bti");
+    p.cpu_mte = has("mte");
+    p.rlimit_stack = driver::STACK_RLIMIT;
+    if let Some(m) = read("/proc/meminfo") {
+        p.commit_limit = commit_limit(&m, read("/proc/sys/vm/overcommit_memory").as_deref());
+    }
+    Ok(p)
+}
+
+/// Boots each arm64 kernel and runs the suite in it. Without the tools or kernels the
+/// part is skipped with the reason, unless `PAGESIM_ARM64_REQUIRED` is set (CI), where
+/// that is a failure.
+fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
+    let required = std::env::var_os("PAGESIM_ARM64_REQUIRED").is_some();
+    let kernels = match arm64::readiness() {
+        arm64::Readiness::Ready(k) => k,
+        arm64::Readiness::Missing(why) => {
+            if required {
+                println!("FAILED: the arm64 cross-check cannot run: {why}");
+                t.failed += 1;
+            } else {
+                println!("arm64 cross-check skipped: {why}");
+            }
+            return;
+        }
+    };
+    let sequences: usize = std::env::var("PAGESIM_ARM64_SEQUENCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let only = std::env::var("PAGESIM_ARM64_KERNEL").ok();
+    for dir in kernels {
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if only.as_ref().is_some_and(|o| *o != name) {
+            continue;
+        }
+        let link = match arm64::Guest::boot(&dir, &[]) {
+            Ok(g) => arm64::Link::new(g),
+            Err(e) => {
+                println!("FAILED: arm64 {name}: {e}");
+                t.failed += 1;
+                continue;
+            }
+        };
+        let params = match guest_params(&link) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("FAILED: arm64 {name}: {e}");
+                t.failed += 1;
+                link.power_off();
+                continue;
+            }
+        };
+        PAGE_SHIFT.store(params.page_shift, std::sync::atomic::Ordering::Relaxed);
+        arm64::set_current(Some(link.clone()));
+        let signals = SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed);
+        let (n, failed) = suite(params, sequences, host_dir, t);
+        arm64::set_current(None);
+        PAGE_SHIFT.store(12, std::sync::atomic::Ordering::Relaxed);
+        let (_, release) = link.names();
+        link.power_off();
+        println!(
+            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit VA, THP {:?}, mmap_min_addr {:#x}, BTI {}): {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {failed} failed",
+            params.page_size() >> 10,
+            if params.task_size > 1 << 48 { 52 } else { 48 },
+            params.thp,
+            params.mmap_min_addr,
+            params.cpu_bti,
+            SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed) - signals,
+        );
+    }
+}
+
 fn main() {
     if std::env::var_os("PAGESIM_EXECUTOR").is_some() {
         executor::run();
@@ -739,95 +1010,50 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
-    let (mut passed, mut failed, mut retried) = (0, 0, 0);
-    // Exec stops: the test program built four ways, and /usr/bin/env.
-    let mut programs: Vec<String> = exec::build_programs(&dir)
-        .into_iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    if std::path::Path::new("/usr/bin/env").exists() {
-        programs.push("/usr/bin/env".into());
-    }
-    let (exec_runs, exec_failures) = exec::check_all(params, &programs);
-    passed += exec_runs - exec_failures.len();
-    failed += exec_failures.len();
-    for f in &exec_failures {
-        println!("FAILED {f}");
-    }
-    let vectors = vectors();
-    // The kernel drains its per-CPU folio batches at times pagesim cannot see (khugepaged's
-    // scan, every 10 s while a process that used MADV_HUGEPAGE lives, drains every CPU), so
-    // a LazyFree count can move early. A script that fails is run up to twice more; one
-    // that then passes is counted as passed and reported as retried.
-    // PAGESIM_KERNEL_VECTOR=PREFIX runs the vectors whose names start with it.
-    let only_vector = std::env::var("PAGESIM_KERNEL_VECTOR").ok();
-    for (name, calls) in &vectors {
-        if only_vector
-            .as_ref()
-            .is_some_and(|v| !name.starts_with(v.as_str()))
-        {
-            continue;
+    let mut t = Tally::default();
+    if std::env::var_os("PAGESIM_ARM64_ONLY").is_none() {
+        // Exec stops: the test program built four ways, and /usr/bin/env.
+        let mut programs: Vec<String> = exec::build_programs(&dir)
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if std::path::Path::new("/usr/bin/env").exists() {
+            programs.push("/usr/bin/env".into());
         }
-        match check(params, calls) {
-            Ok(()) => passed += 1,
-            Err(_) if again(params, calls) => {
-                passed += 1;
-                retried += 1;
-            }
-            Err(e) => {
-                failed += 1;
-                println!("FAILED vector `{name}`: {e}");
-            }
+        let (exec_runs, exec_failures) = exec::check_all(params, &programs);
+        t.passed += exec_runs - exec_failures.len();
+        t.failed += exec_failures.len();
+        for f in &exec_failures {
+            println!("FAILED {f}");
         }
-    }
-    // PAGESIM_KERNEL_ONLY=N runs random sequence N alone (after the vectors).
-    let only: Option<u64> = std::env::var("PAGESIM_KERNEL_ONLY")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    for s in 0..sequences as u64 {
-        if only.is_some_and(|o| o != s) {
-            continue;
-        }
-        let calls = random::sequence(0x9e37_79b9_7f4a_7c15 ^ (s * 0x1000_0001), 30, &dir);
-        match check(params, &calls) {
-            Ok(()) => passed += 1,
-            Err(_) if again(params, &calls) => {
-                passed += 1;
-                retried += 1;
-            }
-            Err(_) => {
-                failed += 1;
-                let small = shrink(params, calls);
-                let e = check(params, &small).err().unwrap_or_default();
-                println!(
-                    "FAILED random sequence {s} (shrunk to {} calls): {e}",
-                    small.len()
-                );
-            }
-        }
-    }
-    println!(
-        "kernel cross-check on {} {}: {exec_runs} exec stops of {} programs, {} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
-        std::env::consts::ARCH,
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim(),
-        programs.len(),
-        vectors.len(),
-        SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    if retried > 0 {
+        let signals = SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed);
+        let (n, _) = suite(params, sequences, &dir, &mut t);
         println!(
-            "{retried} scripts passed when run again (a kernel-side drain of the per-CPU \
-             folio batches moved LazyFree early the first time)"
+            "kernel cross-check on {} {}: {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
+            std::env::consts::ARCH,
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim(),
+            programs.len(),
+            SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed) - signals,
+        );
+    }
+    arm64_suites(&dir, &mut t);
+    if t.retried > 0 {
+        println!(
+            "{} scripts passed when run again (a kernel-side drain of the per-CPU \
+             folio batches moved LazyFree early the first time)",
+            t.retried
         );
     }
     println!(
-        "test result: {}. {passed} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" }
+        "test result: {}. {} passed; {} failed",
+        if t.failed == 0 { "ok" } else { "FAILED" },
+        t.passed,
+        t.failed
     );
     let _ = std::fs::remove_dir_all(&dir);
-    if failed > 0 {
+    if t.failed > 0 {
         std::process::exit(1);
     }
 }

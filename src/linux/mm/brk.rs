@@ -75,6 +75,7 @@ impl AddressSpace<'_> {
         if self.tree.len() > p.max_map_count || self.free_slots() < 1 {
             return Err(Errno::ENOMEM);
         }
+        p.vm_enough_memory((end - addr) >> p.page_shift)?;
         let mut flags = VmFlags::VM_DATA_FLAGS_NON_EXEC | VmFlags::VM_ACCOUNT;
         if p.arch == Arch::Arm64 && p.config_arm64_mte {
             flags |= VmFlags::VM_MTE_ALLOWED;

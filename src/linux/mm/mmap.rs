@@ -481,14 +481,39 @@ impl AddressSpace<'_> {
         if self.free_slots() < 2 {
             return Err(Errno::ENOMEM);
         }
+        // accountable_mapping: private writable without MAP_NORESERVE.
+        let accountable = (vm_flags
+            & (VmFlags::VM_NORESERVE | VmFlags::VM_SHARED | VmFlags::VM_WRITE))
+            == VmFlags::VM_WRITE;
+        let p = self.params;
+        let pages = (end - addr) >> p.page_shift;
+        if accountable && p.version >= super::KernelVersion::V6_12 {
+            // 6.12's mmap_region charges before it unmaps what the new mapping replaces,
+            // less the pages of it that were charged already.
+            let mut replaced = 0;
+            if fixed {
+                let mut at = addr;
+                while let Some(v) = self.tree.find_vma_intersection(at, end) {
+                    if v.vm_flags.contains(VmFlags::VM_ACCOUNT) {
+                        replaced += (v.vm_end.min(end) - v.vm_start.max(addr)) >> p.page_shift;
+                    }
+                    at = v.vm_end;
+                    if at >= end {
+                        break;
+                    }
+                }
+            }
+            p.vm_enough_memory(pages.saturating_sub(replaced))?;
+        }
         // Only a fixed address can overlap: the search returns free ranges.
         if fixed && self.tree.find_vma_intersection(addr, end).is_some() {
             self.do_munmap_range(addr, end, ops)?;
         }
-        // accountable_mapping: private writable without MAP_NORESERVE.
-        if (vm_flags & (VmFlags::VM_NORESERVE | VmFlags::VM_SHARED | VmFlags::VM_WRITE))
-            == VmFlags::VM_WRITE
-        {
+        if accountable {
+            if p.version < super::KernelVersion::V6_12 {
+                // 6.1 unmaps first and charges the whole length.
+                p.vm_enough_memory(pages)?;
+            }
             vm_flags |= VmFlags::VM_ACCOUNT;
         }
         Ok(vm_flags)

@@ -149,6 +149,8 @@ impl AddressSpace<'_> {
                 | VmFlags::VM_SHARED
                 | VmFlags::VM_NORESERVE;
             if !oldflags.intersects(blockers) {
+                self.params
+                    .vm_enough_memory((e - s) >> self.params.page_shift)?;
                 newflags |= VmFlags::VM_ACCOUNT;
             }
         } else if self.params.mprotect_drops_account()

@@ -111,6 +111,9 @@ impl AddressSpace<'_> {
             return Ok(addr);
         }
         if old_len == vma.vm_end - addr && self.vma_expandable(&vma, new_len - old_len) {
+            if vma.vm_flags.contains(VmFlags::VM_ACCOUNT) {
+                p.vm_enough_memory((new_len - old_len) >> p.page_shift)?;
+            }
             self.vma_merge_extend(&vma, addr + new_len)?;
             return Ok(addr);
         }
@@ -347,6 +350,16 @@ impl AddressSpace<'_> {
         let p = self.params;
         if self.tree.len() >= p.max_map_count.saturating_sub(3) {
             return Err(Errno::ENOMEM);
+        }
+        if vma.vm_flags.contains(VmFlags::VM_ACCOUNT) {
+            // The charge of what the move adds: the growth, or all of it when the old
+            // mapping stays.
+            let to_account = if dontunmap {
+                new_len
+            } else {
+                new_len.saturating_sub(old_len)
+            };
+            p.vm_enough_memory(to_account >> p.page_shift)?;
         }
         let mut new = *vma;
         new.vm_start = new_addr;

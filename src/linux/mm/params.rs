@@ -86,6 +86,12 @@ pub struct LayoutParams {
     pub cpu_bti: bool,
     /// `vm.overcommit_memory == 2` (`MAP_NORESERVE` is then ignored).
     pub overcommit_never: bool,
+    /// `(totalram_pages() + total_swap_pages) << PAGE_SHIFT` (MemTotal + SwapTotal of
+    /// /proc/meminfo): under the heuristic overcommit mode (`vm.overcommit_memory == 0`) one
+    /// charge of more than this fails with `ENOMEM` (`__vm_enough_memory`): an accountable
+    /// mmap, mremap growth, brk, mprotect adding write to private memory, stack growth.
+    /// `u64::MAX` (the presets) charges without limit, as `vm.overcommit_memory == 1` does.
+    pub commit_limit: u64,
     /// maps/smaps text details of this kernel.
     pub maps: MapsFormat,
 }
@@ -125,6 +131,7 @@ impl LayoutParams {
             cpu_mte: false,
             cpu_bti: true,
             overcommit_never: false,
+            commit_limit: u64::MAX,
             maps: MapsFormat { page_shift, ..maps },
         }
     }
@@ -174,8 +181,21 @@ impl LayoutParams {
             cpu_mte: false,
             cpu_bti: false,
             overcommit_never: false,
+            commit_limit: u64::MAX,
             maps: MapsFormat::X86_64_6_18,
         }
+    }
+
+    /// `security_vm_enough_memory_mm` under the heuristic mode: whether a charge of
+    /// `pages` pages fits ([`LayoutParams::commit_limit`]).
+    ///
+    /// # Errors
+    /// `ENOMEM` for a charge larger than RAM and swap together.
+    pub fn vm_enough_memory(&self, pages: u64) -> Result<(), super::Errno> {
+        if pages > self.commit_limit >> (self.page_shift & 63) {
+            return Err(super::Errno::ENOMEM);
+        }
+        Ok(())
     }
 
     /// Returns `PAGE_SIZE`.

@@ -43,6 +43,10 @@ impl AddressSpace<'_> {
             }
         }
         let pages = (v.vm_start - new_start) / page;
+        // acct_stack_growth charges the growth.
+        self.params
+            .vm_enough_memory(pages)
+            .map_err(|_| Errno::EFAULT)?;
         self.tree
             .update(v.vm_start, |x| {
                 x.vm_start = new_start;

@@ -578,6 +578,14 @@ static int router(void)
 		write_all(kh, "4294967295", 10);
 		close(kh);
 	}
+	/* The multi-gen LRU (on by default in Debian's 6.12) marks a folio accessed only once it
+	 * left the per-CPU lru_add batch; pagesim models the classic LRU, whose
+	 * folio_mark_accessed sets PG_referenced at once (see the note on the arm64 harness). */
+	int lg = open("/sys/kernel/mm/lru_gen/enabled", O_WRONLY);
+	if (lg >= 0) {
+		write_all(lg, "n", 1);
+		close(lg);
+	}
 	mkdir(FILES_DIR, 0755);
 	mkdir(FILES_DIR "/replay", 0755);
 	mkdir(CHANNELS_DIR, 0755);
