@@ -275,13 +275,13 @@ fn tv8_brk() {
 struct Log(Vec<String>);
 
 impl PageOps for Log {
-    fn unmapped(&mut self, s: u64, e: u64) {
+    fn unmapped(&mut self, s: u64, e: u64, _: VmFlags) {
         self.0.push(format!("unmapped {s:x}-{e:x}"));
     }
     fn protection_changed(&mut self, s: u64, e: u64, f: VmFlags) {
         self.0.push(format!("prot {s:x}-{e:x} {:?}", f.perms()));
     }
-    fn zap(&mut self, s: u64, e: u64) {
+    fn zap(&mut self, s: u64, e: u64, _: VmFlags) {
         self.0.push(format!("zap {s:x}-{e:x}"));
     }
     fn populate(&mut self, s: u64, e: u64, w: bool) {

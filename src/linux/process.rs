@@ -42,13 +42,14 @@ impl<M: PhysMemory, const N: usize> TableSync<'_, '_, M, N> {
 }
 
 impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
-    fn unmapped(&mut self, start: u64, end: u64) {
+    fn unmapped(&mut self, start: u64, end: u64, flags: VmFlags) {
         if self.paging.config().unmap_drains {
             // unmap_region: lru_add_drain() before the zap.
             let r = self.paging.lru_add_drain();
             self.note(r);
         }
-        let r = self.paging.zap(start, end);
+        let recency = !flags.intersects(self.paging.config().no_recency);
+        let r = self.paging.zap_recency(start, end, recency);
         self.note(r);
     }
 
@@ -62,13 +63,14 @@ impl<M: PhysMemory, const N: usize> PageOps for TableSync<'_, '_, M, N> {
         self.note(r);
     }
 
-    fn zap(&mut self, start: u64, end: u64) {
+    fn zap(&mut self, start: u64, end: u64, flags: VmFlags) {
         if self.paging.config().unmap_drains {
             // zap_page_range_single: lru_add_drain() before the zap.
             let r = self.paging.lru_add_drain();
             self.note(r);
         }
-        let r = self.paging.zap(start, end);
+        let recency = !flags.intersects(self.paging.config().no_recency);
+        let r = self.paging.zap_recency(start, end, recency);
         self.note(r);
     }
 

@@ -117,7 +117,7 @@ impl AddressSpace<'_> {
                 if !f.contains(VmFlags::VM_SHARED) {
                     return Err(Errno::EACCES);
                 }
-                ops.zap(s, e);
+                ops.zap(s, e, f);
                 return Ok(vma.vm_end);
             }
             MADV_WILLNEED => {
@@ -149,7 +149,7 @@ impl AddressSpace<'_> {
                     }
                     ops.advise(s, e, advice);
                 } else {
-                    ops.zap(s, e);
+                    ops.zap(s, e, f);
                 }
                 return Ok(vma.vm_end);
             }
@@ -169,7 +169,7 @@ impl AddressSpace<'_> {
                         .update(vma.vm_start, |x| x.vm_flags |= VmFlags::VM_MAYBE_GUARD)
                         .map_err(super::space::tree_errno)?;
                 }
-                ops.zap(s, e);
+                ops.zap(s, e, f);
                 return Ok(vma.vm_end);
             }
             MADV_GUARD_REMOVE => {

@@ -48,12 +48,14 @@ impl AddressSpace<'_> {
             vm_start: u64,
             vm_end: u64,
             vm_pgoff: u64,
+            vm_flags: super::vmflags::VmFlags,
             special: bool,
         }
         let bounds = |v: &super::vma::Vma| Bounds {
             vm_start: v.vm_start,
             vm_end: v.vm_end,
             vm_pgoff: v.vm_pgoff,
+            vm_flags: v.vm_flags,
             special: v.kind.is_special(),
         };
         let Some(first) = self.tree.find_vma_intersection(start, end).map(bounds) else {
@@ -91,13 +93,13 @@ impl AddressSpace<'_> {
                 // Hole punch inside one VMA: one new VMA above the hole.
                 self.split_unchecked(end, Errno::ENOMEM)?;
                 t(self.tree.update(first.vm_start, |x| x.vm_end = start))?;
-                ops.unmapped(start, end);
+                ops.unmapped(start, end, first.vm_flags);
                 return Ok(());
             }
         }
         if split_first {
             t(self.tree.update(first.vm_start, |x| x.vm_end = start))?;
-            ops.unmapped(start, first.vm_end);
+            ops.unmapped(start, first.vm_end, first.vm_flags);
         }
         if let Some(l) = last {
             t(self.tree.update(l.vm_start, |x| {
@@ -108,15 +110,15 @@ impl AddressSpace<'_> {
         if !split_first && last.is_none() && first.vm_end >= end {
             // The common case: exactly one whole VMA.
             t(self.tree.remove(first.vm_start).map(|_| ()))?;
-            ops.unmapped(first.vm_start, first.vm_end);
+            ops.unmapped(first.vm_start, first.vm_end, first.vm_flags);
         } else {
             while let Some(v) = self.tree.find_vma_intersection(start, end).map(bounds) {
                 t(self.tree.remove(v.vm_start).map(|_| ()))?;
-                ops.unmapped(v.vm_start, v.vm_end);
+                ops.unmapped(v.vm_start, v.vm_end, v.vm_flags);
             }
         }
         if let Some(l) = last {
-            ops.unmapped(l.vm_start.max(start), end);
+            ops.unmapped(l.vm_start.max(start), end, l.vm_flags);
         }
         Ok(())
     }

@@ -11,9 +11,10 @@ use super::mman::Advice;
 /// ascending order within one call. They are reported after the VMA change was made.
 pub trait PageOps {
     /// Reports that `[start, end)` left the address space (`munmap`, `MAP_FIXED`
-    /// replacement, `brk` shrink): free its pages and page tables, flush the TLB.
-    fn unmapped(&mut self, start: u64, end: u64) {
-        let _ = (start, end);
+    /// replacement, `brk` shrink, exit): free its pages and page tables, flush the TLB.
+    /// `flags` are those of the VMA the range belonged to.
+    fn unmapped(&mut self, start: u64, end: u64, flags: VmFlags) {
+        let _ = (start, end, flags);
     }
 
     /// Reports that the pages of `[old, old + len)` move to `[new, new + len)` (`mremap`):
@@ -31,8 +32,9 @@ pub trait PageOps {
 
     /// Reports that the pages of `[start, end)` are dropped while the mapping stays
     /// (`MADV_DONTNEED`, `MADV_DONTNEED_LOCKED`, `MADV_REMOVE`, `MADV_GUARD_INSTALL`).
-    fn zap(&mut self, start: u64, end: u64) {
-        let _ = (start, end);
+    /// `flags` are those of the VMA.
+    fn zap(&mut self, start: u64, end: u64, flags: VmFlags) {
+        let _ = (start, end, flags);
     }
 
     /// Asks for `[start, end)` to be faulted in, with write faults if `write`

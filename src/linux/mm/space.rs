@@ -140,7 +140,7 @@ impl<'a> AddressSpace<'a> {
             if self.tree.remove(v.vm_start).is_err() {
                 break;
             }
-            ops.unmapped(v.vm_start, v.vm_end);
+            ops.unmapped(v.vm_start, v.vm_end, v.vm_flags);
         }
     }
 

@@ -79,6 +79,8 @@ pub struct CachedPage {
     pa: u64,
     mapcount: u32,
     dirty: bool,
+    referenced: bool,
+    active: bool,
 }
 
 impl CachedPage {
@@ -93,6 +95,8 @@ impl CachedPage {
         pa: 0,
         mapcount: 0,
         dirty: false,
+        referenced: false,
+        active: false,
     };
 
     /// Returns the inode.
@@ -119,6 +123,29 @@ impl CachedPage {
     /// read or cleaned).
     pub const fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// Returns whether the folio is `PG_referenced` (smaps then counts every mapping of it
+    /// as Referenced, whatever the access flag of the mapping says).
+    pub const fn is_referenced(&self) -> bool {
+        self.referenced
+    }
+
+    /// Returns whether the folio is on (or on its way to) the active LRU list.
+    pub const fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// `folio_mark_accessed()` of the classic LRU: the first mark sets `PG_referenced`;
+    /// the next activates the folio and clears it; an active folio is referenced again
+    /// by the mark after that and then stays so.
+    fn mark_accessed(&mut self) {
+        if !self.referenced {
+            self.referenced = true;
+        } else if !self.active {
+            self.active = true;
+            self.referenced = false;
+        }
     }
 }
 
@@ -161,6 +188,8 @@ impl<'f> PageCache<'f> {
             pa,
             mapcount: 0,
             dirty: false,
+            referenced: false,
+            active: false,
         };
         self.len += 1;
     }
@@ -189,19 +218,39 @@ impl<'f> PageCache<'f> {
         }
     }
 
-    /// Returns the mapcount and folio dirty flag of the page in frame `pa`, if cached.
-    pub(super) fn state_of(&self, pa: u64) -> Option<(u32, bool)> {
-        self.by_pa(pa)
-            .map(|i| (self.slots[i].mapcount, self.slots[i].dirty))
+    /// Returns the page in frame `pa`, if cached.
+    pub(super) fn state_of(&self, pa: u64) -> Option<&CachedPage> {
+        self.by_pa(pa).map(|i| &self.slots[i])
     }
 
-    /// Drops one mapping of the page in frame `pa`; a dirty PTE dirties the folio
-    /// (`zap_present_ptes`: `folio_mark_dirty`).
-    pub(super) fn unmapped(&mut self, pa: u64, pte_dirty: bool) {
+    /// Marks the folio in frame `pa` accessed (`folio_mark_accessed`), if cached.
+    pub(super) fn mark_accessed_pa(&mut self, pa: u64) {
+        if let Some(i) = self.by_pa(pa) {
+            self.slots[i].mark_accessed();
+        }
+    }
+
+    /// Deactivates the folio in frame `pa` (MADV_COLD: `folio_clear_referenced`,
+    /// `folio_deactivate`), if cached.
+    pub(super) fn deactivate_pa(&mut self, pa: u64) {
+        if let Some(i) = self.by_pa(pa) {
+            self.slots[i].referenced = false;
+            self.slots[i].active = false;
+        }
+    }
+
+    /// Drops one mapping of the page in frame `pa`. As `zap_present_ptes` does for a folio
+    /// that is not anonymous, a dirty PTE dirties the folio (`folio_mark_dirty`) and a
+    /// young one marks it accessed when the mapping has recency (`accessed`: the PTE's
+    /// access flag, unless the VMA is `VM_SEQ_READ` or, since 6.4, `VM_RAND_READ`).
+    pub(super) fn unmapped(&mut self, pa: u64, pte_dirty: bool, accessed: bool) {
         if let Some(i) = self.by_pa(pa) {
             let p = &mut self.slots[i];
             p.mapcount = p.mapcount.saturating_sub(1);
             p.dirty |= pte_dirty;
+            if accessed {
+                p.mark_accessed();
+            }
         }
     }
 }

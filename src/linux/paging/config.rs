@@ -37,6 +37,10 @@ pub struct PagingConfig {
     /// clear), as arm64's `arch_wants_old_prefaulted_pte()` asks on CPUs with a hardware
     /// access flag; x86 maps them young.
     pub old_prefaulted_ptes: bool,
+    /// The VMA flags that make a mapping have no recency (`vma_has_recency()`): zapping its
+    /// young file pages does not mark their folios accessed. `VM_SEQ_READ` (MADV_SEQUENTIAL)
+    /// always; `VM_RAND_READ` (MADV_RANDOM) too since Linux 6.4.
+    pub no_recency: VmFlags,
     /// Whether page contents are kept (see [`DataMode`]).
     pub data: DataMode,
 }
@@ -87,6 +91,11 @@ impl PagingConfig {
             },
             unmap_drains: params.version < KernelVersion::V6_18,
             old_prefaulted_ptes: params.arch == Arch::Arm64,
+            no_recency: if params.version >= KernelVersion::V6_12 {
+                VmFlags::VM_SEQ_READ.union(VmFlags::VM_RAND_READ)
+            } else {
+                VmFlags::VM_SEQ_READ
+            },
             data: DataMode::Stored,
         }
     }
@@ -103,6 +112,7 @@ impl Default for PagingConfig {
             lru_batch: MAX_LRU_BATCH as u8,
             unmap_drains: false,
             old_prefaulted_ptes: true,
+            no_recency: VmFlags::VM_SEQ_READ.union(VmFlags::VM_RAND_READ),
             data: DataMode::Stored,
         }
     }

@@ -371,7 +371,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             // folio_mark_dirty: pagesim keeps folio and PTE dirtiness in one bit.
             set |= PTE_DIRTY;
         }
-        if d & PG_REFERENCED.bits() == 0 {
+        if d & PTE_FILE.bits() != 0 {
+            // A page-cache folio: its state is shared by every mapping and outlives them.
+            self.cache.mark_accessed_pa(l.pa.as_u64());
+        } else if d & PG_REFERENCED.bits() == 0 {
             set |= PG_REFERENCED;
         } else {
             clear |= PG_REFERENCED;

@@ -210,7 +210,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let va = leaf.va.as_u64();
         let d = leaf.descriptor.bits();
         self.unmap(va, self.page()).ok()?;
-        self.cache.unmapped(leaf.pa.as_u64(), pte_dirty(d));
+        // wp_page_copy drops the old mapping without marking the folio accessed.
+        self.cache.unmapped(leaf.pa.as_u64(), pte_dirty(d), false);
         self.map_copy(va, leaf.pa, flags)
     }
 }

@@ -10,6 +10,16 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if the tables cannot be changed (then nothing was freed).
     pub fn zap(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        self.zap_recency(start, end, true)
+    }
+
+    /// Zaps `[start, end)` as [`Paging::zap`] does; `recency` says whether the mapping's
+    /// young file pages mark their folios accessed (`vma_has_recency`: not after
+    /// MADV_SEQUENTIAL, nor, since 6.4, after MADV_RANDOM).
+    ///
+    /// # Errors
+    /// [`MapError`] if the tables cannot be changed (then nothing was freed).
+    pub fn zap_recency(&mut self, start: u64, end: u64, recency: bool) -> Result<(), MapError> {
         if end <= start || self.next_leaf(start, end)?.is_none() {
             // Nothing mapped (an untouched mapping): no table change, no TLBI.
             return Ok(());
@@ -22,7 +32,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             let ls = l.va.as_u64();
             if ls < a {
                 let e = (ls + (1u64 << l.size_log2)).min(b);
-                self.zap_part(&l, a, e)?;
+                self.zap_part(&l, a, e, recency)?;
                 a = e;
             }
         }
@@ -30,7 +40,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             if let Some(l) = self.leaf_at(b - 1)? {
                 let ls = l.va.as_u64();
                 if ls + (1u64 << l.size_log2) > b && ls >= a {
-                    self.zap_part(&l, ls, b)?;
+                    self.zap_part(&l, ls, b, recency)?;
                     b = ls;
                 }
             }
@@ -62,7 +72,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             let d = l.descriptor.bits();
             if d & PTE_FILE.bits() != 0 {
                 // A page-cache page: one mapping fewer; the frame stays in the cache.
-                cache.unmapped(l.pa.as_u64(), pte_dirty(d));
+                let young = recency && d & Attributes::AF.bits() != 0;
+                cache.unmapped(l.pa.as_u64(), pte_dirty(d), young);
             } else if !is_zero(l.pa.as_u64()) {
                 let size = 1u64 << l.size_log2;
                 freeing = freeing.and(share::release_frames(
@@ -91,13 +102,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// lends one of its own pages that this call frees anyway (the kernel never fails
     /// here: it deposits a table with every huge page); a huge-zero-page block is dropped
     /// whole, since its other pages are zero pages that fault back in unchanged.
-    fn zap_part(&mut self, l: &Leaf, s: u64, e: u64) -> Result<(), MapError> {
+    fn zap_part(&mut self, l: &Leaf, s: u64, e: u64, recency: bool) -> Result<(), MapError> {
         let page = self.page();
-        if l.descriptor.bits() & PTE_FILE.bits() != 0 {
+        let d = l.descriptor.bits();
+        if d & PTE_FILE.bits() != 0 {
             // File pages are mapped one page at a time: only a whole one can be zapped.
             self.unmap(l.va.as_u64(), 1u64 << l.size_log2)?;
-            self.cache
-                .unmapped(l.pa.as_u64(), pte_dirty(l.descriptor.bits()));
+            let young = recency && d & Attributes::AF.bits() != 0;
+            self.cache.unmapped(l.pa.as_u64(), pte_dirty(d), young);
             return Ok(());
         }
         let order = self.config.granule.page_shift() - 12;
@@ -327,6 +339,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 continue;
             }
             self.protect_part(&leaf, s, e, Attributes::empty(), clear)?;
+            if file {
+                self.cache.deactivate_pa(pa);
+            }
         }
         Ok(())
     }

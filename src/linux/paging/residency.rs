@@ -132,10 +132,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     let n = e - s;
                     let file = d & PTE_FILE.bits() != 0;
                     let pa = l.pa.as_u64() + (s - l_start);
-                    let (mapcount, folio_dirty) = if file {
-                        self.cache.state_of(pa).unwrap_or((1, false))
+                    let (mapcount, folio_dirty, folio_referenced) = if file {
+                        self.cache
+                            .state_of(pa)
+                            .map_or((1, false, false), |p| {
+                                (p.mapcount(), p.is_dirty(), p.is_referenced())
+                            })
                     } else {
-                        (1, false)
+                        (1, false, false)
                     };
                     let dirty = pte_dirty(d) || folio_dirty;
                     let mut count = |n: u64, mapcount: u32| {
@@ -168,7 +172,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     if !file {
                         r.anonymous += n;
                     }
-                    if d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
+                    if folio_referenced || d & (Attributes::AF | PG_REFERENCED).bits() != 0 {
                         r.referenced += n;
                     }
                     if size > page && s == l_start && e == l_start + size {
