@@ -6,6 +6,7 @@
 use super::errno::Errno;
 use super::mman::*;
 use super::ops::PageOps;
+use super::params::KernelVersion;
 use super::space::{tree_errno, AddressSpace};
 use super::vma::{MergeSource, Vma};
 use super::vmflags::VmFlags;
@@ -92,12 +93,16 @@ impl AddressSpace<'_> {
             return Err(Errno::ENOMEM);
         }
         let vma = *self.vma_lookup(addr).ok_or(Errno::EFAULT)?;
-        if fixed && old_len == new_len {
+        // Before 6.17 a move to a specific address unmaps the target (and a shrink's tail)
+        // first and checks the old range afterwards (`mremap_to` → `vma_to_resize`); 6.17
+        // checks first and lets a move without resize span several VMAs.
+        let checks_late = p.version < KernelVersion::V6_18;
+        if fixed && old_len == new_len && !checks_late {
             return self.remap_move(addr, old_len, new_addr, dontunmap, ops);
         }
         let shrink = old_len > new_len;
         let will_map_new = fixed_or_dontunmap || new_len > old_len;
-        if will_map_new {
+        if will_map_new && !(fixed_or_dontunmap && checks_late) {
             self.check_prep_vma(&vma, addr, old_len, new_len, dontunmap)?;
         }
         if fixed_or_dontunmap {
@@ -248,6 +253,16 @@ impl AddressSpace<'_> {
         // The unmaps above never touch [addr, addr + old_len): look the VMA up again
         // all the same, its neighbours may have changed.
         let vma = self.vma_lookup(addr).copied().unwrap_or(*vma);
+        if p.version < KernelVersion::V6_18 {
+            // vma_to_resize, after the unmaps.
+            self.check_prep_vma(
+                &vma,
+                addr,
+                old_len,
+                new_len,
+                flags.contains(MREMAP_DONTUNMAP),
+            )?;
+        }
         let pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> p.page_shift);
         let target = self.remap_area(&vma, new_addr, new_len, pgoff, fixed)?;
         let dontunmap = flags.contains(MREMAP_DONTUNMAP);

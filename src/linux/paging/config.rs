@@ -41,6 +41,10 @@ pub struct PagingConfig {
     /// young file pages does not mark their folios accessed. `VM_SEQ_READ` (MADV_SEQUENTIAL)
     /// always; `VM_RAND_READ` (MADV_RANDOM) too since Linux 6.4.
     pub no_recency: VmFlags,
+    /// Whether splitting an anonymous THP (MADV_FREE or MADV_COLD over part of it) maps
+    /// its subpages that hold only zeros to the shared zero page and frees them
+    /// (`RMP_USE_SHARED_ZEROPAGE`, Linux 6.12 and later).
+    pub split_maps_zero_pages: bool,
     /// Whether page contents are kept (see [`DataMode`]).
     pub data: DataMode,
 }
@@ -96,6 +100,7 @@ impl PagingConfig {
             } else {
                 VmFlags::VM_SEQ_READ
             },
+            split_maps_zero_pages: params.version >= KernelVersion::V6_12,
             data: DataMode::Stored,
         }
     }
@@ -113,6 +118,7 @@ impl Default for PagingConfig {
             unmap_drains: false,
             old_prefaulted_ptes: true,
             no_recency: VmFlags::VM_SEQ_READ.union(VmFlags::VM_RAND_READ),
+            split_maps_zero_pages: true,
             data: DataMode::Stored,
         }
     }

@@ -310,6 +310,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             if self.is_zero(leaf.pa.as_u64()) {
                 continue;
             }
+            if self.split_folio(&leaf, s, e)? {
+                cursor = s;
+                continue;
+            }
             self.protect_part(&leaf, s, e, set, clear)?;
             then(self, &leaf, s, e)?;
         }
@@ -336,6 +340,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             // "Do not interfere with other mappings of this folio": a page another
             // process maps since a fork stays as it is.
             if self.is_zero(leaf.pa.as_u64()) || (!file && self.any_shared(pa, e - s)) {
+                continue;
+            }
+            if self.split_folio(&leaf, s, e)? {
+                cursor = s;
                 continue;
             }
             self.protect_part(&leaf, s, e, Attributes::empty(), clear)?;
@@ -399,6 +407,63 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         )?;
         self.mmu.flush(flush);
         Ok(())
+    }
+
+    /// Splits the THP `leaf` into base pages when the advice covers only `[s, e)` of it, as
+    /// MADV_FREE and MADV_COLD do (`split_folio`, not just the PMD); returns whether it
+    /// did. A THP another process maps since a fork is left whole (the advice skips it).
+    /// With [`PagingConfig::split_maps_zero_pages`] (Linux 6.12 and later) every subpage
+    /// that holds only zeros is freed and maps the shared zero page instead
+    /// (`remap_page` with `RMP_USE_SHARED_ZEROPAGE`), so that it leaves Rss.
+    fn split_folio(&mut self, leaf: &Leaf, s: u64, e: u64) -> Result<bool, MapError> {
+        let page = self.page();
+        let ls = leaf.va.as_u64();
+        let size = 1u64 << leaf.size_log2;
+        let d = leaf.descriptor.bits();
+        if size <= page
+            || (s == ls && e == ls + size)
+            || d & PTE_FILE.bits() != 0
+            || self.any_shared(leaf.pa.as_u64(), size)
+        {
+            return Ok(false);
+        }
+        self.split_block_at(ls + page)?;
+        if !self.config.split_maps_zero_pages {
+            return Ok(true);
+        }
+        let keep = Attributes::SH0
+            | Attributes::SH1
+            | Attributes::NG
+            | Attributes::PXN
+            | Attributes::UXN
+            | Attributes::AP_EL0;
+        let attrs = (leaf.descriptor.attributes() & keep) | Attributes::AF | Attributes::AP_RO;
+        let mut off = 0;
+        while off < size {
+            let pa = leaf.pa.as_u64() + off;
+            if self.holds_zeros(pa) {
+                self.unmap(ls + off, page)?;
+                self.release_anon(pa, page)?;
+                self.map(ls + off, self.zero, page, attrs)?;
+            }
+            off += page;
+        }
+        Ok(true)
+    }
+
+    /// Returns whether the page at `pa` holds only zeros (`memchr_inv(addr, 0,
+    /// PAGE_SIZE)`); without stored data every page reads as zeros.
+    fn holds_zeros(&self, pa: u64) -> bool {
+        let page = self.page();
+        let mem = self.mmu.memory();
+        let mut off = 0;
+        while off < page {
+            match mem.read_u64(PhysAddr::new(pa + off)) {
+                Ok(0) => off += 8,
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Releases the deposit of block `leaf` if a change starting at `s` split it (a

@@ -133,11 +133,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     let file = d & PTE_FILE.bits() != 0;
                     let pa = l.pa.as_u64() + (s - l_start);
                     let (mapcount, folio_dirty, folio_referenced) = if file {
-                        self.cache
-                            .state_of(pa)
-                            .map_or((1, false, false), |p| {
-                                (p.mapcount(), p.is_dirty(), p.is_referenced())
-                            })
+                        self.cache.state_of(pa).map_or((1, false, false), |p| {
+                            (p.mapcount(), p.is_dirty(), p.is_referenced())
+                        })
                     } else {
                         (1, false, false)
                     };
