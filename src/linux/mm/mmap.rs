@@ -549,6 +549,13 @@ impl AddressSpace<'_> {
                         p.anon_vma.or(n.anon_vma),
                     )
                 }
+                // 6.1's mmap_region tries next first and takes prev only if it may join
+                // next too (can_vma_merge_after with next's anon_vma): a range between two
+                // neighbours with different anon_vmas joins next (observed on arm64 6.1);
+                // vma_merge_new_range (6.12) prefers prev.
+                (_, Some(n)) if mr && self.params.version < super::KernelVersion::V6_12 => {
+                    Plan::Next(n.vm_start, n.merged_flags(&new))
+                }
                 (Some(p), _) if ml => Plan::Prev(p.vm_start, p.merged_flags(&new)),
                 (_, Some(n)) if mr => Plan::Next(n.vm_start, n.merged_flags(&new)),
                 _ => Plan::Insert,
