@@ -936,7 +936,11 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        if only.as_ref().is_some_and(|o| *o != name) {
+        // PAGESIM_ARM64_KERNEL=6.1,6.12 runs those kernels only.
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|k| k.trim() == name))
+        {
             continue;
         }
         let link = match arm64::Guest::boot(&dir, &[]) {
