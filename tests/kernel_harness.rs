@@ -762,7 +762,12 @@ fn shrink(params: LayoutParams, mut calls: Vec<Call>) -> Vec<Call> {
 
 /// The hand-written vectors: every script in `tests/kernel/vectors/`, by file name.
 fn vectors() -> Vec<(String, Vec<Call>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/vectors");
+    // PAGESIM_KERNEL_VECTORS_DIR=DIR runs the vectors of DIR instead (experiments).
+    let dir = std::env::var_os("PAGESIM_KERNEL_VECTORS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/vectors")
+        });
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -892,6 +897,38 @@ fn guest_params(link: &arm64::Link) -> Result<LayoutParams, String> {
     } else {
         ThpMode::Never
     };
+    // Per-size (mTHP) settings below the PMD size: pagesim models PMD-sized THPs only, so
+    // a guest with a smaller size enabled is reported rather than compared wrongly.
+    let pmd_kib = (1u64 << (p.page_shift + p.page_shift - 3)) >> 10;
+    let mut kib = (p.page_size() >> 10) * 2;
+    while kib < pmd_kib {
+        let f = format!("/sys/kernel/mm/transparent_hugepage/hugepages-{kib}kB/enabled");
+        if let Some(v) = read(&f) {
+            if std::env::var_os("PAGESIM_ARM64_PROBE").is_some() {
+                println!("{f}: {}", v.trim());
+            }
+            if !v.contains("[never]") {
+                return Err(format!(
+                    "{kib} KiB anonymous mTHP is enabled ({}); pagesim models PMD-sized THPs only",
+                    v.trim()
+                ));
+            }
+        }
+        kib *= 2;
+    }
+    if std::env::var_os("PAGESIM_ARM64_PROBE").is_some() {
+        for f in [
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+            "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+            "/sys/kernel/mm/transparent_hugepage/hugepages-32768kB/enabled",
+            "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled",
+            "/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+            "/sys/kernel/mm/transparent_hugepage/use_zero_page",
+            "/proc/self/smaps",
+        ] {
+            println!("{f}: {}", read(f).unwrap_or_default().trim());
+        }
+    }
     let features = read("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -969,9 +1006,9 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         let (_, release) = link.names();
         link.power_off();
         println!(
-            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit VA, THP {:?}, mmap_min_addr {:#x}, BTI {}): {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {failed} failed",
+            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x}, BTI {}): {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {failed} failed",
             params.page_size() >> 10,
-            if params.task_size > 1 << 48 { 52 } else { 48 },
+            u64::BITS - 1 - params.task_size.leading_zeros(),
             params.thp,
             params.mmap_min_addr,
             params.cpu_bti,

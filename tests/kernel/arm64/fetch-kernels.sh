@@ -7,6 +7,7 @@
 #                             what they depend on), decompressed
 #   DIR/<name>/modules/order  their load order
 #   DIR/<name>/release        the kernel release string
+#   DIR/<name>/wanted         the module list it was fetched with
 #
 # for <name> in 6.1 (bookworm's linux-image-arm64), 6.12 and 6.12-16k (linux-image-6.12-arm64
 # and linux-image-6.12-arm64-16k, in bookworm-security and bookworm-backports). A kernel
@@ -21,13 +22,16 @@ mkdir -p "$dir"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The modules each guest loads, besides their dependencies. ext4's crc32c is a soft
-# dependency (a crypto algorithm looked up by name), so it is named here.
-wanted="virtio_mmio virtio_blk crc32c_generic ext4"
+# The modules each guest loads, besides their dependencies (those built in are skipped).
+# ext4's crc32c is a soft dependency (a crypto algorithm looked up by name), so it is named
+# here. virtio_console carries the driver's requests (built in since 6.12, a module in 6.1).
+wanted="virtio_mmio virtio_blk virtio_console crc32c_generic ext4"
 
 fetch() { # name meta-package
   local name=$1 meta=$2
-  if [ -s "$dir/$name/vmlinuz" ] && [ -s "$dir/$name/modules/order" ] && [ "${PAGESIM_ARM64_REFRESH:-0}" != 1 ]; then
+  # A cached kernel counts only if it was fetched with the same module list.
+  if [ -s "$dir/$name/vmlinuz" ] && [ -s "$dir/$name/modules/order" ] &&
+    [ "$(cat "$dir/$name/wanted" 2>/dev/null)" = "$wanted" ] && [ "${PAGESIM_ARM64_REFRESH:-0}" != 1 ]; then
     echo "arm64 kernel $name: cached ($(cat "$dir/$name/release"))"
     return
   fi
@@ -55,6 +59,7 @@ fetch() { # name meta-package
   rm -rf "$dir/$name.new" && mkdir -p "$dir/$name.new/modules"
   cp "$work/x/boot/vmlinuz-$release" "$dir/$name.new/vmlinuz"
   echo "$release" >"$dir/$name.new/release"
+  echo "$wanted" >"$dir/$name.new/wanted"
   # Resolve dependencies from each module's .modinfo (depends=a,b), depth first, so that
   # every module comes after what it needs.
   declare -A done=()

@@ -100,34 +100,24 @@ static int write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-/* Reads one request line from the console: the 64-byte record and its trailing bytes in
- * hexadecimal, then a newline. The serial line loses runs of NUL bytes on the way in, so
- * requests travel as text; replies go out unchanged. */
-static int read_hex_line(int fd, unsigned char *out, size_t cap, size_t *len)
+/* Reads one request from the console port: the 64-byte record, then, for the router's
+ * own requests, the a5 trailing bytes it announces (a path). */
+static int read_request(int fd, unsigned char *out, size_t cap, size_t *len)
 {
-	static char line[2 * 70000];
-	size_t n = 0;
-	for (;;) {
-		char c;
-		ssize_t r = read(fd, &c, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		if (c == '\n')
-			break;
-		if (n < sizeof line)
-			line[n++] = c;
-	}
-	*len = 0;
-	for (size_t i = 0; i + 1 < n && *len < cap; i += 2) {
-		unsigned v = 0;
-		for (int k = 0; k < 2; k++) {
-			char c = line[i + (size_t)k];
-			v = v * 16 + (unsigned)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
-		}
-		out[(*len)++] = (unsigned char)v;
-	}
+	if (read_exact(fd, out, 64) != 0)
+		return -1;
+	uint32_t chan;
+	uint64_t extra;
+	memcpy(&chan, out + 4, 4);
+	memcpy(&extra, out + 48, 8);
+	*len = 64;
+	if (chan != 0xffffffffu || extra == 0)
+		return 0;
+	if (extra > cap - 64)
+		return -1;
+	if (read_exact(fd, out + 64, (size_t)extra) != 0)
+		return -1;
+	*len = 64 + (size_t)extra;
 	return 0;
 }
 
@@ -592,14 +582,35 @@ static int router(void)
 	buf = mmap(NULL, BUF_CAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED)
 		die("mmap");
-	int tty = open("/dev/ttyAMA0", O_RDWR | O_NOCTTY);
-	if (tty < 0)
-		die("open /dev/ttyAMA0");
-	struct termios t;
-	if (tcgetattr(tty, &t) == 0) {
-		cfmakeraw(&t);
-		tcsetattr(tty, TCSANOW, &t);
+	/* The driver's channel: a virtio-serial port (far faster than the PL011 console under
+	 * TCG: one interrupt per buffer, not per 16 bytes, and no line discipline). Its node
+	 * appears once virtio-mmio probed the device. */
+	int tty = -1;
+	for (int i = 0; i < 10000 && tty < 0; i++) {
+		/* The port is named "pagesim" (QEMU's virtserialport name=); its node is
+		 * /dev/vport<device index>p<port>. */
+		DIR *d = opendir("/sys/class/virtio-ports");
+		struct dirent *e;
+		while (d && tty < 0 && (e = readdir(d)) != NULL) {
+			char p[300], name[32] = {0};
+			snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", e->d_name);
+			int fd = open(p, O_RDONLY);
+			if (fd < 0)
+				continue;
+			ssize_t n = read(fd, name, sizeof name - 1);
+			close(fd);
+			if (n >= 7 && strncmp(name, "pagesim", 7) == 0) {
+				snprintf(p, sizeof p, "/dev/%s", e->d_name);
+				tty = open(p, O_RDWR | O_NOCTTY);
+			}
+		}
+		if (d)
+			closedir(d);
+		if (tty < 0)
+			usleep(1000);
 	}
+	if (tty < 0)
+		die("open the pagesim virtio-serial port");
 	con_in = con_out = tty;
 	if (cpus() >= 2)
 		pin(0);
@@ -610,7 +621,7 @@ static int router(void)
 	for (;;) {
 		struct request r;
 		size_t len;
-		if (read_hex_line(con_in, line, sizeof line - 1, &len) != 0)
+		if (read_request(con_in, line, sizeof line - 1, &len) != 0)
 			die("read request");
 		if (len < 64) {
 			reply(-1, EINVAL, NULL, 0);
