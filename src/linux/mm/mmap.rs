@@ -521,6 +521,17 @@ impl AddressSpace<'_> {
 
     /// `vma_merge_new_range` or a new VMA (§4.4, new range).
     pub(super) fn merge_new_range(&mut self, new: Vma) -> Result<(), Errno> {
+        self.merge_new_range_avoiding(new, None)
+    }
+
+    /// `merge_new_range`, but never merging with the VMA starting at `avoid.0`, nor, when
+    /// `avoid.1`, with anything if that VMA is a neighbour (a `MREMAP_DONTUNMAP` copy and
+    /// its source VMA on 6.12 and 6.1, see `move_vma`).
+    pub(super) fn merge_new_range_avoiding(
+        &mut self,
+        new: Vma,
+        avoid: Option<(u64, bool)>,
+    ) -> Result<(), Errno> {
         /// What the merge does, decided while the neighbours are borrowed (a VMA is a few
         /// hundred bytes with its name: they are not copied out of the tree).
         enum Plan {
@@ -534,8 +545,16 @@ impl AddressSpace<'_> {
         // above its start begins at or after its end.
         let plan = {
             let (nxt, prv) = self.tree.find_vma_prev(new.vm_start);
-            let prev = prv.filter(|p| p.vm_end == new.vm_start);
-            let next = nxt.filter(|n| n.vm_start == new.vm_end);
+            let mut prev = prv.filter(|p| p.vm_end == new.vm_start);
+            let mut next = nxt.filter(|n| n.vm_start == new.vm_end);
+            if let Some((start, alone)) = avoid {
+                let is = |v: &Option<&Vma>| v.is_some_and(|v| v.vm_start == start);
+                if alone && (is(&prev) || is(&next)) {
+                    (prev, next) = (None, None);
+                }
+                prev = prev.filter(|p| p.vm_start != start);
+                next = next.filter(|n| n.vm_start != start);
+            }
             let ml = prev.is_some_and(|p| Vma::can_merge(p, &new, MergeSource::Right, &mp));
             let mr = next.is_some_and(|n| Vma::can_merge(&new, n, MergeSource::Left, &mp));
             match (prev, next) {

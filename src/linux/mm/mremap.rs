@@ -380,12 +380,22 @@ impl AddressSpace<'_> {
         new.vm_start = new_addr;
         new.vm_end = new_addr + new_len;
         new.vm_pgoff = vma.vm_pgoff + ((old_addr - vma.vm_start) >> p.page_shift);
+        // A MREMAP_DONTUNMAP copy merges less before 6.18 (observed on arm64; see
+        // docs/kernel-disagreements.md): on 6.12 it never merges with the VMA it was copied
+        // from (a plain move does, and unmaps the old range after); on 6.1 it merges with
+        // nothing when that VMA is one of its neighbours.
+        let avoid = match p.version {
+            _ if !dontunmap => None,
+            KernelVersion::V6_1 => Some((vma.vm_start, true)),
+            KernelVersion::V6_12 => Some((vma.vm_start, false)),
+            _ => None,
+        };
         if vma.kind.is_anonymous() && vma.anon_vma.is_none() {
             // copy_vma: an anonymous VMA never faulted takes the new address as its pgoff,
             // so that it merges like a new mapping.
             new.vm_pgoff = new_addr >> p.page_shift;
         }
-        self.merge_new_range(new)?;
+        self.merge_new_range_avoiding(new, avoid)?;
         ops.moved(old_addr, new_addr, old_len);
         if dontunmap {
             let whole = vma.vm_start == old_addr && vma.vm_end == old_addr + old_len;
