@@ -246,7 +246,10 @@ impl AddressSpace<'_> {
     }
 
     /// `madvise_populate`: fault in `[start, end)` VMA by VMA; a hole gives `ENOMEM`, a
-    /// VMA without the needed permission (or `VM_IO`/`VM_PFNMAP`) `EINVAL`.
+    /// VMA without the needed permission (or `VM_IO`/`VM_PFNMAP`) `EINVAL`. Since 6.10 the
+    /// first hole ends the call; before, populate went through `madvise_walk_vmas`, which
+    /// steps over holes and returns `ENOMEM` at the end unless a VMA failed first (observed
+    /// on arm64 6.1).
     fn madvise_populate(
         &mut self,
         start: u64,
@@ -254,9 +257,22 @@ impl AddressSpace<'_> {
         write: bool,
         ops: &mut dyn PageOps,
     ) -> Result<(), Errno> {
+        let walk = self.params.version < super::KernelVersion::V6_12;
+        let mut hole = false;
         let mut cur = start;
         while cur < end {
-            let vma = *self.tree.vma_lookup(cur).ok_or(Errno::ENOMEM)?;
+            let vma = match self.tree.vma_lookup(cur) {
+                Some(v) => *v,
+                None if walk => match self.tree.find_vma_intersection(cur, end) {
+                    Some(v) => {
+                        hole = true;
+                        cur = v.vm_start;
+                        *v
+                    }
+                    None => return Err(Errno::ENOMEM),
+                },
+                None => return Err(Errno::ENOMEM),
+            };
             let f = vma.vm_flags;
             let need = if write {
                 VmFlags::VM_WRITE
@@ -272,6 +288,9 @@ impl AddressSpace<'_> {
             }
             ops.populate(cur, e, write);
             cur = e;
+        }
+        if hole {
+            return Err(Errno::ENOMEM);
         }
         Ok(())
     }
