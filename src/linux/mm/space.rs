@@ -280,7 +280,10 @@ impl<'a> AddressSpace<'a> {
     }
 
     /// Returns smaps' `THPeligible` for `v` (§12, §18.3 item 6): anonymous, no `nh`, `hg`
-    /// unless the mode is `always`, and a whole PMD-aligned block inside the VMA.
+    /// unless the mode is `always`, and a whole PMD-aligned block inside the VMA, as
+    /// `transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)` computes it: in wrapping
+    /// arithmetic, so a VMA ending below the PMD size counts as eligible (seen on arm64
+    /// 16 KiB pages, whose 32 MiB PMD lies above a static binary's heap).
     pub fn thp_eligible(&self, v: &Vma) -> bool {
         if !v.kind.is_anonymous()
             || v.vm_flags.contains(VmFlags::VM_NOHUGEPAGE)
@@ -294,10 +297,11 @@ impl<'a> AddressSpace<'a> {
             ThpMode::Always => true,
         };
         let pmd = self.params.pmd_size;
-        mode_ok
-            && pmd.is_power_of_two()
-            && v.vm_end >= pmd
-            && (v.vm_end - pmd) & !(pmd - 1) >= v.vm_start
+        if !mode_ok || !pmd.is_power_of_two() {
+            return false;
+        }
+        let haddr = v.vm_end.wrapping_sub(pmd) & !(pmd - 1);
+        !(haddr < v.vm_start || haddr.wrapping_add(pmd) > v.vm_end)
     }
 
     /// Renders maps into a `String`.
