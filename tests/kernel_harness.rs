@@ -945,6 +945,39 @@ fn guest_params(link: &arm64::Link) -> Result<LayoutParams, String> {
     Ok(p)
 }
 
+/// Compares the maps at the exec stop of each program of `extra` in `progs/` (the guest's
+/// files, with their copies here) in the guest and in pagesim; returns the runs made and
+/// the failures.
+fn guest_exec_stops(
+    link: &arm64::Link,
+    params: LayoutParams,
+    extra: &[(String, std::path::PathBuf)],
+) -> (usize, Vec<String>) {
+    let mut files = vec![];
+    for (path, host) in extra {
+        let shown = format!("/{path}");
+        match link.stat(&shown) {
+            Ok((major, minor, ino, _)) => files.push(exec::GuestFile {
+                shown,
+                host: host.clone(),
+                dev: DevId { major, minor },
+                ino,
+            }),
+            Err(e) => return (1, vec![format!("{shown} in the guest: {e}")]),
+        }
+    }
+    let programs: Vec<String> = files
+        .iter()
+        .filter(|f| f.shown.starts_with(&format!("/{}/", exec::GUEST_PROGRAMS)))
+        .map(|f| f.shown.clone())
+        .collect();
+    exec::check_with(
+        &programs,
+        |path, argv, envp, pers| exec::guest_exec_maps(link, path, argv, envp, pers),
+        |path, argv, envp, pers| exec::pagesim_exec_guest(params, &files, path, argv, envp, pers),
+    )
+}
+
 /// Boots each arm64 kernel and runs the suite in it. Without the tools or kernels the
 /// part is skipped with the reason, unless `PAGESIM_ARM64_REQUIRED` is set (CI), where
 /// that is a failure.
@@ -967,6 +1000,26 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
     let only = std::env::var("PAGESIM_ARM64_KERNEL").ok();
+    // The exec-stop programs: built once, placed in every guest's initramfs with the
+    // dynamic loader their PT_INTERP names.
+    let programs = match exec::build_arm64_programs(host_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAILED: the arm64 exec-stop programs: {e}");
+            t.failed += 1;
+            vec![]
+        }
+    };
+    let mut extra: Vec<(String, std::path::PathBuf)> = programs
+        .iter()
+        .map(|(name, host)| (format!("{}/{name}", exec::GUEST_PROGRAMS), host.clone()))
+        .collect();
+    if !programs.is_empty() {
+        extra.push((
+            exec::ARM64_INTERP.trim_start_matches('/').to_string(),
+            exec::ARM64_LOADER.into(),
+        ));
+    }
     for dir in kernels {
         let name = dir
             .file_name()
@@ -980,7 +1033,7 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         {
             continue;
         }
-        let link = match arm64::Guest::boot(&dir, &[]) {
+        let link = match arm64::Guest::boot(&dir, &extra) {
             Ok(g) => arm64::Link::new(g),
             Err(e) => {
                 println!("FAILED: arm64 {name}: {e}");
@@ -997,6 +1050,12 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
                 continue;
             }
         };
+        let (exec_runs, exec_failures) = guest_exec_stops(&link, params, &extra);
+        t.passed += exec_runs - exec_failures.len();
+        t.failed += exec_failures.len();
+        for f in &exec_failures {
+            println!("FAILED on arm64 {name}: {f}");
+        }
         PAGE_SHIFT.store(params.page_shift, std::sync::atomic::Ordering::Relaxed);
         arm64::set_current(Some(link.clone()));
         let signals = SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed);
@@ -1006,13 +1065,15 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         let (_, release) = link.names();
         link.power_off();
         println!(
-            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x}, BTI {}): {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {failed} failed",
+            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x}, BTI {}): {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {} failed",
             params.page_size() >> 10,
             u64::BITS - 1 - params.task_size.leading_zeros(),
             params.thp,
             params.mmap_min_addr,
             params.cpu_bti,
+            programs.len(),
             SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed) - signals,
+            failed + exec_failures.len(),
         );
     }
 }

@@ -22,7 +22,6 @@ pub mod op {
     pub const PAGEMAP: u32 = 102;
     pub const STAT: u32 = 103;
     pub const FILES: u32 = 104;
-    #[allow(dead_code)]
     pub const EXEC_STOP: u32 = 105;
     pub const POWEROFF: u32 = 106;
     pub const PROBE: u32 = 107;

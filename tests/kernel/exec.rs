@@ -6,7 +6,10 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use pagesim::linux::exec::{ADDR_COMPAT_LAYOUT, ADDR_NO_RANDOMIZE};
+use pagesim::linux::exec::{
+    elf, AuxValues, ExecArgs, ExecFile, ADDR_COMPAT_LAYOUT, ADDR_NO_RANDOMIZE,
+};
+use pagesim::linux::mm::vma::DevId;
 use pagesim::linux::mm::ImportHints;
 use pagesim::linux::mm::LayoutParams;
 use pagesim::linux::storage::{exec_host, ProcessStorage, Start};
@@ -123,6 +126,21 @@ pub fn pagesim_exec_maps(
 
 /// Runs every program with several argv/envp sizes on both sides; returns the failures.
 pub fn check_all(params: LayoutParams, programs: &[String]) -> (usize, Vec<String>) {
+    check_with(
+        programs,
+        |path, argv, envp, pers| kernel_exec_maps(path, argv, envp, pers),
+        |path, argv, envp, pers| pagesim_exec_maps(params, path, argv, envp, pers),
+    )
+}
+
+/// Runs every program with several argv/envp sizes through `kernel` and `sim` (each
+/// returns the maps at the exec stop of `path` with argv, envp and personality); returns
+/// how many runs were made and the failures.
+pub fn check_with(
+    programs: &[String],
+    mut kernel: impl FnMut(&str, &[&str], &[&str], u32) -> Result<String, String>,
+    mut sim: impl FnMut(&str, &[&str], &[&str], u32) -> Result<String, String>,
+) -> (usize, Vec<String>) {
     let a20k = "A".repeat(20000);
     let e10k = format!("X={}", "e".repeat(10000));
     let big = "B".repeat(100_000);
@@ -150,8 +168,11 @@ pub fn check_all(params: LayoutParams, programs: &[String]) -> (usize, Vec<Strin
                 argv.iter().map(|s| s.len() + 1).sum::<usize>(),
                 envp.len()
             );
-            let k = kernel_exec_maps(path, argv, envp, pers);
-            let s = pagesim_exec_maps(params, path, argv, envp, pers);
+            let k = kernel(path, argv, envp, pers);
+            let s = sim(path, argv, envp, pers);
+            if std::env::var_os("PAGESIM_EXEC_DUMP").is_some() {
+                println!("exec of {what}:\n{}", k.as_deref().unwrap_or("(error)"));
+            }
             match (k, s) {
                 (Ok(k), Ok(s)) if k == s => {}
                 (Ok(k), Ok(s)) => failures.push(format!(
@@ -163,4 +184,138 @@ pub fn check_all(params: LayoutParams, programs: &[String]) -> (usize, Vec<Strin
         }
     }
     (runs, failures)
+}
+
+/// Where the arm64 programs live in the guest, and its dynamic loader (from the
+/// `libc6-arm64-cross` sysroot).
+pub const GUEST_PROGRAMS: &str = "progs";
+/// The arm64 dynamic loader on this machine (`libc6-arm64-cross`).
+pub const ARM64_LOADER: &str = "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1";
+/// The loader's path in arm64 programs' `PT_INTERP`, and in the guest.
+pub const ARM64_INTERP: &str = "/lib/ld-linux-aarch64.so.1";
+
+/// Builds `hello.c` for arm64 with `aarch64-linux-gnu-gcc` four ways into `dir`; returns
+/// (name, host file) of each, or why one failed to build.
+pub fn build_arm64_programs(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/programs/hello.c");
+    let mut out = vec![];
+    for (name, flags) in [
+        ("static", &["-static", "-no-pie"][..]),
+        ("static-pie", &["-static-pie"][..]),
+        ("pie", &["-pie", "-fPIE"][..]),
+        ("nopie", &["-no-pie"][..]),
+    ] {
+        let exe = dir.join(format!("arm64-{name}"));
+        let st = std::process::Command::new("aarch64-linux-gnu-gcc")
+            .args(flags)
+            .arg("-O1")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .status()
+            .map_err(|e| format!("aarch64-linux-gnu-gcc: {e}"))?;
+        if !st.success() {
+            return Err(format!(
+                "`aarch64-linux-gnu-gcc {}` failed",
+                flags.join(" ")
+            ));
+        }
+        out.push((name.to_string(), exe));
+    }
+    if !Path::new(ARM64_LOADER).exists() {
+        return Err(format!(
+            "no {ARM64_LOADER} (Debian package libc6-arm64-cross)"
+        ));
+    }
+    Ok(out)
+}
+
+/// A file of the guest and its copy on this machine, with the guest's device and inode.
+pub struct GuestFile {
+    pub shown: String,
+    pub host: PathBuf,
+    pub dev: DevId,
+    pub ino: u64,
+}
+
+/// Starts `path` in the guest under ptrace and returns its maps at the exec stop.
+pub fn guest_exec_maps(
+    link: &super::arm64::Link,
+    path: &str,
+    argv: &[&str],
+    envp: &[&str],
+    personality: u32,
+) -> Result<String, String> {
+    let mut req = Vec::new();
+    for s in std::iter::once(&path)
+        .chain(argv)
+        .chain(std::iter::once(&"--"))
+        .chain(envp)
+    {
+        req.extend_from_slice(s.as_bytes());
+        req.push(0);
+    }
+    let r = link
+        .router(super::arm64::op::EXEC_STOP, &[personality as u64], &req)
+        .map_err(|e| e.to_string())?;
+    if r.ret < 0 {
+        return Err(format!("exec stop in the guest: errno {}", r.errno));
+    }
+    Ok(String::from_utf8_lossy(&r.payload).into_owned())
+}
+
+/// Execs the guest file `path` in pagesim, reading the guest's files from their copies
+/// here and showing them with the guest's devices and inodes; returns the maps.
+pub fn pagesim_exec_guest(
+    params: LayoutParams,
+    files: &[GuestFile],
+    path: &str,
+    argv: &[&str],
+    envp: &[&str],
+    personality: u32,
+) -> Result<String, String> {
+    let mut storage = ProcessStorage::new(&params, 256 << 20);
+    for f in files {
+        storage.files_mut().alias(&f.shown, &f.host, f.dev, f.ino);
+    }
+    let mut p = storage.build(params, Start::Fresh, ImportHints::default())?;
+    let bytes_of = |shown: &str| -> Result<Vec<u8>, String> {
+        let f = files
+            .iter()
+            .find(|f| f.shown == shown)
+            .ok_or_else(|| format!("{shown} is not in the guest"))?;
+        std::fs::read(&f.host).map_err(|e| format!("{}: {e}", f.host.display()))
+    };
+    let exe_bytes = bytes_of(path)?;
+    let interp_path = elf::Elf::parse(&exe_bytes, elf::EM_AARCH64)
+        .ok()
+        .and_then(|e| e.interp().ok().flatten().map(String::from));
+    let interp_bytes = match &interp_path {
+        Some(ip) => Some(bytes_of(ip)?),
+        None => None,
+    };
+    let exe = ExecFile {
+        file: p.open(path).map_err(|e| format!("{path}: {e}"))?,
+        bytes: &exe_bytes,
+    };
+    let interp = match (&interp_path, &interp_bytes) {
+        (Some(ip), Some(b)) => Some(ExecFile {
+            file: p.open(ip).map_err(|e| format!("{ip}: {e}"))?,
+            bytes: b,
+        }),
+        _ => None,
+    };
+    let args = ExecArgs {
+        filename: path,
+        argv,
+        envp,
+        rlimit_stack: STACK_RLIMIT,
+        personality,
+        random: [0x5a; 16],
+        aux: AuxValues::observed(params.arch),
+    };
+    p.exec(&exe, interp.as_ref(), &args)
+        .map_err(|e| e.to_string())?;
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p.maps_string())
 }

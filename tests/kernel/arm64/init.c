@@ -52,7 +52,7 @@ enum {
 	R_PAGEMAP = 102,    /* a0 pid, a1 start, a2 end → payload: entries */
 	R_STAT = 103,       /* path → payload: major, minor, ino, size (u64 each) */
 	R_FILES = 104,      /* a0: count, a1..: sizes (at most 4) → creates dir/fN and replay/fN */
-	R_EXEC_STOP = 105,  /* path, NUL, argv strings NUL-separated → payload: maps at exec */
+	R_EXEC_STOP = 105,  /* a0 personality; path, NUL, argv, "--", envp → payload: maps at exec */
 	R_POWEROFF = 106,
 	R_PROBE = 107,      /* → ret: 1 when a hint above 2^48 gets an address above it */
 };
@@ -489,7 +489,7 @@ static int forward(struct channel *c, const unsigned char *raw)
 	return 0;
 }
 
-static void exec_stop(const char *args, size_t len)
+static void exec_stop(const char *args, size_t len, unsigned long pers)
 {
 	/* path \0 arg0 \0 arg1 \0 ... ; "--" separates argv from envp */
 	static char *argv[64], *envp[64];
@@ -510,7 +510,7 @@ static void exec_stop(const char *args, size_t len)
 	envp[ne] = NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
-		personality(ADDR_NO_RANDOMIZE);
+		personality(pers);
 		struct rlimit lim = {8 << 20, 8 << 20};
 		setrlimit(RLIMIT_STACK, &lim);
 		ptrace(PTRACE_TRACEME, 0, NULL, NULL);
@@ -617,7 +617,8 @@ static int router(void)
 	signal(SIGPIPE, SIG_IGN);
 	static const char ready[] = "PAGESIM-ROUTER-READY\n";
 	write_all(con_out, ready, sizeof ready - 1);
-	static unsigned char line[65536 + 64];
+	/* Room for an exec stop's argv and envp (the harness sends up to about 230 KiB). */
+	static unsigned char line[(1u << 20) + 64];
 	for (;;) {
 		struct request r;
 		size_t len;
@@ -738,7 +739,7 @@ static int router(void)
 			break;
 		}
 		case R_EXEC_STOP:
-			exec_stop(extra, nx);
+			exec_stop(extra, nx, r.a[0] ? (unsigned long)r.a[0] : ADDR_NO_RANDOMIZE);
 			break;
 		case R_PROBE:
 			reply(probe_va52(), 0, NULL, 0);
