@@ -126,11 +126,9 @@ pub fn pagesim_exec_maps(
 
 /// Runs every program with several argv/envp sizes on both sides; returns the failures.
 pub fn check_all(params: LayoutParams, programs: &[String]) -> (usize, Vec<String>) {
-    check_with(
-        programs,
-        |path, argv, envp, pers| kernel_exec_maps(path, argv, envp, pers),
-        |path, argv, envp, pers| pagesim_exec_maps(params, path, argv, envp, pers),
-    )
+    check_with(programs, kernel_exec_maps, |path, argv, envp, pers| {
+        pagesim_exec_maps(params, path, argv, envp, pers)
+    })
 }
 
 /// Runs every program with several argv/envp sizes through `kernel` and `sim` (each
