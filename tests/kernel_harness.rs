@@ -150,8 +150,14 @@ fn host_params() -> Option<LayoutParams> {
     if let Some(v) = read("/proc/sys/vm/max_map_count").and_then(|s| s.trim().parse().ok()) {
         p.max_map_count = v;
     }
+    // The sysctl is the DAC value; the effective one is the larger of it and
+    // CONFIG_LSM_MMAP_MIN_ADDR, which shows only in where a low hint lands.
     if let Some(v) = read("/proc/sys/vm/mmap_min_addr").and_then(|s| s.trim().parse::<u64>().ok()) {
-        p.mmap_min_addr = v.max(p.dac_mmap_min_addr);
+        p.dac_mmap_min_addr = v;
+        p.mmap_min_addr = v.max(p.mmap_min_addr);
+    }
+    if let Some(v) = host_effective_mmap_min_addr(p.page_size()) {
+        p.mmap_min_addr = v;
     }
     if let Some(t) = read("/sys/kernel/mm/transparent_hugepage/enabled") {
         p.thp = if t.contains("[always]") {
@@ -167,6 +173,29 @@ fn host_params() -> Option<LayoutParams> {
         p.commit_limit = commit_limit(&m, read("/proc/sys/vm/overcommit_memory").as_deref());
     }
     Some(p)
+}
+
+/// Returns the effective `mmap_min_addr` of this machine: where a one-page map hinted at
+/// the first page lands (`round_hint_to_min` raises a lower hint to it).
+fn host_effective_mmap_min_addr(page: u64) -> Option<u64> {
+    // SAFETY: a fresh private anonymous mapping nothing else refers to, unmapped at once.
+    unsafe {
+        let p = libc::mmap(
+            page as *mut libc::c_void,
+            page as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        libc::munmap(p, page as usize);
+        let a = p as u64;
+        // Anything far up means the low pages were taken: no answer.
+        (a < 1 << 24).then_some(a)
+    }
 }
 
 /// Returns [`LayoutParams::commit_limit`] from /proc/meminfo and vm.overcommit_memory.
@@ -887,7 +916,16 @@ fn guest_params(link: &arm64::Link) -> Result<LayoutParams, String> {
         p.max_map_count = v;
     }
     if let Some(v) = read("/proc/sys/vm/mmap_min_addr").and_then(|s| s.trim().parse::<u64>().ok()) {
-        p.mmap_min_addr = v.max(p.dac_mmap_min_addr);
+        p.dac_mmap_min_addr = v;
+        p.mmap_min_addr = v.max(p.mmap_min_addr);
+    }
+    // The effective value (CONFIG_LSM_MMAP_MIN_ADDR may raise it above the sysctl): where
+    // the guest's hint at the first page lands.
+    let low = link
+        .router(arm64::op::PROBE, &[1], b"")
+        .map_err(|e| e.to_string())?;
+    if low.ret > 0 && (low.ret as u64) < 1 << 24 {
+        p.mmap_min_addr = low.ret as u64;
     }
     let thp = read("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     p.thp = if thp.contains("[always]") {
@@ -1065,11 +1103,12 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         let (_, release) = link.names();
         link.power_off();
         println!(
-            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x}, BTI {}): {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {} failed",
+            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x} (sysctl {:#x}), BTI {}): {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {} failed",
             params.page_size() >> 10,
             u64::BITS - 1 - params.task_size.leading_zeros(),
             params.thp,
             params.mmap_min_addr,
+            params.dac_mmap_min_addr,
             params.cpu_bti,
             programs.len(),
             SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed) - signals,

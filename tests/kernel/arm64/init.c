@@ -54,7 +54,8 @@ enum {
 	R_FILES = 104,      /* a0: count, a1..: sizes (at most 4) → creates dir/fN and replay/fN */
 	R_EXEC_STOP = 105,  /* a0 personality; path, NUL, argv, "--", envp → payload: maps at exec */
 	R_POWEROFF = 106,
-	R_PROBE = 107,      /* → ret: 1 when a hint above 2^48 gets an address above it */
+	R_PROBE = 107,      /* → ret: 1 when a hint above 2^48 gets an address above it;
+			     * a0 = 1: where a hint at the first page lands (mmap_min_addr) */
 };
 
 #define ROUTER 0xffffffffu
@@ -543,6 +544,19 @@ static int probe_va52(void)
 	return (uint64_t)p >= (1ull << 48);
 }
 
+/* The effective mmap_min_addr: where a one-page map hinted at the first page lands
+ * (round_hint_to_min raises a lower hint to it; CONFIG_LSM_MMAP_MIN_ADDR can put it above
+ * the sysctl). */
+static int64_t probe_min_addr(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *p = mmap((void *)page, (size_t)page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	munmap(p, (size_t)page);
+	return (int64_t)(uintptr_t)p;
+}
+
 static int router(void)
 {
 	mkdir("/proc", 0755);
@@ -742,7 +756,10 @@ static int router(void)
 			exec_stop(extra, nx, r.a[0] ? (unsigned long)r.a[0] : ADDR_NO_RANDOMIZE);
 			break;
 		case R_PROBE:
-			reply(probe_va52(), 0, NULL, 0);
+			if (r.a[0] == 1)
+				reply(probe_min_addr(), 0, NULL, 0);
+			else
+				reply(probe_va52(), 0, NULL, 0);
 			break;
 		case R_POWEROFF:
 			reply(0, 0, NULL, 0);
