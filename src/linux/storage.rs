@@ -145,6 +145,21 @@ impl ProcessStorage {
         }
     }
 
+    /// Returns the host memory that holds the simulated RAM (its first byte is physical
+    /// address [`RAM_BASE`]) as a pointer and a length, for an emulator that maps the same
+    /// bytes as its guest's physical memory (Unicorn's `mem_map_ptr`), so that the guest's
+    /// loads and stores and pagesim's page tables and page copies meet in one place.
+    /// `None` with [`DataMode::None`], whose RAM holds no data.
+    ///
+    /// The pointer stays valid while the storage lives and is not moved out of; the
+    /// simulation reads and writes the bytes only inside its own calls.
+    pub fn ram_host_range(&mut self) -> Option<(*mut u8, usize)> {
+        match self.data {
+            DataMode::Stored => Some((self.ram.as_mut_ptr(), self.ram.len())),
+            DataMode::None => None,
+        }
+    }
+
     /// Returns the host files the processes built from this storage open (to add
     /// [`HostFiles::alias`]es before building).
     pub fn files_mut(&mut self) -> &mut HostFiles {

@@ -1,0 +1,119 @@
+//! `pagesim-emu run` on real arm64 programs, built here with `aarch64-linux-gnu-gcc`
+//! (static, and as dynamic PIEs against the `libc6-arm64-cross` sysroot).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Builds `tests/programs/NAME.c` with `flags` into the target directory.
+fn build(name: &str, kind: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}-{kind}"));
+    let st = Command::new("aarch64-linux-gnu-gcc")
+        .args(flags)
+        .arg("-O1")
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("aarch64-linux-gnu-gcc (Debian package gcc-aarch64-linux-gnu)");
+    assert!(st.success(), "building {name} ({kind}) failed");
+    out
+}
+
+fn emu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pagesim-emu"))
+        .arg("run")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The notes' first program dies of SIGSEGV after its puts, as the shell reports it. On a
+/// terminal (the notes') stdout is line-buffered and the line shows; into a pipe it is
+/// fully buffered and the line dies with the process, as with the real kernel.
+fn check_segv(exe: &Path) {
+    let o = emu(&["--tty", exe.to_str().unwrap()]);
+    assert_eq!(
+        text(&o.stdout),
+        "before invalid access\n",
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).ends_with("Segmentation fault (core dumped)\n"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(139));
+    let o = emu(&[exe.to_str().unwrap()]);
+    assert_eq!(text(&o.stdout), "", "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).ends_with("Segmentation fault (core dumped)\n"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(139));
+}
+
+#[test]
+fn seed_null_store_static() {
+    check_segv(&build("segv", "static", &["-static"]));
+}
+
+#[test]
+fn seed_null_store_dynamic_pie() {
+    check_segv(&build("segv", "pie", &["-pie", "-fPIE"]));
+}
+
+/// The maps lines of a section of the program's output (between two headers).
+fn section<'a>(out: &'a str, header: &str) -> Vec<&'a str> {
+    out.split_once(header)
+        .map(|(_, rest)| {
+            rest.lines()
+                .skip(1)
+                .take_while(|l| !l.is_empty() && !l.starts_with("***"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_maps_self(exe: &Path) {
+    let o = emu(&[exe.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    let before = section(&out, "*** memory map before memory allocation ***");
+    let after = section(&out, "*** memory map after memory allocation ***");
+    let unmapped = section(&out, "*** memory map after munmap ***");
+    assert!(
+        before.iter().any(|l| l.ends_with(exe.to_str().unwrap())),
+        "{out}"
+    );
+    assert!(before.iter().any(|l| l.ends_with("[stack]")), "{out}");
+    // One more line: the 100 MiB mapping, at the address the program printed.
+    let addr = out
+        .split_once("address = 0x")
+        .and_then(|(_, r)| r.split(';').next())
+        .and_then(|a| u64::from_str_radix(a, 16).ok())
+        .expect("the program prints the address");
+    let line = format!("{addr:x}-{:x} rw-p 00000000 00:00 0", addr + 0x640_0000);
+    let added: Vec<&&str> = after.iter().filter(|l| !before.contains(l)).collect();
+    assert_eq!(added.len(), 1, "{out}");
+    assert!(added[0].starts_with(&line), "{} vs {line}", added[0]);
+    assert_eq!(unmapped, before, "munmap gives back the first map");
+}
+
+#[test]
+fn maps_self_static() {
+    check_maps_self(&build("maps_self", "static", &["-static"]));
+}
+
+#[test]
+fn maps_self_dynamic_pie() {
+    check_maps_self(&build("maps_self", "pie", &["-pie", "-fPIE"]));
+}
