@@ -18,6 +18,8 @@ mod arm64;
 mod compare;
 #[path = "kernel/driver.rs"]
 mod driver;
+#[path = "kernel/emu_outputs.rs"]
+mod emu_outputs;
 #[path = "kernel/exec.rs"]
 mod exec;
 #[path = "kernel/executor.rs"]
@@ -1016,6 +1018,96 @@ fn guest_exec_stops(
     )
 }
 
+/// Where pagesim-emu's test programs go in the guests.
+const EMU_PROGRAMS: &str = "emu-progs";
+
+/// Builds emu/tests/programs for arm64 into `dir`: (name, host file) of each.
+fn build_emu_programs(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>, String> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("emu/tests/programs");
+    let mut out = vec![];
+    for prog in emu_outputs::PROGRAMS {
+        for (kind, flags) in emu_outputs::KINDS {
+            let name = format!("{prog}-{kind}");
+            let exe = dir.join(format!("emu-{name}"));
+            let st = std::process::Command::new("aarch64-linux-gnu-gcc")
+                .args(*flags)
+                .arg("-O1")
+                .arg("-o")
+                .arg(&exe)
+                .arg(src.join(format!("{prog}.c")))
+                .status()
+                .map_err(|e| format!("aarch64-linux-gnu-gcc: {e}"))?;
+            if !st.success() {
+                return Err(format!("building {name} failed"));
+            }
+            out.push((name, exe));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs pagesim-emu's test programs in the guest and holds their output to
+/// emu/tests/expected/<kernel>/ (`PAGESIM_EMU_EXPECTED_WRITE=1` writes the files instead,
+/// for a new program or kernel); returns the runs made and the failures.
+fn emu_expected_outputs(
+    link: &arm64::Link,
+    kernel: &str,
+    programs: &[(String, std::path::PathBuf)],
+) -> (usize, Vec<String>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("emu/tests/expected")
+        .join(kernel);
+    let write = std::env::var_os("PAGESIM_EMU_EXPECTED_WRITE").is_some();
+    let mut failures = vec![];
+    for (name, _) in programs {
+        let path = format!("/{EMU_PROGRAMS}/{name}");
+        let mut req = Vec::new();
+        for s in [path.as_str(), path.as_str(), "--"]
+            .into_iter()
+            .chain(emu_outputs::ENVP.iter().copied())
+        {
+            req.extend_from_slice(s.as_bytes());
+            req.push(0);
+        }
+        let r = match link.router(arm64::op::RUN, &[], &req) {
+            Ok(r) if r.ret >= 0 => r,
+            Ok(r) => {
+                failures.push(format!("running {path}: errno {}", r.errno));
+                continue;
+            }
+            Err(e) => {
+                failures.push(format!("running {path}: {e}"));
+                continue;
+            }
+        };
+        let ws = r.ret as i32;
+        let status = if ws & 0x7f == 0 {
+            (ws >> 8) & 0xff
+        } else {
+            128 + (ws & 0x7f)
+        };
+        let got = emu_outputs::normalise(&String::from_utf8_lossy(&r.payload), &path, status);
+        let file = dir.join(format!("{name}.txt"));
+        if write {
+            let _ = std::fs::create_dir_all(&dir);
+            if let Err(e) = std::fs::write(&file, &got) {
+                failures.push(format!("{}: {e}", file.display()));
+            }
+            continue;
+        }
+        match std::fs::read_to_string(&file) {
+            Ok(want) if want == got => {}
+            Ok(want) => failures.push(format!(
+                "{name} on the kernel differs from {}:\n{}",
+                file.display(),
+                compare::diff(&got, &want)
+            )),
+            Err(e) => failures.push(format!("{}: {e}", file.display())),
+        }
+    }
+    (programs.len(), failures)
+}
+
 /// Boots each arm64 kernel and runs the suite in it. Without the tools or kernels the
 /// part is skipped with the reason, unless `PAGESIM_ARM64_REQUIRED` is set (CI), where
 /// that is a failure.
@@ -1058,6 +1150,23 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
             exec::ARM64_LOADER.into(),
         ));
     }
+    // pagesim-emu's test programs (emu/tests/programs), whose outputs on these kernels
+    // emu/tests/expected holds; with them the C library their dynamic builds load.
+    let emu_programs = match build_emu_programs(host_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAILED: pagesim-emu's test programs: {e}");
+            t.failed += 1;
+            vec![]
+        }
+    };
+    for (name, host) in &emu_programs {
+        extra.push((format!("{EMU_PROGRAMS}/{name}"), host.clone()));
+    }
+    extra.push((
+        "lib/libc.so.6".into(),
+        "/usr/aarch64-linux-gnu/lib/libc.so.6".into(),
+    ));
     for dir in kernels {
         let name = dir
             .file_name()
@@ -1088,7 +1197,10 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
                 continue;
             }
         };
-        let (exec_runs, exec_failures) = guest_exec_stops(&link, params, &extra);
+        let (mut exec_runs, mut exec_failures) = guest_exec_stops(&link, params, &extra);
+        let (runs, failures) = emu_expected_outputs(&link, &name, &emu_programs);
+        exec_runs += runs;
+        exec_failures.extend(failures);
         t.passed += exec_runs - exec_failures.len();
         t.failed += exec_failures.len();
         for f in &exec_failures {

@@ -507,17 +507,11 @@ impl Kernel {
         }
     }
 
-    /// Maps a guest path to the host: the sysroot's copy (the program's own path as given).
+    /// Maps a guest path to the host: the sysroot's copy. The host's own files stay out of
+    /// sight (its /etc/ld.so.cache, say, describes another machine's libraries).
     fn host_path(&self, path: &str) -> Option<PathBuf> {
-        if !path.starts_with('/') {
-            return Some(PathBuf::from(path));
-        }
         let in_root = self.sysroot.join(path.trim_start_matches('/'));
-        if in_root.exists() {
-            return Some(in_root);
-        }
-        let direct = PathBuf::from(path);
-        direct.exists().then_some(direct)
+        in_root.exists().then_some(in_root)
     }
 
     /// Renders a /proc file of the model, if `path` names one.

@@ -9,7 +9,10 @@ fn build(name: &str, kind: &str, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{name}.c"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{name}-{kind}"));
+    // A file of its own per build: the tests run at once and build the same programs.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = dir.join(format!("{name}-{kind}-{}-{n}", std::process::id()));
     let st = Command::new("aarch64-linux-gnu-gcc")
         .args(flags)
         .arg("-O1")
@@ -116,4 +119,58 @@ fn maps_self_static() {
 #[test]
 fn maps_self_dynamic_pie() {
     check_maps_self(&build("maps_self", "pie", &["-pie", "-fPIE"]));
+}
+
+#[path = "../../tests/kernel/emu_outputs.rs"]
+#[allow(dead_code)]
+mod emu_outputs;
+
+/// Runs each test program as the kernel harness ran it on a real arm64 kernel (output into
+/// a pipe, the same environment, ASLR off) and holds its output and status to the
+/// kernel's, kept in `tests/expected/<kernel>/` (machine-specific device, inode and program
+/// path made neutral on both sides).
+fn check_expected(kernel: &str, flags: &[&str]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expected")
+        .join(kernel);
+    let mut failures = vec![];
+    for prog in emu_outputs::PROGRAMS {
+        for (kind, build_flags) in emu_outputs::KINDS {
+            let exe = build(prog, kind, build_flags);
+            let exe = exe.to_str().unwrap();
+            let mut args = flags.to_vec();
+            args.push(exe);
+            let o = emu(&args);
+            let got = emu_outputs::normalise(&text(&o.stdout), exe, o.status.code().unwrap_or(-1));
+            let file = dir.join(format!("{prog}-{kind}.txt"));
+            let want = std::fs::read_to_string(&file).unwrap();
+            if got != want {
+                failures.push(format!("{prog}-{kind} on {kernel}:\n{}", diff(&want, &got)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The lines that differ, kernel first.
+fn diff(want: &str, got: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    let mut out = String::new();
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (a.get(i).unwrap_or(&"<none>"), b.get(i).unwrap_or(&"<none>"));
+        if x != y {
+            out.push_str(&format!("  kernel : {x:?}\n  emu    : {y:?}\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn outputs_match_arm64_6_12() {
+    check_expected("6.12", &["--kernel", "6.12"]);
+}
+
+#[test]
+fn outputs_match_arm64_6_1() {
+    check_expected("6.1", &["--kernel", "6.1"]);
 }

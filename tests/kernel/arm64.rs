@@ -25,6 +25,7 @@ pub mod op {
     pub const EXEC_STOP: u32 = 105;
     pub const POWEROFF: u32 = 106;
     pub const PROBE: u32 = 107;
+    pub const RUN: u32 = 108;
 }
 
 /// The router's own channel.
