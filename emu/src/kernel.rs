@@ -101,6 +101,8 @@ struct FileStat {
     ino: u64,
     mode: u32,
     size: u64,
+    /// `st_blksize`: the C library sizes its stdio buffers by it.
+    blksize: u32,
 }
 
 /// The simulated kernel of one process.
@@ -551,12 +553,14 @@ impl Kernel {
                     ino: 1,
                     mode: 0o100444,
                     size: 0,
+                    blksize: 1024,
                 },
                 mappable: None,
             }))
         } else {
             let host = self.host_path(&path).ok_or(E::ENOENT)?;
             let meta = std::fs::metadata(&host).map_err(|_| E::ENOENT)?;
+            let page = self.params.page_size();
             if meta.is_dir() {
                 return Err(E::EISDIR);
             }
@@ -572,6 +576,7 @@ impl Kernel {
                     ino: meta.ino(),
                     mode: meta.mode(),
                     size: meta.len(),
+                    blksize: page as u32,
                 },
                 mappable,
             }))
@@ -588,12 +593,23 @@ impl Kernel {
     }
 
     fn fstat_of(&mut self, fd: u64) -> Result<FileStat, E> {
+        let page = self.params.page_size() as u32;
+        let ttys = self.ttys;
         Ok(match self.fd_mut(fd)? {
-            Fd::Host(_) => FileStat {
+            // A terminal (devpts), else a pipe (pipefs: blocks of a page).
+            Fd::Host(h) if ttys.get(*h as usize).copied().unwrap_or(false) => FileStat {
                 dev: 0x16,
                 ino: 3,
                 mode: 0o20620,
                 size: 0,
+                blksize: 1024,
+            },
+            Fd::Host(_) => FileStat {
+                dev: 0xe,
+                ino: 4,
+                mode: 0o10600,
+                size: 0,
+                blksize: page,
             },
             Fd::File(f) => f.stat,
         })
@@ -608,6 +624,7 @@ impl Kernel {
         }
         let host = self.host_path(&path).ok_or(E::ENOENT)?;
         let meta = std::fs::metadata(host).map_err(|_| E::ENOENT)?;
+        let blksize = self.params.page_size() as u32;
         self.put_stat(
             st,
             FileStat {
@@ -615,6 +632,7 @@ impl Kernel {
                 ino: meta.ino(),
                 mode: meta.mode(),
                 size: meta.len(),
+                blksize,
             },
         )
     }
@@ -627,7 +645,7 @@ impl Kernel {
         b[16..20].copy_from_slice(&s.mode.to_le_bytes());
         b[20..24].copy_from_slice(&1u32.to_le_bytes());
         b[48..56].copy_from_slice(&s.size.to_le_bytes());
-        b[56..60].copy_from_slice(&4096u32.to_le_bytes());
+        b[56..60].copy_from_slice(&s.blksize.to_le_bytes());
         b[64..72].copy_from_slice(&s.size.div_ceil(512).to_le_bytes());
         self.copy_to_user(va, &b)?;
         Ok(0)

@@ -174,3 +174,8 @@ fn outputs_match_arm64_6_12() {
 fn outputs_match_arm64_6_1() {
     check_expected("6.1", &["--kernel", "6.1"]);
 }
+
+#[test]
+fn outputs_match_arm64_6_12_16k() {
+    check_expected("6.12-16k", &["--kernel", "6.12", "--page-size", "16k"]);
+}
