@@ -1018,6 +1018,18 @@ fn guest_exec_stops(
     )
 }
 
+/// Builds (or finds) pagesim-emu's sysroot with emu/sysroot.sh; returns its directory.
+fn emu_sysroot() -> Result<std::path::PathBuf, String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("emu/sysroot.sh");
+    let out = std::process::Command::new(&script)
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().into())
+}
+
 /// Where pagesim-emu's test programs go in the guests.
 const EMU_PROGRAMS: &str = "emu-progs";
 
@@ -1167,6 +1179,18 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         "lib/libc.so.6".into(),
         "/usr/aarch64-linux-gnu/lib/libc.so.6".into(),
     ));
+    // The shell and cat that the seed program's system() runs: Debian's arm64 dash and
+    // coreutils, from the sysroot emu/sysroot.sh builds (pagesim-emu runs the same ones).
+    match emu_sysroot() {
+        Ok(root) => {
+            extra.push(("bin/sh".into(), root.join("bin/dash")));
+            extra.push(("bin/cat".into(), root.join("bin/cat")));
+        }
+        Err(e) => {
+            println!("FAILED: the arm64 sysroot for the shell and cat: {e}");
+            t.failed += 1;
+        }
+    }
     for dir in kernels {
         let name = dir
             .file_name()

@@ -78,6 +78,7 @@ pub struct Stats {
 }
 
 /// An open file descriptor.
+#[derive(Clone)]
 enum Fd {
     /// The host's standard input, output or error.
     Host(i32),
@@ -87,6 +88,7 @@ enum Fd {
 }
 
 /// A file opened for reading.
+#[derive(Clone)]
 struct OpenFd {
     data: Vec<u8>,
     pos: u64,
@@ -103,6 +105,66 @@ struct FileStat {
     size: u64,
     /// `st_blksize`: the C library sizes its stdio buffers by it.
     blksize: u32,
+}
+
+/// A process the kernel runs (besides the one on the CPU, whose state is in [`Kernel`]).
+struct Task {
+    pid: u32,
+    ppid: u32,
+    state: TaskState,
+    /// Its file descriptors while it is off the CPU.
+    fds: Vec<Option<Fd>>,
+}
+
+/// Where a process stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskState {
+    /// Can run (its registers are saved).
+    Ready,
+    /// On the CPU.
+    Running,
+    /// In `wait4` for `pid` (-1: any child), the status to go to `status_va`.
+    Waiting { pid: i64, status_va: u64 },
+    /// A vfork parent, until the child execs or exits.
+    VforkParent { child: u32 },
+    /// Exited with this wait status, not yet reaped.
+    Zombie(i32),
+}
+
+/// What the machine must do with the CPU after a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Save the running process's registers (its x0 set to `ret`), put `to` on the CPU:
+    /// with its saved registers, or for a new child its parent's (`from`) with x0 = 0 and,
+    /// if `sp` is not 0, that stack.
+    To {
+        /// The process leaving the CPU (still alive).
+        from: u32,
+        /// The process to run.
+        to: u32,
+        /// For a new child: the stack it starts on (0: its parent's).
+        child_sp: Option<u64>,
+        /// The value the leaving process's x0 gets.
+        ret: u64,
+    },
+    /// The running process ended; put `to` on the CPU with x0 = `x0` (a wait4 answered),
+    /// or, with `None`, as it was saved.
+    Exited {
+        /// The process to run.
+        to: u32,
+        /// Its x0.
+        x0: Option<u64>,
+    },
+    /// The running process exec'd a new image: start it at `pc` with `sp`; with `then`
+    /// (child, parent), save it so and run its vfork parent, which the exec released.
+    Exec {
+        /// Entry.
+        pc: u64,
+        /// Initial stack pointer.
+        sp: u64,
+        /// The exec'ing vfork child and the parent to run now.
+        then: Option<(u32, u32)>,
+    },
 }
 
 /// The simulated kernel of one process.
@@ -128,6 +190,16 @@ pub struct Kernel {
     pub ttys: [bool; 3],
     fds: Vec<Option<Fd>>,
     random: u64,
+    /// Every process; the running one is `running`.
+    tasks: Vec<Task>,
+    /// The pid on the CPU.
+    pub running: u32,
+    /// The first process: its end is the program's.
+    pub first: u32,
+    /// Set by a system call that takes the CPU from the running process.
+    pub switch: Option<Switch>,
+    /// The saved registers of the processes off the CPU.
+    pub contexts: std::collections::HashMap<u32, unicorn_engine::Context>,
 }
 
 /// The system-call numbers of arm64 Linux (asm-generic) that the layer serves.
@@ -171,12 +243,16 @@ mod nr {
     pub const PRLIMIT64: u64 = 261;
     pub const GETRANDOM: u64 = 278;
     pub const RSEQ: u64 = 293;
+    pub const CLONE: u64 = 220;
+    pub const EXECVE: u64 = 221;
+    pub const WAIT4: u64 = 260;
+    pub const CLONE3: u64 = 435;
+    pub const DUP3: u64 = 24;
+    pub const FCNTL: u64 = 25;
 }
 
 /// `AT_FDCWD`.
 const AT_FDCWD: i64 = -100;
-/// The pid the program gets.
-pub const PID: u32 = 1000;
 
 impl Kernel {
     /// Wraps a process that exec'd its program.
@@ -193,6 +269,16 @@ impl Kernel {
             ttys: [false; 3],
             fds: vec![Some(Fd::Host(0)), Some(Fd::Host(1)), Some(Fd::Host(2))],
             random: 0x9e37_79b9_7f4a_7c15,
+            tasks: vec![Task {
+                pid: 1,
+                ppid: 0,
+                state: TaskState::Running,
+                fds: vec![],
+            }],
+            running: 1,
+            first: 1,
+            switch: None,
+            contexts: std::collections::HashMap::new(),
         }
     }
 
@@ -338,16 +424,33 @@ impl Kernel {
             }
             nr::IOCTL => self.ioctl(a[0], a[1], a[2]),
             nr::EXIT | nr::EXIT_GROUP => {
-                self.exit = Some(Exit::Code(a[0] as i32));
+                self.end(Exit::Code(a[0] as i32));
                 Ok(0)
             }
-            nr::SET_TID_ADDRESS | nr::GETPID | nr::GETTID => Ok(PID as i64),
-            nr::GETPPID => Ok(1),
+            nr::SET_TID_ADDRESS | nr::GETPID | nr::GETTID => Ok(self.running as i64),
+            nr::GETPPID => Ok(self.task(self.running).map_or(0, |t| t.ppid) as i64),
+            nr::CLONE => self.clone_(a[0], a[1]),
+            nr::CLONE3 => Err(E::ENOSYS),
+            nr::EXECVE => self.execve(a[0], a[1], a[2]),
+            nr::WAIT4 => self.wait4(a[0] as i64, a[1], a[2]),
+            nr::FCNTL => Ok(0),
+            nr::DUP3 => {
+                let f = self.fd_mut(a[0])?.clone();
+                let n = a[1] as usize;
+                if n >= 1024 {
+                    return Err(E::EBADF);
+                }
+                if self.fds.len() <= n {
+                    self.fds.resize_with(n + 1, || None);
+                }
+                self.fds[n] = Some(f);
+                Ok(n as i64)
+            }
             nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ok(0),
             nr::SET_ROBUST_LIST | nr::RT_SIGACTION | nr::RT_SIGPROCMASK | nr::FUTEX => Ok(0),
             nr::RSEQ => Err(E::ENOSYS),
             nr::TGKILL => {
-                self.exit = Some(Exit::Signal(a[2] as i32));
+                self.end(Exit::Signal(a[2] as i32));
                 Ok(0)
             }
             nr::CLOCK_GETTIME => {
@@ -516,14 +619,29 @@ impl Kernel {
         in_root.exists().then_some(in_root)
     }
 
-    /// Renders a /proc file of the model, if `path` names one.
+    /// Renders a /proc file of the model, if `path` names one (`self` or a live pid).
     fn proc_file(&mut self, path: &str) -> Option<Result<Vec<u8>, E>> {
         let rest = path.strip_prefix("/proc/")?;
         let (who, file) = rest.split_once('/')?;
-        if who != "self" && who.parse::<u32>().ok() != Some(PID) {
+        let pid = match who {
+            "self" => self.running,
+            n => match n.parse::<u32>() {
+                Ok(p)
+                    if self
+                        .task(p)
+                        .is_some_and(|t| !matches!(t.state, TaskState::Zombie(_))) =>
+                {
+                    p
+                }
+                _ => return Some(Err(E::ENOENT)),
+            },
+        };
+        // The process's address space is on the CPU while it renders.
+        let back = self.running;
+        if pid != back && self.sys.switch(pid).is_err() {
             return Some(Err(E::ENOENT));
         }
-        Some(match file {
+        let r = match file {
             "maps" => Ok(self.process().maps_string().into_bytes()),
             "smaps" => self
                 .process()
@@ -531,7 +649,11 @@ impl Kernel {
                 .map(String::into_bytes)
                 .map_err(|_| E::EIO),
             _ => Err(E::ENOENT),
-        })
+        };
+        if pid != back {
+            let _ = self.sys.switch(back);
+        }
+        Some(r)
     }
 
     fn openat(&mut self, dirfd: i64, path_va: u64, flags: u64) -> Result<i64, E> {
@@ -728,4 +850,341 @@ impl Kernel {
             frames.total_frames(),
         )
     }
+}
+
+/// `clone` flags the layer looks at.
+const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
+
+impl Kernel {
+    fn task(&self, pid: u32) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.pid == pid)
+    }
+
+    fn task_mut(&mut self, pid: u32) -> Option<&mut Task> {
+        self.tasks.iter_mut().find(|t| t.pid == pid)
+    }
+
+    /// Puts `to` on the CPU in the model: its address space current, its descriptors in
+    /// place; the process leaving keeps its own.
+    fn put_on_cpu(&mut self, to: u32) {
+        let from = self.running;
+        if from == to {
+            return;
+        }
+        let fds = std::mem::take(&mut self.fds);
+        if let Some(t) = self.task_mut(from) {
+            t.fds = fds;
+            if t.state == TaskState::Running {
+                t.state = TaskState::Ready;
+            }
+        }
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.pid == to) {
+            self.fds = std::mem::take(&mut t.fds);
+            t.state = TaskState::Running;
+        }
+        self.running = to;
+        let _ = self.sys.switch(to);
+        self.flush = true;
+    }
+
+    /// A process to run next other than `not`: a ready child of the running process first.
+    fn pick_ready(&self, not: u32) -> Option<u32> {
+        let ready = |t: &&Task| t.pid != not && t.state == TaskState::Ready;
+        self.tasks
+            .iter()
+            .filter(ready)
+            .find(|t| t.ppid == self.running)
+            .or_else(|| self.tasks.iter().find(ready))
+            .map(|t| t.pid)
+    }
+
+    /// Ends the running process: the program's end if it is the first, else it becomes a
+    /// zombie and its parent (if it waits for it, or vforked it) or another process runs.
+    pub fn end(&mut self, e: Exit) {
+        let pid = self.running;
+        if pid == self.first {
+            self.exit.get_or_insert(e);
+            return;
+        }
+        let status = match e {
+            Exit::Code(c) => (c & 0xff) << 8,
+            Exit::Signal(s) => s & 0x7f,
+        };
+        let ppid = self.task(pid).map_or(self.first, |t| t.ppid);
+        // The address space goes (pagesim makes the parent current).
+        let _ = self.sys.exit();
+        self.fds.clear();
+        if let Some(t) = self.task_mut(pid) {
+            t.state = TaskState::Zombie(status);
+        }
+        let parent = self.task(ppid).map(|t| t.state);
+        match parent {
+            Some(TaskState::VforkParent { child }) if child == pid => {
+                self.running = ppid;
+                self.task_mut(ppid).unwrap().state = TaskState::Ready;
+                self.resume(ppid, None);
+            }
+            Some(TaskState::Waiting { pid: w, status_va }) if w == -1 || w == pid as i64 => {
+                self.running = ppid;
+                self.task_mut(ppid).unwrap().state = TaskState::Ready;
+                self.reap(pid, status_va);
+                self.resume(ppid, Some(pid as u64));
+            }
+            _ => match self.pick_ready(pid) {
+                Some(next) => {
+                    self.running = next;
+                    self.resume(next, None);
+                }
+                None => {
+                    // Nothing can run: the program is stuck, as the kernel would leave it.
+                    self.exit.get_or_insert(Exit::Signal(9));
+                }
+            },
+        }
+    }
+
+    /// Puts `to` back on the CPU after the running process ended (`self.running` already
+    /// names `to`), with x0 = `x0` when given.
+    fn resume(&mut self, to: u32, x0: Option<u64>) {
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.pid == to) {
+            self.fds = std::mem::take(&mut t.fds);
+            t.state = TaskState::Running;
+        }
+        let _ = self.sys.switch(to);
+        self.flush = true;
+        self.switch = Some(Switch::Exited { to, x0 });
+    }
+
+    /// Reaps zombie `pid`: its status to `status_va` of the running process (0: nowhere).
+    fn reap(&mut self, pid: u32, status_va: u64) {
+        let status = match self.task(pid).map(|t| t.state) {
+            Some(TaskState::Zombie(s)) => s,
+            _ => return,
+        };
+        self.tasks.retain(|t| t.pid != pid);
+        if status_va != 0 {
+            let _ = self.copy_to_user(status_va, &status.to_le_bytes());
+        }
+    }
+
+    /// `clone`: `fork` without `CLONE_VM`, else a vfork child (the parent waits until it
+    /// execs or exits). The child runs first.
+    fn clone_(&mut self, flags: u64, newsp: u64) -> Result<i64, E> {
+        let parent = self.running;
+        let vm = flags & CLONE_VM != 0;
+        let child = if vm {
+            self.sys.vfork()
+        } else {
+            self.sys.fork()
+        }
+        .map_err(|_| E(11))?;
+        let fds = self.fds.clone();
+        self.tasks.push(Task {
+            pid: child,
+            ppid: parent,
+            state: TaskState::Ready,
+            fds,
+        });
+        if vm || flags & CLONE_VFORK != 0 {
+            self.task_mut(parent).unwrap().state = TaskState::VforkParent { child };
+        }
+        self.put_on_cpu(child);
+        self.switch = Some(Switch::To {
+            from: parent,
+            to: child,
+            child_sp: Some(newsp).filter(|&s| s != 0),
+            ret: child as u64,
+        });
+        Ok(child as i64)
+    }
+
+    /// Reads a NULL-terminated array of string pointers (argv, envp).
+    fn user_strings(&mut self, mut va: u64) -> Result<Vec<String>, E> {
+        let mut out = vec![];
+        if va == 0 {
+            return Ok(out);
+        }
+        loop {
+            let p = u64::from_le_bytes(self.copy_from_user(va, 8)?.try_into().unwrap());
+            if p == 0 || out.len() >= 4096 {
+                return Ok(out);
+            }
+            out.push(self.user_string(p)?);
+            va += 8;
+        }
+    }
+
+    /// `execve`: a program of the sysroot replaces the running process's image.
+    fn execve(&mut self, path_va: u64, argv_va: u64, envp_va: u64) -> Result<i64, E> {
+        let path = self.user_string(path_va)?;
+        let argv = self.user_strings(argv_va)?;
+        let envp = self.user_strings(envp_va)?;
+        let host = self.host_path(&path).ok_or(E::ENOENT)?;
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let envp: Vec<&str> = envp.iter().map(String::as_str).collect();
+        let info = match self.exec_image(&path, &host, &argv, &envp) {
+            Ok(i) => i,
+            Err(ExecFailure::Errno(e)) => return Err(e),
+            Err(ExecFailure::Killed(_)) => {
+                self.end(Exit::Signal(9));
+                return Ok(0);
+            }
+        };
+        // The exec releases a vfork parent, which runs first (until it waits), as the
+        // kernel's wakeup of it lets it run on another CPU while the child starts.
+        let me = self.running;
+        let parent = self
+            .tasks
+            .iter()
+            .find(|t| t.state == TaskState::VforkParent { child: me })
+            .map(|t| t.pid);
+        if let Some(p) = parent {
+            self.task_mut(p).unwrap().state = TaskState::Ready;
+            self.put_on_cpu(p);
+        }
+        self.flush = true;
+        self.switch = Some(Switch::Exec {
+            pc: info.pc,
+            sp: info.sp,
+            then: parent.map(|p| (me, p)),
+        });
+        Ok(0)
+    }
+
+    /// `wait4`: reaps a zombie child, or blocks until one ends.
+    fn wait4(&mut self, pid: i64, status_va: u64, options: u64) -> Result<i64, E> {
+        const WNOHANG: u64 = 1;
+        let me = self.running;
+        let mine = |t: &&Task| t.ppid == me && (pid == -1 || t.pid as i64 == pid);
+        if !self.tasks.iter().any(|t| mine(&t)) {
+            return Err(E(10)); // ECHILD
+        }
+        if let Some(z) = self
+            .tasks
+            .iter()
+            .filter(mine)
+            .find(|t| matches!(t.state, TaskState::Zombie(_)))
+            .map(|t| t.pid)
+        {
+            self.reap(z, status_va);
+            return Ok(z as i64);
+        }
+        if options & WNOHANG != 0 {
+            return Ok(0);
+        }
+        let Some(next) = self.pick_ready(me) else {
+            return Err(E(10));
+        };
+        self.task_mut(me).unwrap().state = TaskState::Waiting { pid, status_va };
+        self.put_on_cpu(next);
+        if let Some(t) = self.task_mut(me) {
+            t.state = TaskState::Waiting { pid, status_va };
+        }
+        self.switch = Some(Switch::To {
+            from: me,
+            to: next,
+            child_sp: None,
+            ret: 0,
+        });
+        Ok(0)
+    }
+
+    /// Loads a program (shown at `path`, its bytes from `host`) into the running process,
+    /// with its interpreter from the sysroot, and hides the vDSO from it.
+    ///
+    /// # Errors
+    /// The errno before the point of no return; [`ExecFailure::Killed`] after it.
+    pub fn exec_image(
+        &mut self,
+        path: &str,
+        host: &std::path::Path,
+        argv: &[&str],
+        envp: &[&str],
+    ) -> Result<pagesim::linux::exec::ExecInfo, ExecFailure> {
+        use pagesim::linux::exec::{
+            elf, AuxValues, ExecArgs, ExecError, ExecFile, ADDR_NO_RANDOMIZE,
+        };
+        let exe_bytes = std::fs::read(host).map_err(|_| ExecFailure::Errno(E::ENOENT))?;
+        let parsed =
+            elf::Elf::parse(&exe_bytes, elf::EM_AARCH64).map_err(|_| ExecFailure::Errno(E(8)))?; // ENOEXEC
+        let interp_path = parsed.interp().ok().flatten().map(String::from);
+        let interp_bytes = match &interp_path {
+            Some(ip) => Some(
+                std::fs::read(self.sysroot.join(ip.trim_start_matches('/')))
+                    .map_err(|_| ExecFailure::Errno(E::ENOENT))?,
+            ),
+            None => None,
+        };
+        let arch = self.params.arch;
+        let p = self.process();
+        let exe = ExecFile {
+            file: p.open(path).map_err(|e| ExecFailure::Errno(e.into()))?,
+            bytes: &exe_bytes,
+        };
+        let interp = match (&interp_path, &interp_bytes) {
+            (Some(ip), Some(b)) => Some(ExecFile {
+                file: p.open(ip).map_err(|e| ExecFailure::Errno(e.into()))?,
+                bytes: b,
+            }),
+            _ => None,
+        };
+        let args = ExecArgs {
+            filename: path,
+            argv,
+            envp,
+            rlimit_stack: 8 << 20,
+            personality: ADDR_NO_RANDOMIZE,
+            random: [0x5a; 16],
+            aux: AuxValues::observed(arch),
+        };
+        let info = self
+            .sys
+            .exec(&exe, interp.as_ref(), &args)
+            .map_err(|e| match e {
+                ExecError::Refused(e) => ExecFailure::Errno(e.into()),
+                other => ExecFailure::Killed(format!("{other:?}")),
+            })?;
+        self.hide_vdso(info.sp).map_err(ExecFailure::Killed)?;
+        Ok(info)
+    }
+
+    /// Hides the vDSO from the program (`AT_SYSINFO_EHDR` → `AT_IGNORE`): its pages hold no
+    /// code in the model, so the C library must make real system calls.
+    fn hide_vdso(&mut self, sp: u64) -> Result<(), String> {
+        const AT_SYSINFO_EHDR: u64 = 33;
+        const AT_IGNORE: u64 = 1;
+        let word = |k: &mut Kernel, a: u64| -> Result<u64, String> {
+            let b = k
+                .copy_from_user(a, 8)
+                .map_err(|e| format!("the initial stack at {a:#x}: {e}"))?;
+            Ok(u64::from_le_bytes(b.try_into().unwrap()))
+        };
+        let argc = word(self, sp)?;
+        let mut a = sp + 8 * (argc + 2);
+        while word(self, a)? != 0 {
+            a += 8;
+        }
+        a += 8;
+        loop {
+            let t = word(self, a)?;
+            if t == 0 {
+                return Ok(());
+            }
+            if t == AT_SYSINFO_EHDR {
+                self.copy_to_user(a, &AT_IGNORE.to_le_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
+            a += 16;
+        }
+    }
+}
+
+/// Why an exec failed.
+#[derive(Debug)]
+pub enum ExecFailure {
+    /// Refused before the point of no return: the call returns this errno.
+    Errno(E),
+    /// Failed after it: the process is killed.
+    Killed(String),
 }

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use pagesim::arch::AccessKind;
-use pagesim::linux::exec::{elf, AuxValues, ExecArgs, ExecFile, ExecInfo, ADDR_NO_RANDOMIZE};
 use pagesim::linux::mm::vma::DevId;
 use pagesim::linux::mm::{ImportHints, KernelVersion, LayoutParams};
 use pagesim::linux::storage::{ProcessStorage, Start, RAM_BASE};
@@ -13,7 +12,7 @@ use unicorn_engine::{
     Unicorn,
 };
 
-use crate::kernel::{Exit, Kernel};
+use crate::kernel::{Exit, Kernel, Switch};
 use crate::ram::Ram;
 
 /// What `pagesim-emu run` was asked for.
@@ -60,9 +59,9 @@ impl Default for Options {
 /// The environment the program starts with.
 const ENVP: &[&str] = &["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "LANG=C"];
 
-/// `AT_SYSINFO_EHDR` and `AT_IGNORE` (auxv types).
-const AT_SYSINFO_EHDR: u64 = 33;
-const AT_IGNORE: u64 = 1;
+/// Processes the program may have at once besides itself (`system()` needs two: the shell
+/// and its command).
+const MAX_PROCESSES: usize = 6;
 
 /// Gives every regular file under `sysroot` its guest path (the path below the sysroot)
 /// in the storage's file store, with the host's device and inode, so that maps shows the
@@ -98,77 +97,57 @@ fn sysroot_aliases(storage: &mut ProcessStorage, sysroot: &Path) {
     }
 }
 
-/// Execs `program` (a host path, shown as given) in pagesim, with its interpreter from the
-/// sysroot; returns where it starts.
-fn exec(k: &mut Kernel, program: &str, argv: &[&str], sysroot: &Path) -> Result<ExecInfo, String> {
-    let exe_bytes = std::fs::read(program).map_err(|e| format!("{program}: {e}"))?;
-    let interp_path = elf::Elf::parse(&exe_bytes, elf::EM_AARCH64)
-        .map_err(|e| format!("{program}: not an arm64 ELF program ({e:?})"))?
-        .interp()
-        .ok()
-        .flatten()
-        .map(String::from);
-    let interp_bytes = match &interp_path {
-        Some(ip) => {
-            let host = sysroot.join(ip.trim_start_matches('/'));
-            Some(std::fs::read(&host).map_err(|e| format!("{}: {e}", host.display()))?)
+/// Puts another process on the CPU, or a new image in the running one.
+fn switch(uc: &mut Unicorn<'_, Kernel>, sw: Switch) -> Result<(), unicorn_engine::uc_error> {
+    match sw {
+        Switch::To {
+            from, to, child_sp, ..
+        } => {
+            if let Some(c) = uc.get_data_mut().contexts.remove(&to) {
+                uc.context_restore(&c)?;
+            } else {
+                // A new child: its parent's registers, x0 = 0, its own stack if given.
+                let k = uc.get_data_mut();
+                let c = k.contexts.remove(&from);
+                if let Some(c) = c {
+                    uc.context_restore(&c)?;
+                    uc.get_data_mut().contexts.insert(from, c);
+                }
+                uc.reg_write(RegisterARM64::X0, 0)?;
+                if let Some(sp) = child_sp {
+                    uc.reg_write(RegisterARM64::SP, sp)?;
+                }
+            }
         }
-        None => None,
-    };
-    let arch = k.params.arch;
-    let p = k.process();
-    let exe = ExecFile {
-        file: p.open(program).map_err(|e| format!("{program}: {e}"))?,
-        bytes: &exe_bytes,
-    };
-    let interp = match (&interp_path, &interp_bytes) {
-        (Some(ip), Some(b)) => Some(ExecFile {
-            file: p
-                .open(ip)
-                .map_err(|e| format!("{ip} (in the sysroot): {e}"))?,
-            bytes: b,
-        }),
-        _ => None,
-    };
-    let args = ExecArgs {
-        filename: program,
-        argv,
-        envp: ENVP,
-        rlimit_stack: 8 << 20,
-        personality: ADDR_NO_RANDOMIZE,
-        random: [0x5a; 16],
-        aux: AuxValues::observed(arch),
-    };
-    p.exec(&exe, interp.as_ref(), &args)
-        .map_err(|e| format!("exec {program}: {e}"))
-}
-
-/// Hides the vDSO from the program (`AT_SYSINFO_EHDR` → `AT_IGNORE`): its pages hold no
-/// code in the model, so the C library must make real system calls.
-fn hide_vdso(k: &mut Kernel, sp: u64) -> Result<(), String> {
-    let word = |k: &mut Kernel, a: u64| -> Result<u64, String> {
-        let b = k
-            .copy_from_user(a, 8)
-            .map_err(|e| format!("the initial stack at {a:#x}: {e}"))?;
-        Ok(u64::from_le_bytes(b.try_into().unwrap()))
-    };
-    let argc = word(k, sp)?;
-    let mut a = sp + 8 * (argc + 2);
-    while word(k, a)? != 0 {
-        a += 8;
+        Switch::Exited { to, x0 } => {
+            if let Some(c) = uc.get_data_mut().contexts.remove(&to) {
+                uc.context_restore(&c)?;
+            }
+            if let Some(v) = x0 {
+                uc.reg_write(RegisterARM64::X0, v)?;
+            }
+        }
+        Switch::Exec { pc, sp, then } => {
+            for r in 0..29 {
+                uc.reg_write(RegisterARM64::X0 as i32 + r, 0)?;
+            }
+            uc.reg_write(RegisterARM64::FP, 0)?;
+            uc.reg_write(RegisterARM64::LR, 0)?;
+            uc.reg_write(RegisterARM64::TPIDR_EL0, 0)?;
+            uc.reg_write(RegisterARM64::SP, sp)?;
+            uc.reg_write(RegisterARM64::PC, pc)?;
+            if let Some((child, parent)) = then {
+                let mut c = uc.context_alloc()?;
+                uc.context_save(&mut c)?;
+                let k = uc.get_data_mut();
+                k.contexts.insert(child, c);
+                if let Some(p) = k.contexts.remove(&parent) {
+                    uc.context_restore(&p)?;
+                }
+            }
+        }
     }
-    a += 8;
-    loop {
-        let t = word(k, a)?;
-        if t == 0 {
-            return Ok(());
-        }
-        if t == AT_SYSINFO_EHDR {
-            k.copy_to_user(a, &AT_IGNORE.to_le_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        a += 16;
-    }
+    uc.ctl_flush_tlb()
 }
 
 /// Runs `program` with `args` to its end; returns how it ended and, with `opts.stats`,
@@ -180,8 +159,9 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         opts.kernel != KernelVersion::V6_1,
     );
     // The storage lives as long as the run (the program's whole life in this process).
-    let storage: &'static mut ProcessStorage =
-        Box::leak(Box::new(ProcessStorage::new(&params, opts.phys_mem)));
+    let storage: &'static mut ProcessStorage = Box::leak(Box::new(
+        ProcessStorage::new(&params, opts.phys_mem).with_processes(MAX_PROCESSES),
+    ));
     sysroot_aliases(storage, &opts.sysroot);
     let (ptr, len) = storage.ram_host_range().ok_or("the RAM holds no data")?;
     // SAFETY: the storage is leaked, so the range stays valid; pagesim reaches the bytes
@@ -193,8 +173,9 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
     k.ttys = opts.ttys;
     let mut argv: Vec<&str> = vec![program];
     argv.extend(args.iter().map(String::as_str));
-    let info = exec(&mut k, program, &argv, &opts.sysroot)?;
-    hide_vdso(&mut k, info.sp)?;
+    let info = k
+        .exec_image(program, Path::new(program), &argv, ENVP)
+        .map_err(|e| format!("exec {program}: {e:?}"))?;
 
     let mut uc = Unicorn::new_with_data(Arch::ARM64, Mode::LITTLE_ENDIAN, k)
         .map_err(|e| format!("unicorn: {e:?}"))?;
@@ -217,7 +198,10 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         match k.fill(va, kind) {
             Ok(pa) => Some(TlbEntry { paddr: pa, perms }),
             Err(e) => {
-                k.exit.get_or_insert(e);
+                // The running process dies of it (the program's end if it is the first).
+                if k.exit.is_none() && k.switch.is_none() {
+                    k.end(e);
+                }
                 None
             }
         }
@@ -247,12 +231,21 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         let nr = uc.reg_read(RegisterARM64::X8).unwrap_or(u64::MAX);
         let k = uc.get_data_mut();
         let ret = k.syscall(nr, a);
-        let (flush, done) = (std::mem::take(&mut k.flush), k.exit.is_some());
+        let (flush, sw, done) = (std::mem::take(&mut k.flush), k.switch, k.exit.is_some());
         let _ = uc.reg_write(RegisterARM64::X0, ret as u64);
+        if let Some(Switch::To { from, ret, .. }) = sw {
+            // The caller leaves the CPU with its result in x0.
+            let _ = uc.reg_write(RegisterARM64::X0, ret);
+            if let Ok(mut c) = uc.context_alloc() {
+                if uc.context_save(&mut c).is_ok() {
+                    uc.get_data_mut().contexts.insert(from, c);
+                }
+            }
+        }
         if flush {
             let _ = uc.ctl_flush_tlb();
         }
-        if done {
+        if done || sw.is_some() {
             let _ = uc.emu_stop();
         }
     })
@@ -282,25 +275,25 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         .map_err(|e| format!("cptr_el3: {e:?}"))?;
     uc.reg_write(RegisterARM64::SP, info.sp)
         .map_err(|e| format!("sp: {e:?}"))?;
-    let mut pc = info.pc;
+    uc.reg_write(RegisterARM64::PC, info.pc)
+        .map_err(|e| format!("pc: {e:?}"))?;
     loop {
+        let pc = uc.pc_read().map_err(|e| format!("pc: {e:?}"))?;
         let r = uc.emu_start(pc, u64::MAX, 0, 0);
-        if let Some(e) = uc.get_data().exit {
-            if let Exit::Signal(s) = e {
-                if opts.trace {
-                    let at = uc.pc_read().unwrap_or(0);
-                    eprintln!("[pagesim] signal {s} at pc {at:#x}");
-                }
+        if uc.get_data().exit.is_some() {
+            if opts.trace {
+                let at = uc.pc_read().unwrap_or(0);
+                eprintln!("[pagesim] the program ended at pc {at:#x}");
             }
             break;
         }
-        match r {
-            // emu_start returns when it is stopped; carry on where it stopped.
-            Ok(()) => pc = uc.pc_read().map_err(|e| format!("pc: {e:?}"))?,
-            Err(e) => {
-                let at = uc.pc_read().unwrap_or(0);
-                return Err(format!("the CPU stopped at {at:#x}: {e:?}"));
-            }
+        if let Some(sw) = uc.get_data_mut().switch.take() {
+            switch(&mut uc, sw).map_err(|e| format!("switching processes: {e:?}"))?;
+            continue;
+        }
+        if let Err(e) = r {
+            let at = uc.pc_read().unwrap_or(0);
+            return Err(format!("the CPU stopped at {at:#x}: {e:?}"));
         }
     }
     let exit = uc.get_data().exit.expect("the loop ends with an exit");

@@ -138,7 +138,9 @@ fn check_expected(kernel: &str, flags: &[&str]) {
         for (kind, build_flags) in emu_outputs::KINDS {
             let exe = build(prog, kind, build_flags);
             let exe = exe.to_str().unwrap();
+            let root = sysroot();
             let mut args = flags.to_vec();
+            args.extend(["--sysroot", root.to_str().unwrap()]);
             args.push(exe);
             let o = emu(&args);
             let got = emu_outputs::normalise(&text(&o.stdout), exe, o.status.code().unwrap_or(-1));
@@ -150,6 +152,23 @@ fn check_expected(kernel: &str, flags: &[&str]) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The sysroot with Debian's arm64 dash and coreutils beside the cross glibc, as
+/// `sysroot.sh` builds it (once; the seed program's system() runs its /bin/sh and cat).
+fn sysroot() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sysroot.sh");
+        let o = Command::new(&script).output().unwrap();
+        assert!(
+            o.status.success(),
+            "sysroot.sh failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+    })
+    .clone()
 }
 
 /// The lines that differ, kernel first.

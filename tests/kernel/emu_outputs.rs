@@ -4,7 +4,7 @@
 //! files) and by `emu/tests/run.rs` (which includes this file).
 
 /// The programs and how each is built (`aarch64-linux-gnu-gcc` flags).
-pub const PROGRAMS: &[&str] = &["segv", "maps_self"];
+pub const PROGRAMS: &[&str] = &["segv", "maps_self", "seed_mmap"];
 /// The kinds of build.
 pub const KINDS: &[(&str, &[&str])] = &[("static", &["-static"]), ("pie", &["-pie", "-fPIE"])];
 /// The environment the programs run with (on the kernel and in pagesim-emu).
