@@ -1032,6 +1032,7 @@ fn emu_sysroot() -> Result<std::path::PathBuf, String> {
 
 /// Where pagesim-emu's test programs go in the guests.
 const EMU_PROGRAMS: &str = "emu-progs";
+const _: () = assert!(emu_outputs::GUEST_DIR.len() == EMU_PROGRAMS.len() + 1);
 
 /// Builds emu/tests/programs for arm64 into `dir`: (name, host file) of each.
 fn build_emu_programs(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>, String> {
@@ -1073,8 +1074,9 @@ fn emu_expected_outputs(
     let mut failures = vec![];
     for (name, _) in programs {
         let path = format!("/{EMU_PROGRAMS}/{name}");
+        let run = format!("./{name}");
         let mut req = Vec::new();
-        for s in [path.as_str(), path.as_str(), "--"]
+        for s in [run.as_str(), run.as_str(), "--"]
             .into_iter()
             .chain(emu_outputs::ENVP.iter().copied())
         {

@@ -136,14 +136,30 @@ fn check_expected(kernel: &str, flags: &[&str]) {
     let mut failures = vec![];
     for prog in emu_outputs::PROGRAMS {
         for (kind, build_flags) in emu_outputs::KINDS {
-            let exe = build(prog, kind, build_flags);
-            let exe = exe.to_str().unwrap();
+            // Run as ./NAME from a directory of its own, as the kernel harness ran it.
+            let built = build(prog, kind, build_flags);
+            let run_dir = built.with_extension("dir");
+            std::fs::create_dir_all(&run_dir).unwrap();
+            let name = format!("{prog}-{kind}");
+            std::fs::copy(&built, run_dir.join(&name)).unwrap();
+            let exe = format!("./{name}");
             let root = sysroot();
             let mut args = flags.to_vec();
             args.extend(["--sysroot", root.to_str().unwrap()]);
-            args.push(exe);
-            let o = emu(&args);
-            let got = emu_outputs::normalise(&text(&o.stdout), exe, o.status.code().unwrap_or(-1));
+            args.push(&exe);
+            let o = Command::new(env!("CARGO_BIN_EXE_pagesim-emu"))
+                .arg("run")
+                .args(&args)
+                .current_dir(&run_dir)
+                .output()
+                .unwrap();
+            // Maps shows the program by its absolute path, as the kernel's d_path does.
+            let shown = std::fs::canonicalize(run_dir.join(&name)).unwrap();
+            let got = emu_outputs::normalise(
+                &text(&o.stdout),
+                shown.to_str().unwrap(),
+                o.status.code().unwrap_or(-1),
+            );
             let file = dir.join(format!("{prog}-{kind}.txt"));
             let want = std::fs::read_to_string(&file).unwrap();
             if got != want {

@@ -4,7 +4,10 @@
 //! files) and by `emu/tests/run.rs` (which includes this file).
 
 /// The programs and how each is built (`aarch64-linux-gnu-gcc` flags).
-pub const PROGRAMS: &[&str] = &["segv", "maps_self", "seed_mmap"];
+pub const PROGRAMS: &[&str] = &["segv", "maps_self", "seed_mmap", "paging"];
+/// Where the programs lie on the kernel's machine; both sides run each as `./NAME` from its
+/// directory, so that argv[0] and AT_EXECFN, and so the initial stack, are the same.
+pub const GUEST_DIR: &str = "/emu-progs";
 /// The kinds of build.
 pub const KINDS: &[(&str, &[&str])] = &[("static", &["-static"]), ("pie", &["-pie", "-fPIE"])];
 /// The environment the programs run with (on the kernel and in pagesim-emu).

@@ -580,6 +580,9 @@ static void run_program(const char *args, size_t len)
 		dup2(out[1], 2);
 		close(out[0]);
 		close(out[1]);
+		/* A path like ./NAME runs from pagesim-emu's program directory. */
+		if (chdir("/emu-progs") != 0)
+			_exit(126);
 		execve(path, argv, envp);
 		_exit(127);
 	}
