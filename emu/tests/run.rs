@@ -214,3 +214,81 @@ fn outputs_match_arm64_6_1() {
 fn outputs_match_arm64_6_12_16k() {
     check_expected("6.12-16k", &["--kernel", "6.12", "--page-size", "16k"]);
 }
+
+/// A line of the notes' terminal or of pagesim-emu's, addresses, offsets, devices, inodes
+/// and directories aside: a maps line as its permissions and the file's name (or the
+/// pseudo-path, or nothing), any other line as it is with hex numbers as `0x…`. The notes
+/// lost the kernel's column padding and show typographic dashes (`–` for `--`, `—` for
+/// `---`).
+fn key(line: &str) -> String {
+    let line = line.replace('—', "---").replace('–', "--");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let is_maps = f.len() >= 5
+        && f[0]
+            .split_once('-')
+            .is_some_and(|(a, b)| a.chars().chain(b.chars()).all(|c| c.is_ascii_hexdigit()));
+    if is_maps {
+        let name = f.get(5).map_or("", |p| p.rsplit('/').next().unwrap_or(p));
+        let name = if name == "main" || name.starts_with("seed_mmap") || name.starts_with("segv") {
+            "<program>"
+        } else {
+            name
+        };
+        return format!("{} {name}", f[1]);
+    }
+    let mut out = String::new();
+    let mut rest = line.as_str();
+    while let Some(i) = rest.find("0x") {
+        out.push_str(&rest[..i]);
+        let hex = rest[i + 2..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len() - i - 2);
+        out.push_str("0x…");
+        rest = &rest[i + 2 + hex..];
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The notes' two runs (`$ ./main` to `# end of run`), blank lines dropped.
+fn notes_runs() -> Vec<Vec<String>> {
+    let text = include_str!("../../tests/data/seed_terminal.txt");
+    let mut runs = vec![];
+    let mut cur: Option<Vec<String>> = None;
+    for l in text.lines() {
+        if l.starts_with("$ ./main") {
+            cur = Some(vec![]);
+        } else if l.starts_with("# end of run") {
+            runs.extend(cur.take());
+        } else if let Some(c) = cur.as_mut() {
+            if !l.trim().is_empty() {
+                c.push(key(l));
+            }
+        }
+    }
+    runs
+}
+
+/// The notes' two programs, built as the notes built them (dynamic PIEs), print what the
+/// notes show, line for line: the same lines, permissions and files in the same order,
+/// addresses aside (those come from pagesim's arm64 layout).
+#[test]
+fn seed_programs_print_the_notes_output() {
+    let runs = notes_runs();
+    assert_eq!(runs.len(), 2);
+    let segv = build("segv", "pie", &["-pie", "-fPIE"]);
+    let o = emu(&["--tty", segv.to_str().unwrap()]);
+    let mut got: Vec<String> = text(&o.stdout).lines().map(key).collect();
+    got.extend(text(&o.stderr).lines().map(key));
+    assert_eq!(got, runs[0]);
+    let seed = build("seed_mmap", "pie", &["-pie", "-fPIE"]);
+    let root = sysroot();
+    let o = emu(&["--sysroot", root.to_str().unwrap(), seed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let got: Vec<String> = text(&o.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(key)
+        .collect();
+    assert_eq!(got, runs[1], "{}", text(&o.stdout));
+}
