@@ -833,12 +833,25 @@ impl Kernel {
         let s = *p.paging().stats();
         let frames = p.paging().frames();
         let used = frames.total_frames() - frames.free_frames();
+        let tables = p
+            .paging()
+            .mapper()
+            .tables_per_level(p.paging().mmu().memory())
+            .map(|t| {
+                (0..5)
+                    .filter(|&i| t[i] > 0)
+                    .map(|i| format!("L{} {}", i as i32 - 1, t[i]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|e| format!("unreadable ({e:?})"));
         format!(
             "guest instructions: {instructions}\n\
              TLB fills: {tlb_fills}\n\
              system calls: {syscalls}\n\
              page faults: {} (anonymous pages {}, zero page {}, huge zero page {}, COW {}, THP {}, SIGSEGV {}, SIGBUS {})\n\
-             frames in use: {used} of {}\n",
+             frames in use: {used} of {}\n\
+             page-table frames: {tables}\n",
             s.faults,
             s.anon_pages,
             s.zero_page_maps,

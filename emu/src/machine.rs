@@ -158,14 +158,30 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         opts.page_shift,
         opts.kernel != KernelVersion::V6_1,
     );
-    // The storage lives as long as the run (the program's whole life in this process).
-    let storage: &'static mut ProcessStorage = Box::leak(Box::new(
+    let raw = Box::into_raw(Box::new(
         ProcessStorage::new(&params, opts.phys_mem).with_processes(MAX_PROCESSES),
     ));
+    // SAFETY: `raw` is a live, unaliased allocation; the reference (and everything built
+    // from it: the process model, the emulator holding it) lives only inside `run_on`,
+    // which drops all of it before it returns; then the storage is freed, once.
+    let r = run_on(unsafe { &mut *raw }, params, program, args, opts);
+    drop(unsafe { Box::from_raw(raw) });
+    r
+}
+
+/// [`run`] on storage that outlives the run.
+fn run_on(
+    storage: &'static mut ProcessStorage,
+    params: LayoutParams,
+    program: &str,
+    args: &[String],
+    opts: &Options,
+) -> Result<(Exit, String), String> {
     sysroot_aliases(storage, &opts.sysroot);
     let (ptr, len) = storage.ram_host_range().ok_or("the RAM holds no data")?;
-    // SAFETY: the storage is leaked, so the range stays valid; pagesim reaches the bytes
-    // only inside its calls and Unicorn only inside emu_start, never at once.
+    // SAFETY: the storage outlives this function (see `run`), so the range stays valid;
+    // pagesim reaches the bytes only inside its calls and Unicorn only inside emu_start,
+    // never at once.
     let ram = unsafe { Ram::new(ptr, len) };
     let sys = storage.build_system(params, Start::Fresh, ImportHints::default())?;
     let mut k = Kernel::new(sys, ram, params, opts.sysroot.clone());
@@ -185,7 +201,7 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         .map_err(|e| format!("page size: {e:?}"))?;
     uc.ctl_set_tlb_type(TlbType::VIRTUAL)
         .map_err(|e| format!("virtual TLB: {e:?}"))?;
-    // SAFETY: as for `ram` above: the leaked storage outlives the emulator.
+    // SAFETY: as for `ram` above: the storage outlives the emulator.
     unsafe { uc.mem_map_ptr(RAM_BASE, len as u64, Prot::ALL, ptr.cast()) }
         .map_err(|e| format!("mapping the RAM: {e:?}"))?;
     uc.add_tlb_hook(0, u64::MAX, |uc, va, ty| {
@@ -302,5 +318,7 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
     } else {
         String::new()
     };
+    // The emulator and the process model go before the storage they live in.
+    drop(uc);
     Ok((exit, report))
 }
