@@ -297,7 +297,13 @@ impl Kernel {
         }
         self.stats.tlb_fills += 1;
         let before = self.process().paging().stats().faults;
+        let inv = self.invalidations();
         let r = self.process().access(VirtAddr::new(va), kind);
+        if self.invalidations() != inv {
+            // The fault changed entries the CPU may hold (a COW, a THP in place of the
+            // huge zero page): they go before it runs on.
+            self.flush = true;
+        }
         let faulted = self.process().paging().stats().faults != before;
         if self.trace && faulted {
             eprintln!("[pagesim] fault {kind:?} {va:#x}: {r:?}");
@@ -513,9 +519,19 @@ impl Kernel {
         &mut self,
         f: impl FnOnce(&mut SimProcess<'static>) -> Result<u64, Errno>,
     ) -> Result<i64, E> {
+        let before = self.invalidations();
         let r = f(self.process());
-        self.flush = true;
+        // The CPU's translations go exactly when pagesim's Flush records invalidated some
+        // of its own TLB (Unicorn's host API flushes all of them).
+        if self.invalidations() != before {
+            self.flush = true;
+        }
         r.map(|v| v as i64).map_err(E::from)
+    }
+
+    /// Returns how many TLB invalidations pagesim's MMU has made (its Flush records).
+    pub fn invalidations(&self) -> u64 {
+        self.sys.process().paging().mmu().stats().invalidations
     }
 
     fn mmap(&mut self, a: [u64; 6]) -> Result<i64, E> {

@@ -212,6 +212,9 @@ fn run_on(
         };
         let k = uc.get_data_mut();
         match k.fill(va, kind) {
+            // A flush the fault asked for waits for the next system call or stop: Unicorn
+            // cannot flush inside its own fill, and this entry replaces the faulting
+            // page's.
             Ok(pa) => Some(TlbEntry { paddr: pa, perms }),
             Err(e) => {
                 // The running process dies of it (the program's end if it is the first).
@@ -305,7 +308,15 @@ fn run_on(
         }
         if let Some(sw) = uc.get_data_mut().switch.take() {
             switch(&mut uc, sw).map_err(|e| format!("switching processes: {e:?}"))?;
+            uc.get_data_mut().flush = false;
             continue;
+        }
+        if std::mem::take(&mut uc.get_data_mut().flush) {
+            uc.ctl_flush_tlb()
+                .map_err(|e| format!("flushing the TLB: {e:?}"))?;
+            if r.is_ok() {
+                continue;
+            }
         }
         if let Err(e) = r {
             let at = uc.pc_read().unwrap_or(0);
