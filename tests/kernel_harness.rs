@@ -1042,17 +1042,12 @@ fn build_emu_programs(dir: &std::path::Path) -> Result<Vec<(String, std::path::P
         for (kind, flags) in emu_outputs::KINDS {
             let name = format!("{prog}-{kind}");
             let exe = dir.join(format!("emu-{name}"));
-            let st = std::process::Command::new("aarch64-linux-gnu-gcc")
-                .args(*flags)
-                .arg("-O1")
-                .arg("-o")
-                .arg(&exe)
-                .arg(src.join(format!("{prog}.c")))
-                .status()
-                .map_err(|e| format!("aarch64-linux-gnu-gcc: {e}"))?;
-            if !st.success() {
-                return Err(format!("building {name} failed"));
-            }
+            exec::compile(
+                "aarch64-linux-gnu-gcc",
+                flags,
+                &src.join(format!("{prog}.c")),
+                &exe,
+            )?;
             out.push((name, exe));
         }
     }
@@ -1241,14 +1236,14 @@ fn arm64_suites(host_dir: &std::path::Path, t: &mut Tally) {
         let (_, release) = link.names();
         link.power_off();
         println!(
-            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x} (sysctl {:#x}), BTI {}): {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {} failed",
+            "kernel cross-check on arm64 {release} ({} KiB pages, {}-bit user VA, THP {:?}, mmap_min_addr {:#x} (sysctl {:#x}), BTI {}): {exec_runs} exec stops and runs of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared, {} failed",
             params.page_size() >> 10,
             u64::BITS - 1 - params.task_size.leading_zeros(),
             params.thp,
             params.mmap_min_addr,
             params.dac_mmap_min_addr,
             params.cpu_bti,
-            programs.len(),
+            programs.len() + emu_programs.len(),
             SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed) - signals,
             failed + exec_failures.len(),
         );
@@ -1308,7 +1303,7 @@ fn main() {
         let signals = SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed);
         let (n, _) = suite(params, sequences, &dir, &mut t);
         println!(
-            "kernel cross-check on {} {}: {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
+            "kernel cross-check on {} {}: {exec_runs} exec stops and runs of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
             std::env::consts::ARCH,
             std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()

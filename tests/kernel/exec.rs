@@ -16,34 +16,45 @@ use pagesim::linux::storage::{exec_host, ProcessStorage, Start};
 
 use super::driver::STACK_RLIMIT;
 
+/// The four ways `hello.c` is built: name and compiler flags.
+const BUILDS: [(&str, &[&str]); 4] = [
+    ("static", &["-static", "-no-pie"]),
+    ("static-pie", &["-static-pie"]),
+    ("pie", &["-pie", "-fPIE"]),
+    ("nopie", &["-no-pie"]),
+];
+
+/// Compiles `src` with `cc flags -O1` into `out`.
+pub fn compile(cc: &str, flags: &[&str], src: &Path, out: &Path) -> Result<(), String> {
+    let st = std::process::Command::new(cc)
+        .args(flags)
+        .arg("-O1")
+        .arg("-o")
+        .arg(out)
+        .arg(src)
+        .status()
+        .map_err(|e| format!("{cc}: {e}"))?;
+    if !st.success() {
+        return Err(format!("`{cc} {}` failed", flags.join(" ")));
+    }
+    Ok(())
+}
+
+/// The test program every exec-stop check builds.
+fn hello() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/programs/hello.c")
+}
+
 /// Builds `tests/kernel/programs/hello.c` four ways into `dir` (static non-PIE,
 /// static-pie, dynamic PIE, dynamic non-PIE) with the host's C compiler; returns the
 /// programs that built (none without a compiler).
 pub fn build_programs(dir: &Path) -> Vec<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/programs/hello.c");
     let mut out = vec![];
-    for (name, flags) in [
-        ("static", &["-static", "-no-pie"][..]),
-        ("static-pie", &["-static-pie"][..]),
-        ("pie", &["-pie", "-fPIE"][..]),
-        ("nopie", &["-no-pie"][..]),
-    ] {
+    for (name, flags) in BUILDS {
         let exe = dir.join(name);
-        let ok = std::process::Command::new("cc")
-            .args(flags)
-            .arg("-O1")
-            .arg("-o")
-            .arg(&exe)
-            .arg(&src)
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            out.push(exe);
-        } else {
-            println!(
-                "note: `cc {}` failed: the {name} program is not checked",
-                flags.join(" ")
-            );
+        match compile("cc", flags, &hello(), &exe) {
+            Ok(()) => out.push(exe),
+            Err(e) => println!("note: {e}: the {name} program is not checked"),
         }
     }
     out
@@ -195,29 +206,10 @@ pub const ARM64_INTERP: &str = "/lib/ld-linux-aarch64.so.1";
 /// Builds `hello.c` for arm64 with `aarch64-linux-gnu-gcc` four ways into `dir`; returns
 /// (name, host file) of each, or why one failed to build.
 pub fn build_arm64_programs(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/programs/hello.c");
     let mut out = vec![];
-    for (name, flags) in [
-        ("static", &["-static", "-no-pie"][..]),
-        ("static-pie", &["-static-pie"][..]),
-        ("pie", &["-pie", "-fPIE"][..]),
-        ("nopie", &["-no-pie"][..]),
-    ] {
+    for (name, flags) in BUILDS {
         let exe = dir.join(format!("arm64-{name}"));
-        let st = std::process::Command::new("aarch64-linux-gnu-gcc")
-            .args(flags)
-            .arg("-O1")
-            .arg("-o")
-            .arg(&exe)
-            .arg(&src)
-            .status()
-            .map_err(|e| format!("aarch64-linux-gnu-gcc: {e}"))?;
-        if !st.success() {
-            return Err(format!(
-                "`aarch64-linux-gnu-gcc {}` failed",
-                flags.join(" ")
-            ));
-        }
+        compile("aarch64-linux-gnu-gcc", flags, &hello(), &exe)?;
         out.push((name.to_string(), exe));
     }
     if !Path::new(ARM64_LOADER).exists() {

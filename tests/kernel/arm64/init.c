@@ -492,10 +492,10 @@ static int forward(struct channel *c, const unsigned char *raw)
 	return 0;
 }
 
-static void exec_stop(const char *args, size_t len, unsigned long pers)
+/* Splits a request's trailing bytes "path \0 arg0 \0 arg1 \0 ... -- \0 env0 \0 ..." into
+ * NULL-terminated argv and envp (64 slots each); returns the path. */
+static const char *split_args(const char *args, size_t len, char **argv, char **envp)
 {
-	/* path \0 arg0 \0 arg1 \0 ... ; "--" separates argv from envp */
-	static char *argv[64], *envp[64];
 	int na = 0, ne = 0, env = 0;
 	const char *p = args;
 	const char *path = p;
@@ -511,6 +511,13 @@ static void exec_stop(const char *args, size_t len, unsigned long pers)
 	}
 	argv[na] = NULL;
 	envp[ne] = NULL;
+	return path;
+}
+
+static void exec_stop(const char *args, size_t len, unsigned long pers)
+{
+	static char *argv[64], *envp[64];
+	const char *path = split_args(args, len, argv, envp);
 	pid_t pid = fork();
 	if (pid == 0) {
 		personality(pers);
@@ -551,21 +558,7 @@ static int probe_va52(void)
 static void run_program(const char *args, size_t len)
 {
 	static char *argv[64], *envp[64];
-	int na = 0, ne = 0, env = 0;
-	const char *p = args;
-	const char *path = p;
-	p += strlen(p) + 1;
-	while (p < args + len && na < 63 && ne < 63) {
-		if (strcmp(p, "--") == 0)
-			env = 1;
-		else if (env)
-			envp[ne++] = (char *)p;
-		else
-			argv[na++] = (char *)p;
-		p += strlen(p) + 1;
-	}
-	argv[na] = NULL;
-	envp[ne] = NULL;
+	const char *path = split_args(args, len, argv, envp);
 	int out[2];
 	if (pipe(out) != 0) {
 		reply(-1, errno, NULL, 0);
