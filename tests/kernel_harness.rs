@@ -1303,7 +1303,7 @@ fn main() {
         let signals = SIGNAL_CHECKS.load(std::sync::atomic::Ordering::Relaxed);
         let (n, _) = suite(params, sequences, &dir, &mut t);
         println!(
-            "kernel cross-check on {} {}: {exec_runs} exec stops and runs of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
+            "kernel cross-check on {} {}: {exec_runs} exec stops of {} programs, {n} vectors + {sequences} random sequences of 30 calls, {} SIGSEGVs compared",
             std::env::consts::ARCH,
             std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()
