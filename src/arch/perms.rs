@@ -55,6 +55,27 @@ impl Permissions {
         )
     }
 
+    /// Computes the same as [`Permissions::from_leaf`] by one lookup in a table that
+    /// `from_leaf` built at compile time, indexed by the ten inputs it reads: the leaf's
+    /// AP\[2:1\], PXN and UXN, the tables' PXNTable, UXNTable and APTable (bits \[62:59\]
+    /// of `table`, ignored when `hpd`), `dbm_writable` and `wxn`.
+    #[inline(always)]
+    pub const fn from_leaf_lookup(
+        desc: u64,
+        table: TableAttributes,
+        hpd: bool,
+        dbm_writable: bool,
+        wxn: bool,
+    ) -> Permissions {
+        let t = if hpd { 0 } else { table.bits() };
+        let i = ((desc >> 6) & 3)
+            | (((desc >> 53) & 3) << 2)
+            | (((t >> 59) & 0xf) << 4)
+            | ((dbm_writable as u64) << 8)
+            | ((wxn as u64) << 9);
+        Permissions::from_bits_retain(LEAF_PERMISSIONS[i as usize])
+    }
+
     /// Returns whether these permissions allow `access`, applying PSTATE.PAN (and EPAN,
     /// FEAT_PAN3) to EL1 data accesses.
     #[inline(always)]
@@ -91,6 +112,21 @@ impl Permissions {
     }
 }
 
+/// [`Permissions::from_leaf`] for every combination of the inputs it reads, indexed as
+/// [`Permissions::from_leaf_lookup`] indexes it.
+static LEAF_PERMISSIONS: [u8; 1024] = {
+    let mut t = [0u8; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        let i64 = i as u64;
+        let desc = ((i64 & 3) << 6) | (((i64 >> 2) & 3) << 53);
+        let table = TableAttributes::from_bits_retain(((i64 >> 4) & 0xf) << 59);
+        t[i] = Permissions::from_leaf(desc, table, false, i & 0x100 != 0, i & 0x200 != 0).bits();
+        i += 1;
+    }
+    t
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +134,27 @@ mod tests {
 
     fn p(desc: u64) -> Permissions {
         Permissions::from_leaf(desc, TableAttributes::empty(), false, false, false)
+    }
+
+    #[test]
+    fn lookup_is_from_leaf_for_every_input() {
+        // Every combination of the bits either reads, with the other bits of both words
+        // set and clear.
+        for i in 0u64..1024 {
+            for noise in [0u64, !((3 << 6) | (3 << 53))] {
+                let desc = noise | ((i & 3) << 6) | (((i >> 2) & 3) << 53);
+                let tbits = (noise & !(0xf << 59)) | (((i >> 4) & 0xf) << 59);
+                let table = TableAttributes::from_bits_retain(tbits & (0xf << 59));
+                for hpd in [false, true] {
+                    let (dbm, wxn) = (i & 0x100 != 0, i & 0x200 != 0);
+                    assert_eq!(
+                        Permissions::from_leaf_lookup(desc, table, hpd, dbm, wxn),
+                        Permissions::from_leaf(desc, table, hpd, dbm, wxn),
+                        "{i:#x} {noise:#x} {hpd}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

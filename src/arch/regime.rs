@@ -203,6 +203,13 @@ pub(crate) struct WalkParams {
     /// Accesses that fault before any lookup: bit 0 every access (TxSZ out of range),
     /// bit 1 EL0 accesses (E0PD).
     pub deny: u8,
+    /// Accesses that may not take `walk_pa`'s common case: bit 0 every access (the MMU
+    /// off, TxSZ out of range, or no straight-line 4 KiB walk), bit 1 EL0 accesses (E0PD).
+    pub pa_fast_deny: u8,
+    /// Bit `level` set where a leaf (page or block) may be found, levels 0 to 3.
+    pub leaf_levels: u8,
+    /// The table descriptors' APTable bits, \[62:61\], unless HPD disables them.
+    pub table_ap_mask: u64,
 }
 
 impl Half {
@@ -496,6 +503,9 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
             straight_page_shift: 0,
             input_mask: 0,
             deny: 0,
+            pa_fast_deny: 0,
+            leaf_levels: 0,
+            table_ap_mask: 0,
         },
     };
     let oa_bits = oa_cap(cpu, &h, ps_bits);
@@ -519,6 +529,8 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
         && h.start_level.get() >= 0
         && h.fast.hi_mask == 0;
     h.fast.straight_page_shift = if straight { granule.page_shift() } else { 0 };
+    let pa_fast = regs.sctlr & sctlr::M != 0 && h.fast.straight_page_shift == 12;
+    h.fast.pa_fast_deny = h.fast.deny | !pa_fast as u8;
     h
 }
 
@@ -582,6 +594,9 @@ fn walk_params(h: &Half, oa_bits: u32, pa_max_52: bool) -> WalkParams {
         straight_page_shift: 0,
         input_mask: (1u64 << input_bits) - 1,
         deny: h.txsz_out_of_range as u8 | ((h.e0pd as u8) << 1),
+        pa_fast_deny: 0,
+        leaf_levels: (block_levels >> 1) | (1 << 3),
+        table_ap_mask: if h.hpd { 0 } else { 3 << 61 },
     }
 }
 

@@ -179,6 +179,52 @@ pub fn walk<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
+    // As in `walk_pa`: a branch picks the half for the common case ([`fast_leaf`]).
+    let upper = va.select_bit();
+    let leaf = if upper {
+        fast_leaf_upper(regime, mem, va, access)
+    } else {
+        fast_leaf::<M, false>(regime, mem, va, access)
+    };
+    match leaf {
+        Ok(l) => Ok(fast_translation(regime, regime.half(upper), va, access, &l)),
+        Err(slow) => walk_slow(regime, mem, va, access, slow),
+    }
+}
+
+/// Finishes a walk [`fast_leaf`] did not: in full, or from the leaf it read (so that
+/// every descriptor is read once).
+#[inline(never)]
+fn walk_slow<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+    slow: Slow,
+) -> Result<Translation, Fault> {
+    match slow {
+        Slow::NotTaken => walk_checked(regime, mem, va, access),
+        Slow::Leaf { raw, desc_pa, c } => {
+            let h = regime.half(va.select_bit());
+            leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c)
+        }
+        Slow::Abort(level) => Err(cold_fault(
+            FaultKind::ExternalAbortOnWalk,
+            level,
+            va,
+            access,
+        )),
+    }
+}
+
+/// Walks in full: the MMU-off translation, the checks before any lookup, then the tables.
+#[inline(never)]
+fn walk_checked<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<Translation, Fault> {
     if !regime.mmu_enabled() {
         return mmu_off(regime, va, access);
     }
@@ -246,44 +292,169 @@ pub fn walk_pa<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<PhysAddr, Fault> {
-    match pa_fast(regime, mem, va, access) {
-        Some(pa) => Ok(pa),
-        None => walk_pa_full(regime, mem, va, access),
+    // Each half's constants sit at a fixed place: a branch picks the half, so that no
+    // load on the walk's dependent chain waits for the VA to choose it. The lower half's
+    // common case is inline; the upper half's takes a call.
+    let upper = va.select_bit();
+    let leaf = if upper {
+        fast_leaf_upper(regime, mem, va, access)
+    } else {
+        fast_leaf::<M, false>(regime, mem, va, access)
+    };
+    match leaf {
+        Ok(l) => Ok(fast_pa(va, &l)),
+        Err(slow) => walk_slow(regime, mem, va, access, slow).map(|t| t.pa),
     }
 }
 
-/// The common case of [`walk_pa`] (MMU on, 4 KiB granule, straight-line walk, a leaf that
-/// needs no fault or update), returning nothing but the address so that it stays in
-/// registers; `None` sends the access to [`walk_pa_full`], which walks again in full (this
-/// path only read memory).
-#[inline(always)]
-fn pa_fast<M: PhysMemory + ?Sized>(
+/// [`fast_leaf`] for the upper half, out of line.
+#[inline(never)]
+fn fast_leaf_upper<M: PhysMemory + ?Sized>(
     regime: &Regime,
     mem: &M,
     va: VirtAddr,
     access: Access,
-) -> Option<PhysAddr> {
-    if !regime.mmu_enabled() {
-        return None;
-    }
-    let h = check_va(regime, va, access).ok()?;
-    if h.fast.straight_page_shift != 12 {
-        return None;
-    }
-    let (raw, desc_pa, c) = straight_descent::<M, 12>(h, mem, va).ok()?;
-    let l = leaf_fast(regime, h, va, access, raw, desc_pa, &c)?;
-    Some(output_pa(va, &c, l.oa))
+) -> Result<FastLeaf, Slow> {
+    fast_leaf::<M, true>(regime, mem, va, access)
 }
 
-/// Walks in full for [`walk_pa`].
-#[inline(never)]
-fn walk_pa_full<M: PhysMemory + ?Sized>(
+/// Decodes the leaf [`fast_leaf`] accepted in half `h` into [`walk`]'s [`Translation`].
+#[inline(always)]
+fn fast_translation(
     regime: &Regime,
-    mem: &mut M,
+    h: &Half,
     va: VirtAddr,
     access: Access,
-) -> Result<PhysAddr, Fault> {
-    walk(regime, mem, va, access).map(|t| t.pa)
+    l: &FastLeaf,
+) -> Translation {
+    let (dbm, perms) = leaf_permissions(regime, h, access, l.raw, l.tattrs);
+    Translation {
+        va,
+        pa: fast_pa(va, l),
+        level: Level::new(l.level as i8),
+        size_log2: (12 + 9 * (3 - l.level)) as u8,
+        attr: regime.mair_attr(((l.raw >> 2) & 7) as u8),
+        sh: if h.ds { h.sh } else { ((l.raw >> 8) & 3) as u8 },
+        asid: regime.asid(),
+        perms,
+        writable_clean: dbm && l.raw & AP_RO != 0,
+        descriptor: Descriptor(l.raw),
+        descriptor_pa: l.desc_pa,
+        update: None,
+    }
+}
+
+/// Returns the physical address of `va` in the leaf [`fast_leaf`] accepted.
+#[inline(always)]
+fn fast_pa(va: VirtAddr, l: &FastLeaf) -> PhysAddr {
+    let size_mask = SIZE_MASK_4K[l.level];
+    PhysAddr::from_bits_52((l.raw & l.oa_mask & !size_mask) | (va.as_u64() & size_mask))
+}
+
+/// The bytes below a leaf's output address at each level of the 4 KiB granule, from a
+/// table indexed by the level, so that the output address is two operations on the
+/// descriptor.
+const SIZE_MASK_4K: [u64; 4] = [(1 << 39) - 1, (1 << 30) - 1, (1 << 21) - 1, (1 << 12) - 1];
+
+/// A leaf found by [`fast_leaf`].
+struct FastLeaf {
+    raw: u64,
+    /// The half's output-address bits.
+    oa_mask: u64,
+    desc_pa: PhysAddr,
+    level: usize,
+    tattrs: u64,
+}
+
+/// Where [`fast_leaf`] left a walk it did not finish.
+enum Slow {
+    /// Nothing read: the walk runs in full.
+    NotTaken,
+    /// The leaf read, for the full evaluation.
+    Leaf {
+        raw: u64,
+        desc_pa: PhysAddr,
+        c: Cursor,
+    },
+    /// A descriptor read at this level that no memory answered.
+    Abort(i8),
+}
+
+/// Walks the common case shared by [`walk`] and [`walk_pa`] for an address in half
+/// `UPPER`: the MMU on, a 4 KiB straight-line walk, a data access that passes the checks
+/// before any lookup, and a leaf that needs no fault or hardware update.
+///
+/// The leaf is judged by one mask test ([`data_leaf_check`]): valid, the page or block
+/// type its level calls for, AF set, an output address that fits, and the AP (and, under
+/// PAN with EPAN, UXN) bits the access needs, with no APTable bit above it. The test is
+/// sufficient, not necessary: a leaf it refuses goes to the full evaluation ([`leaf`]),
+/// and an access that does not qualify, to the full walk. This path only reads memory.
+#[inline(always)]
+fn fast_leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
+    regime: &Regime,
+    mem: &M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<FastLeaf, Slow> {
+    let Some((leaf_mask, leaf_expect)) = data_leaf_check(access, regime.epan()) else {
+        return Err(Slow::NotTaken);
+    };
+    let h = regime.half(UPPER);
+    let p = &h.fast;
+    let v = va.as_u64();
+    let range = p.va_check_data;
+    let in_range = v & range == if UPPER { range } else { 0 };
+    let aligned = v & (access.size() as u64 - 1) == 0;
+    if p.pa_fast_deny & (1 | ((access.is_el0() as u8) << 1)) != 0 || !in_range || !aligned {
+        return Err(Slow::NotTaken);
+    }
+    // These are the checks before any lookup (`check_va`) and more: from here on, the walk
+    // is `walk_straight`'s.
+    let (raw, desc_pa, c) = straight_descent::<M, 12>(h, mem, va).map_err(Slow::Abort)?;
+    let level = c.level as usize & 3;
+    let mask = leaf_mask | p.oa_low_mask & p.oa_over_mask | 3;
+    // Valid (bit 0) and, in bit 1, a page at level 3 or a block above it.
+    let expect = leaf_expect | 1 | ((((level + 1) >> 2) as u64) << 1);
+    if raw & mask != expect || c.tattrs & p.table_ap_mask != 0 || (p.leaf_levels >> level) & 1 == 0
+    {
+        return Err(Slow::Leaf { raw, desc_pa, c });
+    }
+    Ok(FastLeaf {
+        raw,
+        oa_mask: p.oa_low_mask,
+        desc_pa,
+        level,
+        tattrs: c.tattrs,
+    })
+}
+
+/// Returns the leaf bits that decide a data access in the common case, and the values
+/// they must hold: AF set, AP\[1\] (EL0 access) for EL0, AP\[2\] clear (writable, no
+/// dirty-state update pending) for writes, and for EL1 under PAN AP\[1\] clear (and UXN
+/// set with EPAN). `None` for instruction fetches.
+#[inline(always)]
+const fn data_leaf_check(access: Access, epan: bool) -> Option<(u64, u64)> {
+    if access.is_fetch() {
+        return None;
+    }
+    const AP_EL0: u64 = Attributes::AP_EL0.bits();
+    const UXN: u64 = Attributes::UXN.bits();
+    let mut mask = AF;
+    let mut expect = AF;
+    if access.is_write() {
+        mask |= AP_RO;
+    }
+    if access.is_el0() {
+        mask |= AP_EL0;
+        expect |= AP_EL0;
+    } else if access.pan() {
+        mask |= AP_EL0;
+        if epan {
+            mask |= UXN;
+            expect |= UXN;
+        }
+    }
+    Some((mask, expect))
 }
 
 /// Walks the tables of `half` after a TLB miss (spec §4.1 steps 5–11).
@@ -574,7 +745,7 @@ fn leaf_permissions(
 ) -> (bool, Permissions) {
     let dbm = regime.hd() && raw & DBM != 0;
     let dbm_writable = dbm && (regime.cpu().compat == Compat::Arch || access.is_write());
-    let perms = Permissions::from_leaf(
+    let perms = Permissions::from_leaf_lookup(
         raw,
         TableAttributes::from_bits_retain(tattrs & TABLE_ATTR_MASK),
         h.hpd,
