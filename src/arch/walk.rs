@@ -12,6 +12,8 @@ use super::regime::{sctlr, Half, Regime, WalkParams};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::phys::{MemoryError, PhysMemory};
 
+mod fast;
+
 /// How many times a hardware descriptor update may lose a compare-and-swap race before the
 /// walker gives up with an unsupported-atomic-update fault (real hardware would retry
 /// forever; a simulator must terminate).
@@ -179,41 +181,33 @@ pub fn walk<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    // As in `walk_pa`: a branch picks the half for the common case ([`fast_leaf`]).
-    let upper = va.select_bit();
-    let leaf = if upper {
-        fast_leaf_upper(regime, mem, va, access)
-    } else {
-        fast_leaf::<M, false>(regime, mem, va, access)
-    };
-    match leaf {
-        Ok(l) => Ok(fast_translation(regime, regime.half(upper), va, access, &l)),
-        Err(slow) => walk_slow(regime, mem, va, access, slow),
+    // As in `walk_pa`: a branch picks the half.
+    if va.select_bit() {
+        return walk_upper(regime, mem, va, access);
+    }
+    match fast::leaf::<M, false>(regime, mem, va, access) {
+        Some(l) => Ok(fast::translation(
+            regime,
+            regime.half(false),
+            va,
+            access,
+            &l,
+        )),
+        None => walk_checked(regime, mem, va, access),
     }
 }
 
-/// Finishes a walk [`fast_leaf`] did not: in full, or from the leaf it read (so that
-/// every descriptor is read once).
+/// [`walk`] for the upper half, out of line.
 #[inline(never)]
-fn walk_slow<M: PhysMemory + ?Sized>(
+fn walk_upper<M: PhysMemory + ?Sized>(
     regime: &Regime,
     mem: &mut M,
     va: VirtAddr,
     access: Access,
-    slow: Slow,
 ) -> Result<Translation, Fault> {
-    match slow {
-        Slow::NotTaken => walk_checked(regime, mem, va, access),
-        Slow::Leaf { raw, desc_pa, c } => {
-            let h = regime.half(va.select_bit());
-            leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c)
-        }
-        Slow::Abort(level) => Err(cold_fault(
-            FaultKind::ExternalAbortOnWalk,
-            level,
-            va,
-            access,
-        )),
+    match fast::leaf::<M, true>(regime, mem, va, access) {
+        Some(l) => Ok(fast::translation(regime, regime.half(true), va, access, &l)),
+        None => walk_checked(regime, mem, va, access),
     }
 }
 
@@ -294,167 +288,57 @@ pub fn walk_pa<M: PhysMemory + ?Sized>(
 ) -> Result<PhysAddr, Fault> {
     // Each half's constants sit at a fixed place: a branch picks the half, so that no
     // load on the walk's dependent chain waits for the VA to choose it. The lower half's
-    // common case is inline; the upper half's takes a call.
-    let upper = va.select_bit();
-    let leaf = if upper {
-        fast_leaf_upper(regime, mem, va, access)
+    // common case is inline; the upper half's takes a call. The calls return the address
+    // in registers and leave a fault in `fault`, so that the address never goes through
+    // memory on its way to the caller.
+    let mut fault = None;
+    let pa = if va.select_bit() {
+        walk_pa_upper(regime, mem, va, access, &mut fault)
     } else {
-        fast_leaf::<M, false>(regime, mem, va, access)
+        match fast::leaf::<M, false>(regime, mem, va, access) {
+            Some(l) => Some(fast::pa(va, &l)),
+            None => walk_pa_slow(regime, mem, va, access, &mut fault),
+        }
     };
-    match leaf {
-        Ok(l) => Ok(fast_pa(va, &l)),
-        Err(slow) => walk_slow(regime, mem, va, access, slow).map(|t| t.pa),
+    match (pa, fault) {
+        (Some(pa), _) => Ok(pa),
+        (None, Some(f)) => Err(f),
+        // Not reached: the walk that returns no address leaves its fault.
+        (None, None) => Err(Fault::new(FaultKind::Translation, Level::L0, va, access)),
     }
 }
 
-/// [`fast_leaf`] for the upper half, out of line.
+/// [`walk_pa`] for the upper half, out of line.
 #[inline(never)]
-fn fast_leaf_upper<M: PhysMemory + ?Sized>(
+fn walk_pa_upper<M: PhysMemory + ?Sized>(
     regime: &Regime,
-    mem: &M,
+    mem: &mut M,
     va: VirtAddr,
     access: Access,
-) -> Result<FastLeaf, Slow> {
-    fast_leaf::<M, true>(regime, mem, va, access)
+    fault: &mut Option<Fault>,
+) -> Option<PhysAddr> {
+    match fast::leaf::<M, true>(regime, mem, va, access) {
+        Some(l) => Some(fast::pa(va, &l)),
+        None => walk_pa_slow(regime, mem, va, access, fault),
+    }
 }
 
-/// Decodes the leaf [`fast_leaf`] accepted in half `h` into [`walk`]'s [`Translation`].
-#[inline(always)]
-fn fast_translation(
+/// Walks in full for [`walk_pa`], leaving a fault in `fault`.
+#[inline(never)]
+fn walk_pa_slow<M: PhysMemory + ?Sized>(
     regime: &Regime,
-    h: &Half,
+    mem: &mut M,
     va: VirtAddr,
     access: Access,
-    l: &FastLeaf,
-) -> Translation {
-    let (dbm, perms) = leaf_permissions(regime, h, access, l.raw, l.tattrs);
-    Translation {
-        va,
-        pa: fast_pa(va, l),
-        level: Level::new(l.level as i8),
-        size_log2: (12 + 9 * (3 - l.level)) as u8,
-        attr: regime.mair_attr(((l.raw >> 2) & 7) as u8),
-        sh: if h.ds { h.sh } else { ((l.raw >> 8) & 3) as u8 },
-        asid: regime.asid(),
-        perms,
-        writable_clean: dbm && l.raw & AP_RO != 0,
-        descriptor: Descriptor(l.raw),
-        descriptor_pa: l.desc_pa,
-        update: None,
-    }
-}
-
-/// Returns the physical address of `va` in the leaf [`fast_leaf`] accepted.
-#[inline(always)]
-fn fast_pa(va: VirtAddr, l: &FastLeaf) -> PhysAddr {
-    let size_mask = SIZE_MASK_4K[l.level];
-    PhysAddr::from_bits_52((l.raw & l.oa_mask & !size_mask) | (va.as_u64() & size_mask))
-}
-
-/// The bytes below a leaf's output address at each level of the 4 KiB granule, from a
-/// table indexed by the level, so that the output address is two operations on the
-/// descriptor.
-const SIZE_MASK_4K: [u64; 4] = [(1 << 39) - 1, (1 << 30) - 1, (1 << 21) - 1, (1 << 12) - 1];
-
-/// A leaf found by [`fast_leaf`].
-struct FastLeaf {
-    raw: u64,
-    /// The half's output-address bits.
-    oa_mask: u64,
-    desc_pa: PhysAddr,
-    level: usize,
-    tattrs: u64,
-}
-
-/// Where [`fast_leaf`] left a walk it did not finish.
-enum Slow {
-    /// Nothing read: the walk runs in full.
-    NotTaken,
-    /// The leaf read, for the full evaluation.
-    Leaf {
-        raw: u64,
-        desc_pa: PhysAddr,
-        c: Cursor,
-    },
-    /// A descriptor read at this level that no memory answered.
-    Abort(i8),
-}
-
-/// Walks the common case shared by [`walk`] and [`walk_pa`] for an address in half
-/// `UPPER`: the MMU on, a 4 KiB straight-line walk, a data access that passes the checks
-/// before any lookup, and a leaf that needs no fault or hardware update.
-///
-/// The leaf is judged by one mask test ([`data_leaf_check`]): valid, the page or block
-/// type its level calls for, AF set, an output address that fits, and the AP (and, under
-/// PAN with EPAN, UXN) bits the access needs, with no APTable bit above it. The test is
-/// sufficient, not necessary: a leaf it refuses goes to the full evaluation ([`leaf`]),
-/// and an access that does not qualify, to the full walk. This path only reads memory.
-#[inline(always)]
-fn fast_leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
-    regime: &Regime,
-    mem: &M,
-    va: VirtAddr,
-    access: Access,
-) -> Result<FastLeaf, Slow> {
-    let Some((leaf_mask, leaf_expect)) = data_leaf_check(access, regime.epan()) else {
-        return Err(Slow::NotTaken);
-    };
-    let h = regime.half(UPPER);
-    let p = &h.fast;
-    let v = va.as_u64();
-    let range = p.va_check_data;
-    let in_range = v & range == if UPPER { range } else { 0 };
-    let aligned = v & (access.size() as u64 - 1) == 0;
-    if p.pa_fast_deny & (1 | ((access.is_el0() as u8) << 1)) != 0 || !in_range || !aligned {
-        return Err(Slow::NotTaken);
-    }
-    // These are the checks before any lookup (`check_va`) and more: from here on, the walk
-    // is `walk_straight`'s.
-    let (raw, desc_pa, c) = straight_descent::<M, 12>(h, mem, va).map_err(Slow::Abort)?;
-    let level = c.level as usize & 3;
-    let mask = leaf_mask | p.oa_low_mask & p.oa_over_mask | 3;
-    // Valid (bit 0) and, in bit 1, a page at level 3 or a block above it.
-    let expect = leaf_expect | 1 | ((((level + 1) >> 2) as u64) << 1);
-    if raw & mask != expect || c.tattrs & p.table_ap_mask != 0 || (p.leaf_levels >> level) & 1 == 0
-    {
-        return Err(Slow::Leaf { raw, desc_pa, c });
-    }
-    Ok(FastLeaf {
-        raw,
-        oa_mask: p.oa_low_mask,
-        desc_pa,
-        level,
-        tattrs: c.tattrs,
-    })
-}
-
-/// Returns the leaf bits that decide a data access in the common case, and the values
-/// they must hold: AF set, AP\[1\] (EL0 access) for EL0, AP\[2\] clear (writable, no
-/// dirty-state update pending) for writes, and for EL1 under PAN AP\[1\] clear (and UXN
-/// set with EPAN). `None` for instruction fetches.
-#[inline(always)]
-const fn data_leaf_check(access: Access, epan: bool) -> Option<(u64, u64)> {
-    if access.is_fetch() {
-        return None;
-    }
-    const AP_EL0: u64 = Attributes::AP_EL0.bits();
-    const UXN: u64 = Attributes::UXN.bits();
-    let mut mask = AF;
-    let mut expect = AF;
-    if access.is_write() {
-        mask |= AP_RO;
-    }
-    if access.is_el0() {
-        mask |= AP_EL0;
-        expect |= AP_EL0;
-    } else if access.pan() {
-        mask |= AP_EL0;
-        if epan {
-            mask |= UXN;
-            expect |= UXN;
+    fault: &mut Option<Fault>,
+) -> Option<PhysAddr> {
+    match walk_checked(regime, mem, va, access) {
+        Ok(t) => Some(t.pa),
+        Err(f) => {
+            *fault = Some(f);
+            None
         }
     }
-    Some((mask, expect))
 }
 
 /// Walks the tables of `half` after a TLB miss (spec §4.1 steps 5–11).
@@ -497,19 +381,22 @@ fn walk_straight_outlined<M: PhysMemory + ?Sized, const PAGE: u32>(
 /// Follows the tables of `h` (little-endian, granule page shift `PAGE`, start level 0 or
 /// below, output addresses in \[47:PAGE\]) for `va` with the levels unrolled and constant
 /// shifts, to the first descriptor that is not a table: returns it, its address and the
-/// cursor there, or the level of a read that no memory answered.
+/// cursor there, or the level of a read that no memory answered. A descriptor is followed
+/// as a table when its bits in `table_check` are just \[1:0\] (valid, table; with
+/// [`table_check`], no output-address bit above the size). `read(table, offset, level)`
+/// reads the entry `offset` bytes into the table at `table`.
 #[inline(always)]
-fn straight_descent<M: PhysMemory + ?Sized, const PAGE: u32>(
+fn straight_descent<const PAGE: u32>(
     h: &Half,
-    mem: &M,
     va: VirtAddr,
+    table_check: u64,
+    read: impl Fn(u64, u64, i8) -> Result<u64, i8>,
 ) -> Result<(u64, PhysAddr, Cursor), i8> {
     let p = &h.fast;
     let stride = PAGE - 3;
     let index_mask = (1u64 << stride) - 1;
     // The start table's index needs no mask of its own once the VA is cut to the input size.
     let v = va.as_u64() & p.input_mask;
-    let table_check = 3 | (p.oa_over_mask & p.oa_low_mask);
     let start = h.start_level.get();
     let mut table = h.table_base;
     let mut tattrs = 0u64;
@@ -519,16 +406,12 @@ fn straight_descent<M: PhysMemory + ?Sized, const PAGE: u32>(
         let shift = PAGE + stride * (3 - level);
         ((v >> shift) & index_mask) << 3
     };
-    let fetch = |mem: &M, table: u64, offset: u64, level: i8| {
-        mem.read_entry(PhysAddr::from_bits_52(table), offset)
-            .map_err(|_| level)
-    };
     // The index never reaches the table's aligned base bits, so `+` is `|`.
     let (level, raw, desc_pa) = 'leaf: {
         for level in 0..3u32 {
             if start <= level as i8 {
                 let off = offset(level);
-                let raw = fetch(mem, table, off, level as i8)?;
+                let raw = read(table, off, level as i8)?;
                 if raw & table_check != 3 {
                     break 'leaf (level as i8, raw, PhysAddr::from_bits_52(table + off));
                 }
@@ -537,11 +420,7 @@ fn straight_descent<M: PhysMemory + ?Sized, const PAGE: u32>(
             }
         }
         let off = offset(3);
-        (
-            3,
-            fetch(mem, table, off, 3)?,
-            PhysAddr::from_bits_52(table + off),
-        )
+        (3, read(table, off, 3)?, PhysAddr::from_bits_52(table + off))
     };
     let c = Cursor {
         level,
@@ -551,6 +430,28 @@ fn straight_descent<M: PhysMemory + ?Sized, const PAGE: u32>(
         tattrs,
     };
     Ok((raw, desc_pa, c))
+}
+
+/// Returns the bits of a descriptor that make it a table to follow when they are just
+/// \[1:0\]: valid, table, and no output-address bit above the size.
+#[inline(always)]
+fn table_check(p: &WalkParams) -> u64 {
+    3 | (p.oa_over_mask & p.oa_low_mask)
+}
+
+/// Reads a descriptor for [`straight_descent`] from `mem`: through its word view where it
+/// has one, else [`PhysMemory::read_entry`].
+#[inline(always)]
+fn read_descriptor<M: PhysMemory + ?Sized>(
+    mem: &M,
+) -> impl Fn(u64, u64, i8) -> Result<u64, i8> + '_ {
+    let view = mem.word_view();
+    move |table, offset, level| match &view {
+        Some(w) => w.entry(table, offset).ok_or(level),
+        None => mem
+            .read_entry(PhysAddr::from_bits_52(table), offset)
+            .map_err(|_| level),
+    }
 }
 
 /// Walks little-endian tables of the granule with page shift `PAGE`, starting at level 0
@@ -564,17 +465,18 @@ fn walk_straight<M: PhysMemory + ?Sized, const PAGE: u32>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    let (raw, desc_pa, c) = match straight_descent::<M, PAGE>(h, mem, va) {
-        Ok(r) => r,
-        Err(level) => {
-            return Err(cold_fault(
-                FaultKind::ExternalAbortOnWalk,
-                level,
-                va,
-                access,
-            ))
-        }
-    };
+    let (raw, desc_pa, c) =
+        match straight_descent::<PAGE>(h, va, table_check(&h.fast), read_descriptor(mem)) {
+            Ok(r) => r,
+            Err(level) => {
+                return Err(cold_fault(
+                    FaultKind::ExternalAbortOnWalk,
+                    level,
+                    va,
+                    access,
+                ))
+            }
+        };
     match leaf_fast(regime, h, va, access, raw, desc_pa, &c) {
         Some(l) => Ok(translation(regime, h, va, &c, l, None)),
         None => leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c),
@@ -653,8 +555,7 @@ fn descend<M: PhysMemory + ?Sized, const BE: bool>(
     v: u64,
     c: &mut Cursor,
 ) -> Result<(u64, PhysAddr), FaultKind> {
-    // A table descriptor whose address fits: bits [1:0] = 11 and no OA bit above the size.
-    let table_check = 3 | (p.oa_over_mask & p.oa_low_mask);
+    let table_check = table_check(p);
     let oa_low = p.oa_low_mask;
     let has_hi = p.hi_mask != 0;
     loop {

@@ -6,11 +6,13 @@ mod slice;
 #[cfg(feature = "std")]
 mod sparse;
 mod trace;
+mod words;
 
 pub use slice::SliceMemory;
 #[cfg(feature = "std")]
 pub use sparse::SparseMemory;
 pub use trace::{TracingMemory, MAX_WALK_READS};
+pub use words::WordView;
 
 use core::fmt;
 
@@ -78,6 +80,15 @@ pub trait PhysMemory {
     #[inline]
     fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
         self.read_u64(PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)))
+    }
+
+    /// Returns this memory as one run of words that walks may index directly, if it is
+    /// one. Walks then read descriptors through the view instead of
+    /// [`PhysMemory::read_entry`]; a memory that must see every read (a tracing wrapper)
+    /// keeps the default, `None`.
+    #[inline]
+    fn word_view(&self) -> Option<WordView<'_>> {
+        None
     }
 
     /// Writes the little-endian 64-bit word at `pa`.

@@ -1,6 +1,6 @@
 //! RAM backed by a caller-provided byte slice.
 
-use super::{MemoryError, PhysMemory};
+use super::{MemoryError, PhysMemory, WordView};
 use crate::addr::PhysAddr;
 
 /// RAM backed by a caller-provided byte slice, starting at a base physical address.
@@ -86,6 +86,11 @@ impl PhysMemory for SliceMemory<'_> {
         self.word_at(off).ok_or(MemoryError::ExternalAbort {
             pa: PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)),
         })
+    }
+
+    #[inline(always)]
+    fn word_view(&self) -> Option<WordView<'_>> {
+        Some(WordView::new(self.base, self.bytes))
     }
 
     #[inline]
