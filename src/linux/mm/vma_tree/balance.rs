@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The nodes a descent passed, each with the side it took (`true`: right).
+pub(super) type Path = ArrayVec<(u32, bool), MAX_DEPTH>;
+
 impl<'a> VmaTree<'a> {
     /// Returns (height, max_gap) of subtree `i` (0, 0 for none).
     pub(super) fn hg(&self, i: u32) -> (u8, u64) {
@@ -75,46 +78,92 @@ impl<'a> VmaTree<'a> {
         self.rotate(n, !tall)
     }
 
-    pub(super) fn insert_rec(&mut self, n: u32, new: u32, key: u64) -> u32 {
-        if n == NIL {
-            return new;
+    /// Descends from the root toward `key`, recording each node passed and the side taken
+    /// in `path`; returns (last node with `vm_start < key`, the node with `vm_start ==
+    /// key`, first node with `vm_start > key`). The path ends above the node keyed `key`,
+    /// or at the leaf a new node keyed `key` hangs from.
+    ///
+    /// # Errors
+    /// [`VmaTreeError::Corrupted`] if the tree is deeper than a balanced tree can be.
+    pub(super) fn descend(
+        &self,
+        key: u64,
+        path: &mut Path,
+    ) -> Result<(u32, u32, u32), VmaTreeError> {
+        let mut n = self.root;
+        let (mut pred, mut succ) = (NIL, NIL);
+        while n != NIL {
+            let k = self.start(n);
+            if key == k {
+                let mut l = self.s(n).left;
+                if l != NIL {
+                    while self.s(l).right != NIL {
+                        l = self.s(l).right;
+                    }
+                    pred = l;
+                }
+                let mut r = self.s(n).right;
+                if r != NIL {
+                    while self.s(r).left != NIL {
+                        r = self.s(r).left;
+                    }
+                    succ = r;
+                }
+                return Ok((pred, n, succ));
+            }
+            let right = key > k;
+            if right {
+                pred = n;
+            } else {
+                succ = n;
+            }
+            path.try_push((n, right))
+                .map_err(|_| VmaTreeError::Corrupted)?;
+            n = self.child(n, right);
         }
-        if key < self.start(n) {
-            let l = self.insert_rec(self.s(n).left, new, key);
-            self.sm(n).left = l;
-        } else {
-            let r = self.insert_rec(self.s(n).right, new, key);
-            self.sm(n).right = r;
-        }
-        self.rebalance(n)
+        Ok((pred, NIL, succ))
     }
 
-    pub(super) fn remove_rec(&mut self, n: u32, key: u64) -> u32 {
-        if n == NIL {
-            return NIL;
-        }
-        let k = self.start(n);
-        if key < k {
-            let l = self.remove_rec(self.s(n).left, key);
-            self.sm(n).left = l;
-        } else if key > k {
-            let r = self.remove_rec(self.s(n).right, key);
-            self.sm(n).right = r;
-        } else {
-            let (l, r) = (self.s(n).left, self.s(n).right);
-            if l == NIL {
-                self.fix_left_spine(r);
-                return r;
+    /// Hangs `child` where the end of `path` points and climbs back to the root,
+    /// rebalancing and refreshing the cached heights and gaps. `changed` says whether the
+    /// subtree at `child` changed (root, height or largest gap); where nothing changed
+    /// below, a node is left as it is, except `succ`, whose own gap the caller changed.
+    pub(super) fn climb(&mut self, path: &mut Path, mut child: u32, mut changed: bool, succ: u32) {
+        while let Some((n, right)) = path.pop() {
+            if changed {
+                self.set_child(n, right, child);
             }
-            if r == NIL {
-                return l;
+            if changed || n == succ {
+                (child, changed) = self.refresh(n);
+            } else {
+                child = n;
             }
-            let (r2, m) = self.remove_min(r);
-            self.sm(m).left = l;
-            self.sm(m).right = r2;
-            return self.rebalance(m);
         }
-        self.rebalance(n)
+        self.root = child;
+    }
+
+    /// Rebalances node `n` after a change below it (or to its own gap); returns the new
+    /// root of its subtree and whether the root, height or largest gap changed.
+    fn refresh(&mut self, n: u32) -> (u32, bool) {
+        let before = self.hg(n);
+        let r = self.rebalance(n);
+        (r, r != n || self.hg(r) != before)
+    }
+
+    /// Takes node `n` out of its subtree; returns what takes its place there.
+    pub(super) fn unlink(&mut self, n: u32) -> u32 {
+        let (l, r) = (self.s(n).left, self.s(n).right);
+        if l == NIL {
+            self.fix_left_spine(r);
+            return r;
+        }
+        if r == NIL {
+            return l;
+        }
+        let (r2, m) = self.remove_min(r);
+        self.sm(m).left = l;
+        self.sm(m).right = r2;
+        self.rebalance(m)
     }
 
     /// Detaches the minimum of subtree `n`; returns (new subtree root, detached node).
@@ -128,19 +177,20 @@ impl<'a> VmaTree<'a> {
         (self.rebalance(n), m)
     }
 
-    /// Recomputes the cached gaps along the left spine of subtree `n` (bottom-up).
+    /// Recomputes the cached gaps along the left spine of subtree `n` (bottom-up), after
+    /// a change to the gap of its lowest node; stops where a node's largest gap is
+    /// unchanged (nothing above it then changes).
     pub(super) fn fix_left_spine(&mut self, n: u32) {
         let mut path: ArrayVec<u32, MAX_DEPTH> = ArrayVec::new();
         let mut c = n;
         while c != NIL && path.try_push(c).is_ok() {
             c = self.s(c).left;
         }
-        while let Some(c) = path.pop() {
-            self.update_node(c);
-        }
+        self.fix_up(&mut path);
     }
 
-    /// Recomputes the cached gaps on the path from the root to the node keyed `key`.
+    /// Recomputes the cached gaps on the path from the root to the node keyed `key`, after
+    /// a change to that node's gap; stops where a node's largest gap is unchanged.
     pub(super) fn fix_path(&mut self, key: u64) {
         let mut path: ArrayVec<u32, MAX_DEPTH> = ArrayVec::new();
         let mut n = self.root;
@@ -157,8 +207,18 @@ impl<'a> VmaTree<'a> {
                 NIL
             };
         }
+        self.fix_up(&mut path);
+    }
+
+    /// Refreshes the nodes of `path` from its end up, while their largest gap changes (no
+    /// height changes: the shape is the same).
+    fn fix_up(&mut self, path: &mut ArrayVec<u32, MAX_DEPTH>) {
         while let Some(n) = path.pop() {
+            let before = self.hg(n);
             self.update_node(n);
+            if self.hg(n) == before {
+                break;
+            }
         }
     }
 }

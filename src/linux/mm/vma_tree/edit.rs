@@ -1,5 +1,6 @@
 //! Changing the tree: insert, remove, split and update VMAs, keeping the order and the gaps.
 
+use super::balance::Path;
 use super::*;
 
 impl<'a> VmaTree<'a> {
@@ -16,7 +17,8 @@ impl<'a> VmaTree<'a> {
                 end: vma.vm_end,
             });
         }
-        let (pred, exact, succ) = self.neighbours(vma.vm_start);
+        let mut path = Path::new();
+        let (pred, exact, succ) = self.descend(vma.vm_start, &mut path)?;
         for (i, hit) in [
             (pred, pred != NIL && self.s(pred).vma.vm_end > vma.vm_start),
             (exact, exact != NIL),
@@ -33,12 +35,21 @@ impl<'a> VmaTree<'a> {
         if self.free == NIL {
             return Err(VmaTreeError::NoSlots);
         }
-        self.insert_at(vma, pred, succ);
+        self.insert_on(vma, pred, succ, &mut path);
         Ok(())
     }
 
     /// Inserts `vma` between `pred` and `succ` (its neighbours, already checked).
-    pub(super) fn insert_at(&mut self, vma: Vma, pred: u32, succ: u32) {
+    pub(super) fn insert_at(&mut self, vma: Vma, pred: u32, succ: u32) -> Result<(), VmaTreeError> {
+        let mut path = Path::new();
+        self.descend(vma.vm_start, &mut path)?;
+        self.insert_on(vma, pred, succ, &mut path);
+        Ok(())
+    }
+
+    /// Inserts `vma` as a new leaf at the end of `path` (the descent to its key), between
+    /// `pred` and `succ`.
+    fn insert_on(&mut self, vma: Vma, pred: u32, succ: u32, path: &mut Path) {
         let idx = self.free;
         self.free = self.s(idx).left;
         let pred_end = if pred == NIL {
@@ -54,15 +65,15 @@ impl<'a> VmaTree<'a> {
         slot.gap_before = gap;
         slot.max_gap = gap;
         slot.vma = vma;
-        // The in-order successor of a new leaf is one of its ancestors, so setting its gap
-        // first lets the rebalancing on the way up refresh every cached maximum.
+        // The in-order successor of a new leaf is one of its ancestors: the climb back up
+        // refreshes it, and every cached maximum that changes.
         if succ != NIL {
             let s_start = self.start(succ);
             self.sm(succ).gap_before = s_start - vma.vm_end;
         } else {
             self.last_end = vma.vm_end;
         }
-        self.root = self.insert_rec(self.root, idx, vma.vm_start);
+        self.climb(path, idx, true, succ);
         self.len += 1;
     }
 
@@ -72,7 +83,8 @@ impl<'a> VmaTree<'a> {
     ///
     /// [`VmaTreeError::NotFound`] if no VMA starts there.
     pub fn remove(&mut self, start: u64) -> Result<Vma, VmaTreeError> {
-        let (pred, idx, succ) = self.neighbours(start);
+        let mut path = Path::new();
+        let (pred, idx, succ) = self.descend(start, &mut path)?;
         if idx == NIL {
             return Err(VmaTreeError::NotFound { addr: start });
         }
@@ -82,15 +94,16 @@ impl<'a> VmaTree<'a> {
         } else {
             self.s(pred).vma.vm_end
         };
-        // The successor is on the removal path, or replaces the removed node, or is the
-        // left spine of a lone right child; `remove_rec` refreshes all three.
+        // The successor is on the path above, or replaces the removed node, or is the
+        // left spine of a lone right child; all three are refreshed.
         if succ != NIL {
             let s_start = self.start(succ);
             self.sm(succ).gap_before = s_start - pred_end;
         } else {
             self.last_end = pred_end;
         }
-        self.root = self.remove_rec(self.root, start);
+        let replacement = self.unlink(idx);
+        self.climb(&mut path, replacement, true, succ);
         let free = self.free;
         let slot = self.sm(idx);
         slot.left = free;
@@ -121,8 +134,7 @@ impl<'a> VmaTree<'a> {
         // above hi is unchanged, so only the new node needs gap bookkeeping.
         let succ = self.first_above(lo.vm_start);
         self.sm(idx).vma = lo;
-        self.insert_at(hi, idx, succ);
-        Ok(())
+        self.insert_at(hi, idx, succ)
     }
 
     /// Changes the VMA that starts at `start` through `f`, which may also move its bounds

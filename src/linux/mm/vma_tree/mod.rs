@@ -394,40 +394,6 @@ impl<'a> VmaTree<'a> {
         NIL
     }
 
-    /// Returns (last node with `vm_start < key`, node with `vm_start == key`, first node
-    /// with `vm_start > key`) in one descent.
-    fn neighbours(&self, key: u64) -> (u32, u32, u32) {
-        let mut n = self.root;
-        let (mut pred, mut succ) = (NIL, NIL);
-        while n != NIL {
-            let k = self.start(n);
-            if key < k {
-                succ = n;
-                n = self.s(n).left;
-            } else if key > k {
-                pred = n;
-                n = self.s(n).right;
-            } else {
-                let mut l = self.s(n).left;
-                if l != NIL {
-                    while self.s(l).right != NIL {
-                        l = self.s(l).right;
-                    }
-                    pred = l;
-                }
-                let mut r = self.s(n).right;
-                if r != NIL {
-                    while self.s(r).left != NIL {
-                        r = self.s(r).left;
-                    }
-                    succ = r;
-                }
-                return (pred, n, succ);
-            }
-        }
-        (pred, NIL, succ)
-    }
-
     /// Last node with `vm_start < key`.
     fn last_below(&self, key: u64) -> u32 {
         let mut n = self.root;
