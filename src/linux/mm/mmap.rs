@@ -541,10 +541,12 @@ impl AddressSpace<'_> {
             Insert,
         }
         let mp = self.params.merge_params();
-        // One lookup gives both neighbours: the range is free, so the first VMA ending
-        // above its start begins at or after its end.
+        // One descent gives both neighbours, and the place the new VMA goes: the range is
+        // free, so the first VMA ending above its start begins at or after its end, and
+        // the last one before it ends at or below its start.
+        let at = self.tree.locate(new.vm_start).map_err(tree_errno)?;
         let plan = {
-            let (nxt, prv) = self.tree.find_vma_prev(new.vm_start);
+            let [prv, _, nxt] = self.tree.located(&at);
             let mut prev = prv.filter(|p| p.vm_end == new.vm_start);
             let mut next = nxt.filter(|n| n.vm_start == new.vm_end);
             if let Some((start, alone)) = avoid {
@@ -601,7 +603,7 @@ impl AddressSpace<'_> {
                 x.vm_flags = flags;
                 x.anon_vma = x.anon_vma.or(new.anon_vma);
             })),
-            Plan::Insert => t(self.tree.insert(new)),
+            Plan::Insert => t(self.tree.insert_located(new, at)),
         }
     }
 

@@ -58,6 +58,17 @@ impl AddressSpace<'_> {
             vm_flags: v.vm_flags,
             special: v.kind.is_special(),
         };
+        let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
+        // The common case, exactly one whole VMA, found and removed in one descent.
+        let at = self.tree.locate(start).map_err(tree_errno)?;
+        if let [_, Some(v), _] = self.tree.located(&at) {
+            if v.vm_end == end {
+                let v = bounds(v);
+                t(self.tree.remove_located(at).map(|_| ()))?;
+                ops.unmapped(v.vm_start, v.vm_end, v.vm_flags);
+                return Ok(());
+            }
+        }
         let Some(first) = self.tree.find_vma_intersection(start, end).map(bounds) else {
             return Ok(());
         };
@@ -80,7 +91,6 @@ impl AddressSpace<'_> {
                 .filter(|l| l.vm_start < end && l.vm_end > end)
         };
         let ps = self.params.page_shift;
-        let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
         if let Some(l) = last {
             if l.special {
                 // The kernel has already split the first VMA when it finds this out.

@@ -11,32 +11,8 @@ impl<'a> VmaTree<'a> {
     /// [`VmaTreeError::InvalidRange`] if `vm_start >= vm_end`, [`VmaTreeError::Overlap`]
     /// if it intersects a VMA, [`VmaTreeError::NoSlots`] if the tree is full.
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaTreeError> {
-        if vma.vm_start >= vma.vm_end {
-            return Err(VmaTreeError::InvalidRange {
-                start: vma.vm_start,
-                end: vma.vm_end,
-            });
-        }
-        let mut path = Path::new();
-        let (pred, exact, succ) = self.descend(vma.vm_start, &mut path)?;
-        for (i, hit) in [
-            (pred, pred != NIL && self.s(pred).vma.vm_end > vma.vm_start),
-            (exact, exact != NIL),
-            (succ, succ != NIL && self.start(succ) < vma.vm_end),
-        ] {
-            if hit {
-                let v = &self.s(i).vma;
-                return Err(VmaTreeError::Overlap {
-                    start: v.vm_start,
-                    end: v.vm_end,
-                });
-            }
-        }
-        if self.free == NIL {
-            return Err(VmaTreeError::NoSlots);
-        }
-        self.insert_on(vma, pred, succ, &mut path);
-        Ok(())
+        let at = self.locate(vma.vm_start)?;
+        self.insert_located(vma, at)
     }
 
     /// Inserts `vma` between `pred` and `succ` (its neighbours, already checked).
@@ -49,7 +25,7 @@ impl<'a> VmaTree<'a> {
 
     /// Inserts `vma` as a new leaf at the end of `path` (the descent to its key), between
     /// `pred` and `succ`.
-    fn insert_on(&mut self, vma: Vma, pred: u32, succ: u32, path: &mut Path) {
+    pub(super) fn insert_on(&mut self, vma: Vma, pred: u32, succ: u32, path: &mut Path) {
         let idx = self.free;
         self.free = self.s(idx).left;
         let pred_end = if pred == NIL {
@@ -75,6 +51,7 @@ impl<'a> VmaTree<'a> {
         }
         self.climb(path, idx, true, succ);
         self.len += 1;
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Removes the VMA that starts at `start` and returns it.
@@ -83,35 +60,8 @@ impl<'a> VmaTree<'a> {
     ///
     /// [`VmaTreeError::NotFound`] if no VMA starts there.
     pub fn remove(&mut self, start: u64) -> Result<Vma, VmaTreeError> {
-        let mut path = Path::new();
-        let (pred, idx, succ) = self.descend(start, &mut path)?;
-        if idx == NIL {
-            return Err(VmaTreeError::NotFound { addr: start });
-        }
-        let vma = self.s(idx).vma;
-        let pred_end = if pred == NIL {
-            0
-        } else {
-            self.s(pred).vma.vm_end
-        };
-        // The successor is on the path above, or replaces the removed node, or is the
-        // left spine of a lone right child; all three are refreshed.
-        if succ != NIL {
-            let s_start = self.start(succ);
-            self.sm(succ).gap_before = s_start - pred_end;
-        } else {
-            self.last_end = pred_end;
-        }
-        let replacement = self.unlink(idx);
-        self.climb(&mut path, replacement, true, succ);
-        let free = self.free;
-        let slot = self.sm(idx);
-        slot.left = free;
-        slot.right = NIL;
-        slot.height = 0;
-        self.free = idx;
-        self.len -= 1;
-        Ok(vma)
+        let at = self.locate(start)?;
+        self.remove_located(at)
     }
 
     /// Splits the VMA containing `addr` into `[vm_start, addr)` and `[addr, vm_end)`
@@ -133,6 +83,7 @@ impl<'a> VmaTree<'a> {
         // Shrinking the end keeps the key; the gap between lo and hi is 0 and the gap
         // above hi is unchanged, so only the new node needs gap bookkeeping.
         let succ = self.first_above(lo.vm_start);
+        self.generation = self.generation.wrapping_add(1);
         self.sm(idx).vma = lo;
         self.insert_at(hi, idx, succ)
     }
@@ -178,6 +129,7 @@ impl<'a> VmaTree<'a> {
                 end: s.vm_end,
             });
         }
+        self.generation = self.generation.wrapping_add(1);
         let slot = self.sm(idx);
         slot.vma = new;
         slot.gap_before = new.vm_start - pred_end;

@@ -24,6 +24,7 @@ use super::vmflags::VmFlags;
 mod balance;
 mod edit;
 mod gap;
+mod locate;
 mod validate;
 
 const NIL: u32 = u32::MAX;
@@ -204,6 +205,8 @@ pub struct VmaTree<'a> {
     cap: usize,
     /// End of the highest VMA (0 when empty): start of the trailing gap.
     last_end: u64,
+    /// Counts changes, so that a [`Located`] from before one is not used after it.
+    generation: u64,
     scratch: VmaSlot,
 }
 
@@ -223,6 +226,7 @@ impl<'a> VmaTree<'a> {
             len: 0,
             cap,
             last_end: 0,
+            generation: 0,
             scratch: VmaSlot::EMPTY,
         };
         tree.clear();
@@ -243,6 +247,7 @@ impl<'a> VmaTree<'a> {
         self.root = NIL;
         self.len = 0;
         self.last_end = 0;
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Returns the number of VMAs (the kernel's `map_count`).
@@ -304,15 +309,22 @@ impl<'a> VmaTree<'a> {
     /// Returns `find_vma(addr)` and the VMA before it (the last VMA if there is none
     /// at or above `addr`), like `find_vma_prev`.
     pub fn find_vma_prev(&self, addr: u64) -> (Option<&Vma>, Option<&Vma>) {
-        let i = self.find_vma_idx(addr);
-        let key = if i == NIL { None } else { Some(self.start(i)) };
-        let p = match key {
-            Some(k) => self.last_below(k),
-            None => self.last_idx(),
-        };
+        // One descent: the VMAs ending at or below `addr` are those before `find_vma`'s,
+        // and the last of them is the last node the descent leaves to its right.
+        let mut n = self.root;
+        let (mut next, mut prev) = (NIL, NIL);
+        while n != NIL {
+            if self.s(n).vma.vm_end > addr {
+                next = n;
+                n = self.s(n).left;
+            } else {
+                prev = n;
+                n = self.s(n).right;
+            }
+        }
         (
-            (i != NIL).then(|| &self.s(i).vma),
-            (p != NIL).then(|| &self.s(p).vma),
+            (next != NIL).then(|| &self.s(next).vma),
+            (prev != NIL).then(|| &self.s(prev).vma),
         )
     }
 
