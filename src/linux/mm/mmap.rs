@@ -544,7 +544,7 @@ impl AddressSpace<'_> {
         // One descent gives both neighbours, and the place the new VMA goes: the range is
         // free, so the first VMA ending above its start begins at or after its end, and
         // the last one before it ends at or below its start.
-        let at = self.tree.locate(new.vm_start).map_err(tree_errno)?;
+        let mut at = self.tree.locate(new.vm_start).map_err(tree_errno)?;
         let plan = {
             let [prv, _, nxt] = self.tree.located(&at);
             let mut prev = prv.filter(|p| p.vm_end == new.vm_start);
@@ -603,7 +603,7 @@ impl AddressSpace<'_> {
                 x.vm_flags = flags;
                 x.anon_vma = x.anon_vma.or(new.anon_vma);
             })),
-            Plan::Insert => t(self.tree.insert_located(new, at)),
+            Plan::Insert => t(self.tree.insert_located(new, &mut at)),
         }
     }
 

@@ -60,11 +60,11 @@ impl AddressSpace<'_> {
         };
         let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
         // The common case, exactly one whole VMA, found and removed in one descent.
-        let at = self.tree.locate(start).map_err(tree_errno)?;
+        let mut at = self.tree.locate(start).map_err(tree_errno)?;
         if let [_, Some(v), _] = self.tree.located(&at) {
             if v.vm_end == end {
                 let v = bounds(v);
-                t(self.tree.remove_located(at).map(|_| ()))?;
+                t(self.tree.remove_located(&mut at).map(|_| ()))?;
                 ops.unmapped(v.vm_start, v.vm_end, v.vm_flags);
                 return Ok(());
             }

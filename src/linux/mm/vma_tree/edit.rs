@@ -11,8 +11,8 @@ impl<'a> VmaTree<'a> {
     /// [`VmaTreeError::InvalidRange`] if `vm_start >= vm_end`, [`VmaTreeError::Overlap`]
     /// if it intersects a VMA, [`VmaTreeError::NoSlots`] if the tree is full.
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaTreeError> {
-        let at = self.locate(vma.vm_start)?;
-        self.insert_located(vma, at)
+        let mut at = self.locate(vma.vm_start)?;
+        self.insert_located(vma, &mut at)
     }
 
     /// Inserts `vma` between `pred` and `succ` (its neighbours, already checked).
@@ -60,8 +60,8 @@ impl<'a> VmaTree<'a> {
     ///
     /// [`VmaTreeError::NotFound`] if no VMA starts there.
     pub fn remove(&mut self, start: u64) -> Result<Vma, VmaTreeError> {
-        let at = self.locate(start)?;
-        self.remove_located(at)
+        let mut at = self.locate(start)?;
+        self.remove_located(&mut at)
     }
 
     /// Splits the VMA containing `addr` into `[vm_start, addr)` and `[addr, vm_end)`

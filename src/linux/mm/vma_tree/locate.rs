@@ -8,6 +8,7 @@ use super::*;
 /// Where a VMA starting at `key` is or would go, found by [`VmaTree::locate`]: the path from
 /// the root and the neighbours. It stays good until the tree changes; a change in between
 /// is detected (by the tree's change count) and the insert or remove then descends again.
+/// It is large (the path): pass it by reference.
 #[derive(Debug)]
 pub(crate) struct Located {
     key: u64,
@@ -48,14 +49,18 @@ impl<'a> VmaTree<'a> {
     ///
     /// # Errors
     /// As [`VmaTree::insert`].
-    pub(crate) fn insert_located(&mut self, vma: Vma, at: Located) -> Result<(), VmaTreeError> {
+    pub(crate) fn insert_located(
+        &mut self,
+        vma: Vma,
+        at: &mut Located,
+    ) -> Result<(), VmaTreeError> {
         if vma.vm_start >= vma.vm_end {
             return Err(VmaTreeError::InvalidRange {
                 start: vma.vm_start,
                 end: vma.vm_end,
             });
         }
-        let mut at = self.fresh(at, vma.vm_start)?;
+        self.fresh(at, vma.vm_start)?;
         let (pred, exact, succ) = (at.pred, at.exact, at.succ);
         for (i, hit) in [
             (pred, pred != NIL && self.s(pred).vma.vm_end > vma.vm_start),
@@ -82,9 +87,9 @@ impl<'a> VmaTree<'a> {
     ///
     /// # Errors
     /// [`VmaTreeError::NotFound`] if no VMA starts there.
-    pub(crate) fn remove_located(&mut self, at: Located) -> Result<Vma, VmaTreeError> {
+    pub(crate) fn remove_located(&mut self, at: &mut Located) -> Result<Vma, VmaTreeError> {
         let key = at.key;
-        let mut at = self.fresh(at, key)?;
+        self.fresh(at, key)?;
         let idx = at.exact;
         if idx == NIL {
             return Err(VmaTreeError::NotFound { addr: key });
@@ -117,13 +122,12 @@ impl<'a> VmaTree<'a> {
         Ok(vma)
     }
 
-    /// Returns `at` if it was located at `key` in the tree as it is, else locates `key`
-    /// afresh.
-    fn fresh(&self, at: Located, key: u64) -> Result<Located, VmaTreeError> {
-        if at.generation == self.generation && at.key == key {
-            Ok(at)
-        } else {
-            self.locate(key)
+    /// Keeps `at` if it was located at `key` in the tree as it is, else locates `key`
+    /// afresh into it.
+    fn fresh(&self, at: &mut Located, key: u64) -> Result<(), VmaTreeError> {
+        if at.generation != self.generation || at.key != key {
+            *at = self.locate(key)?;
         }
+        Ok(())
     }
 }

@@ -471,7 +471,7 @@ fn a_located_place_is_found_again_after_a_change() {
         t.insert(anon(s << 12, (s + 0x10) << 12)).unwrap();
     }
     // Located, then the tree changes under it: the insert and the remove descend again.
-    let at = t.locate(0x20 << 12).unwrap();
+    let mut at = t.locate(0x20 << 12).unwrap();
     assert_eq!(
         t.located(&at).map(|v| v.map(|v| v.vm_start >> 12)),
         [Some(0x10), None, Some(0x30)]
@@ -479,15 +479,20 @@ fn a_located_place_is_found_again_after_a_change() {
     t.remove(0x30 << 12).unwrap();
     t.insert(anon(0x28 << 12, 0x40 << 12)).unwrap();
     assert!(matches!(
-        t.insert_located(anon(0x20 << 12, 0x30 << 12), at),
+        t.insert_located(anon(0x20 << 12, 0x30 << 12), &mut at),
         Err(VmaTreeError::Overlap { start, .. }) if start == 0x28 << 12
     ));
-    let at = t.locate(0x50 << 12).unwrap();
+    let mut at = t.locate(0x50 << 12).unwrap();
     t.insert(anon(0x60 << 12, 0x70 << 12)).unwrap();
-    assert_eq!(t.remove_located(at).map(|v| v.vm_start), Ok(0x50 << 12));
-    let at = t.locate(0x40 << 12).unwrap();
+    assert_eq!(
+        t.remove_located(&mut at).map(|v| v.vm_start),
+        Ok(0x50 << 12)
+    );
+    let mut at = t.locate(0x40 << 12).unwrap();
     t.update(0x28 << 12, |v| v.vm_end = 0x44 << 12).unwrap();
-    assert!(t.insert_located(anon(0x40 << 12, 0x48 << 12), at).is_err());
+    assert!(t
+        .insert_located(anon(0x40 << 12, 0x48 << 12), &mut at)
+        .is_err());
     t.validate().unwrap();
     let starts: Vec<u64> = collect(&t).iter().map(|v| v.vm_start >> 12).collect();
     assert_eq!(starts, [0x10, 0x28, 0x60, 0x70]);
