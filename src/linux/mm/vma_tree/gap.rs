@@ -22,13 +22,8 @@ pub(super) fn usable(gs: u64, ge: u64, low: u64, high: u64) -> u64 {
 impl<'a> VmaTree<'a> {
     /// Returns `(gap_start, gap_end, upper_vma)` of the trailing gap above the last VMA.
     pub(super) fn trailing_gap(&self) -> (u64, u64, u32) {
-        let last = self.last_idx();
-        let gs = if last == NIL {
-            0
-        } else {
-            self.s(last).vma.vm_end
-        };
-        (gs, u64::MAX, NIL)
+        // The tree keeps the last VMA's end: no descent of the right spine.
+        (self.last_end, u64::MAX, NIL)
     }
 
     /// Returns the highest (`top`) or lowest free gap in subtree `n` whose part inside
