@@ -446,11 +446,14 @@ fn read_descriptor<M: PhysMemory + ?Sized>(
     mem: &M,
 ) -> impl Fn(u64, u64, i8) -> Result<u64, i8> + '_ {
     let view = mem.word_view();
-    move |table, offset, level| match &view {
-        Some(w) => w.entry(table, offset).ok_or(level),
-        None => mem
-            .read_entry(PhysAddr::from_bits_52(table), offset)
-            .map_err(|_| level),
+    let entry = move |table: u64, offset: u64, level| {
+        mem.read_entry(PhysAddr::from_bits_52(table), offset)
+            .map_err(|_| level)
+    };
+    // A read the view does not hold is the memory's to answer (it may hold more).
+    move |table, offset, level| match view.as_ref().and_then(|w| w.entry(table, offset)) {
+        Some(d) => Ok(d),
+        None => entry(table, offset, level),
     }
 }
 

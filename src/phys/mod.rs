@@ -69,11 +69,11 @@ pub trait PhysMemory {
 
     /// Reads the table entry `offset` bytes into the translation table at `table` (the
     /// word at `table + offset`; `table` is aligned and `offset` below its size). Walks
-    /// read every descriptor through this, so an implementation may override it to form
+    /// read every descriptor through this unless the memory has a
+    /// [`word_view`](PhysMemory::word_view), so an implementation may override it to form
     /// the address in the order that keeps the table address, which the previous level's
-    /// load produced, last. Kept for speed: [`SliceMemory`]'s override makes a walk's
-    /// dependent chain per level mask, add, load (see the `walk/*` cells of
-    /// `benches/translate.rs`); other memories need not implement it.
+    /// load produced, last (as [`SliceMemory`]'s does for callers that use it directly);
+    /// other memories need not implement it.
     ///
     /// # Errors
     /// As [`PhysMemory::read_u64`].
@@ -82,10 +82,11 @@ pub trait PhysMemory {
         self.read_u64(PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)))
     }
 
-    /// Returns this memory as one run of words that walks may index directly, if it is
-    /// one. Walks then read descriptors through the view instead of
-    /// [`PhysMemory::read_entry`]; a memory that must see every read (a tracing wrapper)
-    /// keeps the default, `None`.
+    /// Returns this memory (or a run of RAM in it) as words that walks may index directly.
+    /// Walks then read the descriptors the view holds through it, and the rest through
+    /// [`PhysMemory::read_entry`]; the view's words must be what `read_u64` returns, and
+    /// reading them must have no effect. A memory that must see every read (a tracing
+    /// wrapper) keeps the default, `None`.
     #[inline]
     fn word_view(&self) -> Option<WordView<'_>> {
         None
