@@ -381,13 +381,15 @@ fn walk_straight_outlined<M: PhysMemory + ?Sized, const PAGE: u32>(
 /// Follows the tables of `h` (little-endian, granule page shift `PAGE`, start level 0 or
 /// below, output addresses in \[47:PAGE\]) for `va` with the levels unrolled and constant
 /// shifts, to the first descriptor that is not a table: returns it, its address and the
-/// cursor there, or the level of a read that no memory answered. A descriptor is followed
+/// cursor there, or the level of a read that no memory answered; `start` is the start
+/// level of `h` (a constant where the caller knows it). A descriptor is followed
 /// as a table when its bits in `table_check` are just \[1:0\] (valid, table; with
 /// [`table_check`], no output-address bit above the size). `read(table, offset, level)`
 /// reads the entry `offset` bytes into the table at `table`.
 #[inline(always)]
 fn straight_descent<const PAGE: u32>(
     h: &Half,
+    start: i8,
     va: VirtAddr,
     table_check: u64,
     read: impl Fn(u64, u64, i8) -> Result<u64, i8>,
@@ -397,7 +399,6 @@ fn straight_descent<const PAGE: u32>(
     let index_mask = (1u64 << stride) - 1;
     // The start table's index needs no mask of its own once the VA is cut to the input size.
     let v = va.as_u64() & p.input_mask;
-    let start = h.start_level.get();
     let mut table = h.table_base;
     let mut tattrs = 0u64;
     // The byte offset of the entry for `level` in its table: from the VA alone, so it is
@@ -468,18 +469,23 @@ fn walk_straight<M: PhysMemory + ?Sized, const PAGE: u32>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    let (raw, desc_pa, c) =
-        match straight_descent::<PAGE>(h, va, table_check(&h.fast), read_descriptor(mem)) {
-            Ok(r) => r,
-            Err(level) => {
-                return Err(cold_fault(
-                    FaultKind::ExternalAbortOnWalk,
-                    level,
-                    va,
-                    access,
-                ))
-            }
-        };
+    let (raw, desc_pa, c) = match straight_descent::<PAGE>(
+        h,
+        h.start_level.get(),
+        va,
+        table_check(&h.fast),
+        read_descriptor(mem),
+    ) {
+        Ok(r) => r,
+        Err(level) => {
+            return Err(cold_fault(
+                FaultKind::ExternalAbortOnWalk,
+                level,
+                va,
+                access,
+            ))
+        }
+    };
     match leaf_fast(regime, h, va, access, raw, desc_pa, &c) {
         Some(l) => Ok(translation(regime, h, va, &c, l, None)),
         None => leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c),

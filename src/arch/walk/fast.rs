@@ -58,7 +58,15 @@ pub(super) fn leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
     // A table with an APTable bit set stops the descent here, as a leaf candidate this
     // path refuses: nothing then needs the tables' attributes but `translation`.
     let table_check = super::table_check(p) | p.table_ap_mask;
-    let (raw, desc_pa, c) = straight_descent::<12>(h, va, table_check, read).ok()?;
+    // Start level 0 (a 48-bit input range) is the common one: its own copy of the descent
+    // tests no levels.
+    let start = h.start_level.get();
+    let (raw, desc_pa, c) = if start == 0 {
+        straight_descent::<12>(h, 0, va, table_check, read)
+    } else {
+        straight_descent::<12>(h, start, va, table_check, read)
+    }
+    .ok()?;
     let level = c.level as usize & 3;
     let mask = leaf_mask | p.oa_low_mask & p.oa_over_mask | 3;
     // Valid (bit 0) and, in bit 1, a page at level 3 or a block above it.
