@@ -693,7 +693,27 @@ pub fn mm_ops(data: &[u8]) {
                             );
                         }
                         Touch::Segv(_) => break,
-                        Touch::Bus(b) => panic!("SIGBUS with no file of known size: {b:?}"),
+                        Touch::Bus(b) => {
+                            // Only shared anonymous memory (shmem) has an object here: an
+                            // access past its size is SIGBUS, as when mremap grew the
+                            // mapping beyond the object (the object does not grow).
+                            let a = b.addr.as_u64() & 0x00ff_ffff_ffff_ffff;
+                            let v = p
+                                .space()
+                                .vma_lookup(a)
+                                .unwrap_or_else(|| panic!("SIGBUS at {a:#x} outside every VMA"));
+                            let pages = match &v.kind {
+                                VmaKind::File { file, .. } => file.shmem_pages(),
+                                _ => None,
+                            };
+                            let shift = params.page_shift;
+                            let index = v.vm_pgoff + ((a - v.vm_start) >> shift);
+                            assert!(
+                                pages.is_some_and(|n| index >= n),
+                                "SIGBUS at {a:#x} (page {index} of {pages:?}) in {v:?}"
+                            );
+                            break;
+                        }
                         Touch::OutOfMemory { .. } => {
                             mm_check_in(p, &params, alone);
                             break;
