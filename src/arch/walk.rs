@@ -13,6 +13,9 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::phys::{MemoryError, PhysMemory};
 
 mod fast;
+mod slot;
+
+pub(crate) use slot::{resume_at, walk_tables_slot, LeafSlot};
 
 /// How many times a hardware descriptor update may lose a compare-and-swap race before the
 /// walker gives up with an unsupported-atomic-update fault (real hardware would retry
@@ -469,23 +472,44 @@ fn walk_straight<M: PhysMemory + ?Sized, const PAGE: u32>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    let (raw, desc_pa, c) = match straight_descent::<PAGE>(
+    let (raw, desc_pa, c) = straight_tables::<M, PAGE>(h, mem, va, access)?;
+    finish_leaf(regime, h, mem, va, access, raw, desc_pa, c)
+}
+
+/// Follows the tables of `h` for `va` on the straight-line path (see [`straight_descent`])
+/// to the leaf candidate: returns it, its address and the cursor there, or the external
+/// abort of a read no memory answered.
+#[inline(always)]
+fn straight_tables<M: PhysMemory + ?Sized, const PAGE: u32>(
+    h: &Half,
+    mem: &M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<(u64, PhysAddr, Cursor), Fault> {
+    straight_descent::<PAGE>(
         h,
         h.start_level.get(),
         va,
         table_check(&h.fast),
         read_descriptor(mem),
-    ) {
-        Ok(r) => r,
-        Err(level) => {
-            return Err(cold_fault(
-                FaultKind::ExternalAbortOnWalk,
-                level,
-                va,
-                access,
-            ))
-        }
-    };
+    )
+    .map_err(|level| cold_fault(FaultKind::ExternalAbortOnWalk, level, va, access))
+}
+
+/// Evaluates the little-endian leaf candidate `raw` at `desc_pa`: its common case inline
+/// (see [`leaf_fast`]), anything else in full, out of line.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn finish_leaf<M: PhysMemory + ?Sized>(
+    regime: &Regime,
+    h: &Half,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+    raw: u64,
+    desc_pa: PhysAddr,
+    c: Cursor,
+) -> Result<Translation, Fault> {
     match leaf_fast(regime, h, va, access, raw, desc_pa, &c) {
         Some(l) => Ok(translation(regime, h, va, &c, l, None)),
         None => leaf::<M, false>(regime, h, mem, va, access, raw, desc_pa, c),
@@ -512,6 +536,7 @@ fn walk_general<M: PhysMemory + ?Sized>(
 }
 
 /// Where a walk is: the table being indexed and what the tables above contributed.
+#[derive(Clone, Copy, Debug)]
 struct Cursor {
     level: i8,
     shift: u32,

@@ -2,7 +2,7 @@
 //! an allocation-free `translate`.
 
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::arch::walk::{check_va, walk_tables};
+use crate::arch::walk::{check_va, resume_at, walk_tables, walk_tables_slot, LeafSlot};
 use crate::arch::{walk, Access, Cpu, Fault, MairAttr, Regime, Registers, Translation};
 
 use super::flush::Flush;
@@ -236,6 +236,62 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
     #[cold]
     #[inline(never)]
     fn translate_miss(&mut self, va: VirtAddr, access: Access) -> Result<PhysAddr, Fault> {
+        self.miss(va, access, None)
+    }
+
+    /// Translates `va` for `access` like [`Mmu::translate`]. When the walk stops on an
+    /// invalid level-3 entry, `slot` receives where, for [`Mmu::resume`] to finish the
+    /// retried access once a fault handler wrote that entry.
+    ///
+    /// # Errors
+    /// The [`Fault`] the access takes.
+    pub(crate) fn translate_slot(
+        &mut self,
+        va: VirtAddr,
+        access: Access,
+        slot: &mut Option<LeafSlot>,
+    ) -> Result<PhysAddr, Fault> {
+        let v = va.as_u64();
+        if let Some(pa) =
+            self.tlb
+                .lookup_page(v & !0xfff, v & 0xfff, AccessCheck::new(&access, self.epan))
+        {
+            return Ok(pa);
+        }
+        self.miss(va, access, Some(slot))
+    }
+
+    /// Retries the access of [`Mmu::translate_slot`] that faulted at `slot`, after a fault
+    /// handler wrote the entry there (and changed nothing else the walk or the TLB reads):
+    /// counts and fills as [`Mmu::translate`] would, but reads only that entry.
+    ///
+    /// # Errors
+    /// The [`Fault`] the access takes.
+    pub(crate) fn resume(
+        &mut self,
+        va: VirtAddr,
+        access: Access,
+        slot: &LeafSlot,
+    ) -> Result<PhysAddr, Fault> {
+        let v = va.as_u64();
+        let tag = self.ctx[context_index(v, &access)].key(v) >> 12;
+        // The lookups miss again: nothing was filled for the page since they last did.
+        self.tlb.stats_mut().misses += 1;
+        let h = self.regime.half(va.select_bit());
+        self.tlb.stats_mut().walks += 1;
+        let r = resume_at(&self.regime, h, &mut self.mem, va, access, slot);
+        self.account(tag, h.e0pd, r).map(|t| t.pa)
+    }
+
+    /// The page array missed: looks in the rest of the TLB, then walks (leaving the slot of
+    /// an invalid last-level entry in `slot`, where given) and fills, or faults.
+    #[inline(always)]
+    fn miss(
+        &mut self,
+        va: VirtAddr,
+        access: Access,
+        slot: Option<&mut Option<LeafSlot>>,
+    ) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
         let c = &self.ctx[context_index(v, &access)];
         let key = c.key(v);
@@ -249,7 +305,9 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
             return Ok(pa);
         }
         if self.regime.mmu_enabled() && c.fills(v) {
-            return self.walk_and_fill(va, key >> 12, access).map(|t| t.pa);
+            return self
+                .walk_and_fill(va, key >> 12, access, slot)
+                .map(|t| t.pa);
         }
         self.slow(va, access).map(|t| t.pa)
     }
@@ -295,7 +353,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         let v = va.as_u64();
         let c = &self.ctx[context_index(v, &access)];
         if self.regime.mmu_enabled() && c.fills(v) {
-            return self.walk_and_fill(va, c.key(v) >> 12, access);
+            return self.walk_and_fill(va, c.key(v) >> 12, access, None);
         }
         self.slow(va, access)
     }
@@ -306,12 +364,28 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         va: VirtAddr,
         tag: u64,
         access: Access,
+        slot: Option<&mut Option<LeafSlot>>,
     ) -> Result<Translation, Fault> {
         let h = self.regime.half(va.select_bit());
         self.tlb.stats_mut().walks += 1;
-        match walk_tables(&self.regime, h, &mut self.mem, va, access) {
+        let r = match slot {
+            None => walk_tables(&self.regime, h, &mut self.mem, va, access),
+            Some(s) => walk_tables_slot(&self.regime, h, &mut self.mem, va, access, s),
+        };
+        self.account(tag, h.e0pd, r)
+    }
+
+    /// Fills the TLB with a walk's translation of page `tag`, or counts its fault.
+    #[inline(always)]
+    fn account(
+        &mut self,
+        tag: u64,
+        no_el0: bool,
+        r: Result<Translation, Fault>,
+    ) -> Result<Translation, Fault> {
+        match r {
             Ok(t) => {
-                self.tlb.fill_entry(tag, &t, h.e0pd);
+                self.tlb.fill_entry(tag, &t, no_el0);
                 Ok(t)
             }
             Err(f) => {

@@ -303,11 +303,28 @@ impl<'a> FrameAllocator<'a> {
     ///
     /// # Errors
     /// [`FrameError::OutOfMemory`] if no frame is free; `zero` is not called then.
+    #[inline]
     pub fn alloc_zeroed(
         &mut self,
-        zero: impl FnMut(PhysAddr, u64),
+        mut zero: impl FnMut(PhysAddr, u64),
     ) -> Result<PhysAddr, FrameError> {
-        self.alloc_run_zeroed(0, zero)
+        // The frame `alloc` takes: the lowest free one of the hint's word.
+        let (h, x) = (self.hint, self.free[self.hint]);
+        if x == 0 {
+            return self.alloc_run_zeroed(0, zero);
+        }
+        let pa = self.pa(h * 64 + x.trailing_zeros() as usize);
+        if self.zero[h] & x & x.wrapping_neg() == 0 {
+            zero(pa, FRAME_SIZE);
+        }
+        let rest = x & (x - 1);
+        self.free[h] = rest;
+        self.zero[h] &= rest;
+        self.free_count -= 1;
+        if rest == 0 || x == !0 {
+            self.summarize(h);
+        }
+        Ok(pa)
     }
 
     /// Allocates a run of `2^order` frames aligned to its own size.

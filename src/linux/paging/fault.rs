@@ -84,9 +84,16 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let access = Access::new(kind, El::El0);
         // A fault is retried after the handler fixed it; three rounds cover the longest
         // chain (huge zero page split, then copy-on-write).
+        // The retry of an access whose page the handler mapped through the walk's slot.
+        let mut resumed = None;
         for _ in 0..4 {
             self.stats.translations += 1;
-            let fault = match self.mmu.translate(va, access) {
+            let mut slot = None;
+            let r = match resumed.take() {
+                Some(r) => r,
+                None => self.mmu.translate_slot(va, access, &mut slot),
+            };
+            let fault = match r {
                 Ok(pa) => return Touch::Done(pa),
                 Err(f) => f,
             };
@@ -123,7 +130,18 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 (FaultKind::Translation, Some(fv)) => {
                     self.fault_file(addr, kind, &vma, &fv, fault, files)
                 }
-                (FaultKind::Translation, None) => self.fault_missing(addr, kind, &vma),
+                (FaultKind::Translation, None) => match slot {
+                    Some(s) if !vma.flags.contains(VmFlags::VM_SHARED) && self.slot_faults() => {
+                        match self.fault_anon_at(addr, kind, &vma, &s) {
+                            Ok(()) => {
+                                resumed = Some(self.mmu.resume(va, access, &s));
+                                continue;
+                            }
+                            Err(t) => return t,
+                        }
+                    }
+                    _ => self.fault_missing(addr, kind, &vma),
+                },
                 (FaultKind::Permission, _) if kind == AccessKind::Write => {
                     self.fault_write_protect(addr, &vma)
                 }
@@ -201,6 +219,48 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             attrs | Attributes::AP_RO
         };
         if self.map(va, pa, page, attrs).is_err() {
+            self.frames.free_run(pa, order).map_err(|_| oom)?;
+            return Err(oom);
+        }
+        self.stats.anon_pages += 1;
+        Ok(())
+    }
+
+    /// Returns whether faults may map through the walk's slot (always, but in tests that
+    /// compare with the general path).
+    #[inline(always)]
+    fn slot_faults(&self) -> bool {
+        #[cfg(test)]
+        return self.slot_faults;
+        #[cfg(not(test))]
+        true
+    }
+
+    /// Handles a fault on the invalid level-3 entry `slot` of a private anonymous VMA: maps
+    /// the zero page for a read, a new page for a write, as [`Paging::fault_missing`] does
+    /// there (no THP can go where a page table is), through the entry the walk found.
+    fn fault_anon_at(
+        &mut self,
+        addr: u64,
+        kind: AccessKind,
+        vma: &VmaView,
+        slot: &LeafSlot,
+    ) -> Result<(), Touch> {
+        let oom = Touch::OutOfMemory {
+            addr: VirtAddr::new(addr),
+        };
+        let va = addr & !(self.page() - 1);
+        if kind != AccessKind::Write {
+            self.map_at(slot, va, self.zero, page_attrs(vma.flags, false))
+                .map_err(|_| oom)?;
+            self.stats.zero_page_maps += 1;
+            return Ok(());
+        }
+        let order = self.config.granule.page_shift() - 12;
+        let pa = self.alloc(order).ok_or(oom)?;
+        // do_anonymous_page: pte_mkwrite(pte_mkdirty(entry)).
+        let attrs = page_attrs(vma.flags, vma.flags.contains(VmFlags::VM_WRITE)) | PTE_DIRTY;
+        if self.map_at(slot, va, pa, attrs).is_err() {
             self.frames.free_run(pa, order).map_err(|_| oom)?;
             return Err(oom);
         }

@@ -23,6 +23,7 @@ use super::mm::vmflags::VmFlags;
 use super::mm::{Arch, KernelVersion, LayoutParams};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::regime::{sctlr, tcr};
+use crate::arch::walk::LeafSlot;
 use crate::arch::{
     Access, AccessKind, Attributes, Cpu, Descriptor, El, Fault, FaultKind, Granule, Level,
     Registers,
@@ -106,6 +107,10 @@ pub struct Paging<'f, M: PhysMemory, const N: usize> {
     huge_zero: Option<PhysAddr>,
     config: PagingConfig,
     stats: PagingStats,
+    /// Whether faults on an invalid last-level entry map through the walk's slot (off in
+    /// tests that compare that path with the general one).
+    #[cfg(test)]
+    slot_faults: bool,
     /// The per-CPU `lru_lazyfree` batch: (ASID, VA, PA) of the small folios MADV_FREE
     /// marked since the last drain. They become lazy-free ([`PTE_LAZYFREE`]) when the
     /// batch moves: when it fills, when a large folio joins, or at [`Paging::lru_add_drain`].
@@ -270,6 +275,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             config,
             deposits: 0,
             stats: PagingStats::default(),
+            #[cfg(test)]
+            slot_faults: true,
             lazyfree_batch: ArrayVec::new(),
             lazyfree_parked: ArrayVec::new(),
             cache: cache::PageCache::new(&mut []),
@@ -378,12 +385,15 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         }
         let mem = self.mmu.memory_mut();
         let mut zeroing = Ok(());
-        let pa = self
-            .frames
-            .alloc_run_zeroed(order, |pa, len| {
-                zeroing = zeroing.and(mem.zero(pa, len));
-            })
-            .ok()?;
+        let zero = |pa, len| {
+            zeroing = zeroing.and(mem.zero(pa, len));
+        };
+        let pa = if order == 0 {
+            self.frames.alloc_zeroed(zero)
+        } else {
+            self.frames.alloc_run_zeroed(order, zero)
+        }
+        .ok()?;
         if zeroing.is_err() {
             // Memory backs every frame (Paging::new checked); a page that could not be
             // zeroed is never handed out all the same.
@@ -427,13 +437,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         attrs: Attributes,
         floor: u64,
     ) -> Result<(), MapError> {
-        // With FEAT_LPA2 (52-bit VA) descriptor bits [9:8] hold output address bits and
-        // the shareability comes from TCR_EL1.SH0.
-        let attrs = if self.config.va_bits > 48 {
-            attrs - (Attributes::SH0 | Attributes::SH1)
-        } else {
-            attrs
-        };
+        let attrs = self.leaf_attributes(attrs);
         let mem = self.mmu.memory_mut();
         let mut frames = Reserve {
             frames: &mut self.frames,
@@ -448,6 +452,38 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         };
         self.mmu.flush(flush);
         Ok(())
+    }
+
+    /// Maps the page at `va` to `pa` through `slot`, the invalid level-3 entry for `va`
+    /// that the faulting walk found.
+    fn map_at(
+        &mut self,
+        slot: &LeafSlot,
+        va: u64,
+        pa: PhysAddr,
+        attrs: Attributes,
+    ) -> Result<(), MapError> {
+        let attrs = self.leaf_attributes(attrs);
+        let mem = self.mmu.memory_mut();
+        let flush =
+            self.mapper
+                .map_page_at(mem, slot.descriptor_pa(), VirtAddr::new(va), pa, attrs)?;
+        // The entry was invalid, so no TLB holds a translation through it: the record of
+        // a new mapping names nothing.
+        debug_assert!(flush.is_empty());
+        flush.ignore();
+        Ok(())
+    }
+
+    /// Returns a leaf's attributes as the tables hold them: with FEAT_LPA2 (52-bit VA)
+    /// descriptor bits \[9:8\] hold output address bits and the shareability comes from
+    /// TCR_EL1.SH0.
+    fn leaf_attributes(&self, attrs: Attributes) -> Attributes {
+        if self.config.va_bits > 48 {
+            attrs - (Attributes::SH0 | Attributes::SH1)
+        } else {
+            attrs
+        }
     }
 
     fn unmap(&mut self, va: u64, len: u64) -> Result<(), MapError> {

@@ -320,3 +320,103 @@ fn out_of_frames_is_reported_and_state_is_intact() {
         ));
     }
 }
+
+/// Runs the same random accesses and zaps through two pagings, one mapping first touches
+/// through the walk's slot and one through the general handler, and checks that nothing
+/// tells them apart: outcomes, counters, TLB counters, free frames and every byte of RAM.
+#[test]
+fn slot_faults_match_the_general_handler() {
+    let g16 = PagingConfig {
+        granule: Granule::K16,
+        huge_zero_page: false,
+        ..PagingConfig::default()
+    };
+    let lpa2 = PagingConfig {
+        va_bits: 52,
+        ..PagingConfig::default()
+    };
+    for (seed, cfg) in [(1u64, PagingConfig::default()), (2, g16), (3, lpa2)] {
+        let run = |slot_faults: bool| {
+            let mut ram = vec![0u8; RAM];
+            let mut storage = vec![0u64; FrameAllocator::storage_words(RAM / 4096)];
+            let alloc = FrameAllocator::new(
+                PhysAddr::new(BASE),
+                RAM as u64,
+                &mut storage,
+                Contents::Zeroed,
+            )
+            .unwrap();
+            let mem = SliceMemory::new(PhysAddr::new(BASE), &mut ram);
+            let mut p: Paging<'_, _, 64> = Paging::new(cfg, mem, alloc).unwrap();
+            p.slot_faults = slot_faults;
+            let page = cfg.granule.page_size();
+            // (start, flags, thp) of 4 MiB VMAs side by side from 256 MiB.
+            let vmas = [
+                (RW, false),
+                (RW, true),
+                (VmFlags::VM_READ, false),
+                (RW.union(VmFlags::VM_EXEC), false),
+                (VmFlags::VM_WRITE, false),
+                (RW.union(VmFlags::VM_SHARED), false),
+                (VmFlags::empty(), false),
+            ];
+            let base = 0x1000_0000u64;
+            let span = 4u64 << 20;
+            let mut find = |a: u64| {
+                let i = a.checked_sub(base)? / span;
+                let &(flags, thp) = vmas.get(i as usize)?;
+                let start = base + i * span;
+                Some(VmaView {
+                    start,
+                    end: start + span,
+                    flags,
+                    thp,
+                    file: None,
+                })
+            };
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut seen = Vec::new();
+            for _ in 0..3000 {
+                let r = next();
+                // Clustered addresses, so that tables fill and holes get touched again.
+                let va = (base + (r >> 8) % (vmas.len() as u64 * span + span / 2)) & !7;
+                let va = (va & !(0x3f << 12)) | (((r >> 40) & 3) << 12);
+                match r % 16 {
+                    0 => {
+                        let start = va & !(page - 1);
+                        let _ = p.zap(start, start + page * (1 + ((r >> 20) & 7)));
+                    }
+                    k => {
+                        let kind = match k % 3 {
+                            0 => AccessKind::Read,
+                            1 => AccessKind::Write,
+                            _ => AccessKind::Fetch,
+                        };
+                        let tag = if r & 0x100_0000 != 0 { 0x5a << 56 } else { 0 };
+                        let t = p.access(VirtAddr::new(va | tag), kind, &mut find, &mut NoFiles);
+                        seen.push(t);
+                    }
+                }
+            }
+            p.validate().unwrap();
+            let state = (seen, *p.stats(), p.mmu().stats(), p.frames().free_frames());
+            drop(p);
+            (state, ram)
+        };
+        let (fast, fast_ram) = run(true);
+        let (general, general_ram) = run(false);
+        assert!(
+            fast.1.anon_pages > 100 && fast.1.zero_page_maps > 100,
+            "{:?}",
+            fast.1
+        );
+        assert_eq!(fast, general, "seed {seed}");
+        assert!(fast_ram == general_ram, "seed {seed}: RAM differs");
+    }
+}

@@ -390,21 +390,8 @@ impl Mapper {
         pa: PhysAddr,
         attrs: Attributes,
     ) -> Result<Flush, MapError> {
-        let page = self.format.granule.page_size();
         let v = va.as_u64();
-        self.check_range(v, page)?;
-        let pa = pa.as_u64();
-        if pa & (page - 1) != 0 {
-            return Err(MapError::Unaligned { addr: pa });
-        }
-        if pa >> self.format.oa_bits != 0 {
-            return Err(MapError::OutputOutOfRange { pa });
-        }
-        let bits = attrs.bits();
-        let bad = bits & self.owned_attribute_bits();
-        if bad != 0 {
-            return Err(MapError::InvalidAttributes { bits: bad });
-        }
+        let (pa, bits) = self.check_page(v, pa, attrs)?;
         // Walk down as far as tables exist.
         let mut table = self.root.as_u64();
         let mut level = self.format.start_level().get();
@@ -455,6 +442,56 @@ impl Mapper {
         let idx = (v >> self.format.shift(3)) & self.format.index_mask(3);
         mem.write_u64(PhysAddr::new(table + idx * 8), self.leaf_desc(3, pa, bits))?;
         Ok(Flush::new(self.asid))
+    }
+
+    /// Maps the page at `va` to `pa` through `slot`, the level-3 entry for `va` in these
+    /// tables, which a walk has just found invalid: [`Mapper::map_page`] for a fault
+    /// handler that knows where the entry is, reading no table above it.
+    ///
+    /// # Errors
+    /// As [`Mapper::map_page`], with [`MapError::AlreadyMapped`] if the entry is valid;
+    /// [`MapError::Unaligned`] if `slot` is not the entry of `va`'s index.
+    pub(crate) fn map_page_at<M: PhysMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        slot: PhysAddr,
+        va: VirtAddr,
+        pa: PhysAddr,
+        attrs: Attributes,
+    ) -> Result<Flush, MapError> {
+        let v = va.as_u64();
+        let (pa, bits) = self.check_page(v, pa, attrs)?;
+        let table_bytes = self.format.index_mask(3) << 3 | 7;
+        let idx = (v >> self.format.shift(3)) & self.format.index_mask(3);
+        let s = slot.as_u64();
+        if s & table_bytes != idx << 3 {
+            return Err(MapError::Unaligned { addr: s });
+        }
+        if mem.read_u64(slot)? & VALID != 0 {
+            return Err(MapError::AlreadyMapped { va });
+        }
+        mem.write_u64(slot, self.leaf_desc(3, pa, bits))?;
+        Ok(Flush::new(self.asid))
+    }
+
+    /// Checks a page mapping's arguments as [`Mapper::map_page`] takes them; returns the
+    /// output address and the attribute bits.
+    fn check_page(&self, v: u64, pa: PhysAddr, attrs: Attributes) -> Result<(u64, u64), MapError> {
+        let page = self.format.granule.page_size();
+        self.check_range(v, page)?;
+        let pa = pa.as_u64();
+        if pa & (page - 1) != 0 {
+            return Err(MapError::Unaligned { addr: pa });
+        }
+        if pa >> self.format.oa_bits != 0 {
+            return Err(MapError::OutputOutOfRange { pa });
+        }
+        let bits = attrs.bits();
+        let bad = bits & self.owned_attribute_bits();
+        if bad != 0 {
+            return Err(MapError::InvalidAttributes { bits: bad });
+        }
+        Ok((pa, bits))
     }
 
     /// Unmaps every page in `[va, va + len)` (holes are skipped), splitting blocks that
