@@ -711,22 +711,29 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
     fn touch(&mut self, va: VirtAddr, kind: AccessKind, gup: bool) -> Touch {
         let space = &mut self.space;
         let before = *self.paging.stats();
+        // Whether the VMA the handler was last given is private and has no anon_vma yet.
+        let mut needs_anon_vma = false;
         // Called only when the access faults. A fault below a grows-down VMA grows it first
         // (expand_stack); if that is refused, the access finds no VMA and gets SEGV_MAPERR.
         let mut find = |a: u64| {
-            let view = |space: &AddressSpace<'_>, v: &Vma| VmaView {
+            let found = match space.vma_lookup_hinted(a) {
+                Some(found) => Some(found),
+                None => {
+                    // The kernel ignores a refused expansion here too: the lookup fails.
+                    let _refused = space.expand_stack(a).is_err();
+                    space.vma_lookup_hinted(a)
+                }
+            };
+            needs_anon_vma = false;
+            let (v, thp) = found?;
+            needs_anon_vma = v.anon_vma.is_none() && !v.vm_flags.contains(VmFlags::VM_SHARED);
+            Some(VmaView {
                 start: v.vm_start,
                 end: v.vm_end,
                 flags: v.vm_flags,
-                thp: space.thp_eligible(v) && v.kind.file().is_none(),
+                thp: thp && v.kind.file().is_none(),
                 file: file_view(v),
-            };
-            if let Some(v) = space.vma_lookup(a) {
-                return Some(view(space, v));
-            }
-            // The kernel ignores a refused expansion here too: the lookup below fails.
-            let _refused = space.expand_stack(a).is_err();
-            space.vma_lookup(a).map(|v| view(space, v))
+            })
         };
         let mut none = NoFiles;
         let files: &mut dyn FileStore = match &mut self.files.0 {
@@ -739,16 +746,12 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             self.paging.access(va, kind, &mut find, files)
         };
         let after = self.paging.stats();
-        if after.anon_pages != before.anon_pages || after.thp != before.thp {
+        if needs_anon_vma && (after.anon_pages != before.anon_pages || after.thp != before.thp) {
             // A private page was allocated: the VMA gets its anon_vma (which decides merges).
-            // Shared anonymous (shmem) pages are page cache, with no anon_vma.
+            // Shared anonymous (shmem) pages are page cache, with no anon_vma. The VMA is
+            // the one the handler was given last: nothing changes the VMAs after that.
             let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
-            if self
-                .space
-                .vma_lookup(addr)
-                .is_some_and(|v| v.anon_vma.is_none() && !v.vm_flags.contains(VmFlags::VM_SHARED))
-                && self.space.anon_vma_prepare(addr).is_err()
-            {
+            if self.space.anon_vma_prepare(addr).is_err() {
                 // The fault's anon_vma_prepare failed: VM_FAULT_OOM.
                 return Touch::OutOfMemory { addr: va };
             }

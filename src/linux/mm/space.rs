@@ -195,6 +195,15 @@ impl<'a> AddressSpace<'a> {
         self.tree.vma_lookup(addr)
     }
 
+    /// Returns the VMA containing `addr`, trying the one the last such lookup found first
+    /// (see [`VmaTree::vma_lookup_hinted`]), and whether it is THP-eligible
+    /// ([`AddressSpace::thp_eligible`]): for the fault path.
+    pub(crate) fn vma_lookup_hinted(&mut self, addr: u64) -> Option<(&Vma, bool)> {
+        let (thp, pmd) = (self.params.thp, self.params.pmd_size);
+        let v = self.tree.vma_lookup_hinted(addr)?;
+        Some((v, Self::thp_eligible_under(thp, pmd, v)))
+    }
+
     /// Checks the VMA tree's structure (order, no overlaps, counts).
     ///
     /// # Errors
@@ -285,18 +294,22 @@ impl<'a> AddressSpace<'a> {
     /// arithmetic, so a VMA ending below the PMD size counts as eligible (seen on arm64
     /// 16 KiB pages, whose 32 MiB PMD lies above a static binary's heap).
     pub fn thp_eligible(&self, v: &Vma) -> bool {
+        Self::thp_eligible_under(self.params.thp, self.params.pmd_size, v)
+    }
+
+    /// [`AddressSpace::thp_eligible`] under THP mode `thp` with PMD size `pmd`.
+    fn thp_eligible_under(thp: ThpMode, pmd: u64, v: &Vma) -> bool {
         if !v.kind.is_anonymous()
             || v.vm_flags.contains(VmFlags::VM_NOHUGEPAGE)
             || v.vm_flags.intersects(VmFlags::VM_SPECIAL)
         {
             return false;
         }
-        let mode_ok = match self.params.thp {
+        let mode_ok = match thp {
             ThpMode::Never => false,
             ThpMode::Madvise => v.vm_flags.contains(VmFlags::VM_HUGEPAGE),
             ThpMode::Always => true,
         };
-        let pmd = self.params.pmd_size;
         if !mode_ok || !pmd.is_power_of_two() {
             return false;
         }

@@ -207,6 +207,8 @@ pub struct VmaTree<'a> {
     last_end: u64,
     /// Counts changes, so that a [`Located`] from before one is not used after it.
     generation: u64,
+    /// The slot [`VmaTree::vma_lookup_hinted`] found last, and the generation then.
+    hint: (u64, u32),
     scratch: VmaSlot,
 }
 
@@ -227,6 +229,7 @@ impl<'a> VmaTree<'a> {
             cap,
             last_end: 0,
             generation: 0,
+            hint: (0, NIL),
             scratch: VmaSlot::EMPTY,
         };
         tree.clear();
@@ -299,6 +302,34 @@ impl<'a> VmaTree<'a> {
     /// Returns the VMA containing `addr` (`vma_lookup`).
     pub fn vma_lookup(&self, addr: u64) -> Option<&Vma> {
         self.find_vma(addr).filter(|v| v.vm_start <= addr)
+    }
+
+    /// Returns the VMA containing `addr` like [`VmaTree::vma_lookup`], trying the VMA the
+    /// last such lookup found first, as the kernel's per-thread `vmacache` did: faults
+    /// come in runs over one VMA. The hint holds while the tree has not changed since (no
+    /// slot was freed); a VMA edited in place is checked by its bounds, which no other
+    /// VMA shares.
+    pub(crate) fn vma_lookup_hinted(&mut self, addr: u64) -> Option<&Vma> {
+        let (generation, i) = self.hint;
+        if generation == self.generation && i != NIL {
+            let v = &self.s(i).vma;
+            if v.vm_start <= addr && addr < v.vm_end {
+                return Some(&self.s(i).vma);
+            }
+        }
+        let i = self.find_vma_idx(addr);
+        if i == NIL || self.s(i).vma.vm_start > addr {
+            return None;
+        }
+        self.hint = (self.generation, i);
+        Some(&self.s(i).vma)
+    }
+
+    /// Returns the VMA [`VmaTree::vma_lookup_hinted`] would try first, if its hint holds.
+    #[cfg(test)]
+    pub(crate) fn hint(&self) -> Option<&Vma> {
+        let (generation, i) = self.hint;
+        (generation == self.generation && i != NIL).then(|| &self.s(i).vma)
     }
 
     /// Returns the first VMA intersecting `[start, end)` (`find_vma_intersection`).

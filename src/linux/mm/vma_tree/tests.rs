@@ -327,7 +327,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(npg, lo, hi, align)| Op::TopDown { npg, lo, hi, align }),
         3 => (1u64..40, 0u64..450, 0u64..450, 0u8..3)
             .prop_map(|(npg, lo, hi, align)| Op::BottomUp { npg, lo, hi, align }),
-        1 => (0u64..450).prop_map(|pg| Op::Find { pg }),
+        3 => (0u64..450).prop_map(|pg| Op::Find { pg }),
     ]
 }
 
@@ -446,6 +446,8 @@ proptest! {
                     let a = pg * PG;
                     let want = model.iter().find(|m| m.vm_end > a);
                     prop_assert_eq!(t.find_vma(a), want);
+                    let containing = model.iter().find(|m| m.contains(a)).copied();
+                    prop_assert_eq!(t.vma_lookup_hinted(a).copied(), containing);
                     let from: Vec<Vma> = t.iter_from(a).copied().collect();
                     let want_from: Vec<Vma> = model.iter().filter(|m| m.vm_end > a).copied().collect();
                     prop_assert_eq!(from, want_from);
@@ -453,6 +455,10 @@ proptest! {
                 }
             };
             prop_assert!(t.validate().is_ok());
+            // A hint that holds names a VMA in the tree (no freed slot).
+            if let Some(h) = t.hint() {
+                prop_assert!(model.contains(h), "stale hint {:?}", h);
+            }
             let now = collect(&t);
             prop_assert_eq!(&now, &model);
             if !ok {
