@@ -1,7 +1,8 @@
 //! pagesim against the host kernel: first-touch writes and reads of a 100 MiB anonymous
 //! mapping (with data pages stored, and without: `pagesim_nodata`), and an untouched 4 KiB
 //! mmap + munmap, through pagesim's simulated MMU and page tables beside the same work done
-//! by the kernel in this bench process.
+//! by the kernel in this bench process; `zero_floor` zeroes the frames a stored-data write
+//! of 100 MiB takes, the floor of that cell.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -84,6 +85,17 @@ fn group(c: &mut Criterion) {
             b.iter(|| kernel_touch(kind == AccessKind::Write))
         });
     }
+    // The floor of a first-touch write with data stored: zeroing the 100 MiB of frames it
+    // takes, 4 KiB at a time, in simulated RAM of the same size (the kernel zeroes too).
+    let mut ram = vec![0u8; 256 << 20];
+    g.bench_function("zero_floor/write_100mib", |b| {
+        b.iter(|| {
+            for page in black_box(&mut ram[..SIZE as usize]).chunks_exact_mut(PAGE as usize) {
+                page.fill(0);
+            }
+        })
+    });
+    drop(ram);
     // The same with data pages not stored (DataMode::None): page tables only.
     let mut nodata = ProcessStorage::with_data(&params(), 256 << 20, DataMode::None);
     let mut q = nodata

@@ -48,8 +48,8 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         if a >= b {
             return Ok(());
         }
-        // The interior: every leaf lies wholly inside [a, b). Free their frames, then
-        // remove them all in one table change, which needs no split.
+        // The interior: every leaf lies wholly inside [a, b). Remove them all in one table
+        // change, which needs no split, freeing each one's frames as it goes.
         let zero = self.zero.as_u64();
         let page = self.page();
         let huge = self.huge_zero.map(|h| (h.as_u64(), self.pmd()));
@@ -68,7 +68,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         } = self;
         let mut blocks = 0;
         let mut freeing = Ok(());
-        mapper.for_each_leaf(mmu.memory(), VirtAddr::new(a), b - a, |l| {
+        let mut removed = |l: &Leaf, frames: &mut FrameAllocator<'f>| {
             let d = l.descriptor.bits();
             if d & PTE_FILE.bits() != 0 {
                 // A page-cache page: one mapping fewer; the frame stays in the cache.
@@ -87,9 +87,14 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             if u32::from(l.size_log2) > page_log2 {
                 blocks += 1;
             }
-            true
-        })?;
-        let flush = mapper.unmap(mmu.memory_mut(), frames, VirtAddr::new(a), b - a)?;
+        };
+        let flush = mapper.unmap_with(
+            mmu.memory_mut(),
+            frames,
+            VirtAddr::new(a),
+            b - a,
+            &mut removed,
+        )?;
         mmu.flush(flush);
         *deposits = deposits.saturating_sub(blocks);
         freeing?;

@@ -461,6 +461,9 @@ pub(super) fn release_frames(
     }
     if !any {
         let order = (len.trailing_zeros() - 12).max(page_order);
+        if order == 0 {
+            return frames.free(PhysAddr::new(pa));
+        }
         return frames.free_run(PhysAddr::new(pa), order);
     }
     let mut r = Ok(());

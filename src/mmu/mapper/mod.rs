@@ -119,7 +119,13 @@ struct Ctx<'a, M: PhysMemory + ?Sized, F: FrameSource + ?Sized> {
     prune_all: bool,
     /// Frames taken before any change, for block splits.
     reserve: ArrayVec<(PhysAddr, bool), 16>,
+    /// Told of each leaf an unmap removes whole, with the frames (see
+    /// [`Mapper::unmap_with`]).
+    removed: Option<Removed<'a, F>>,
 }
+
+/// What [`Mapper::unmap_with`] hands each removed leaf to.
+type Removed<'a, F> = &'a mut (dyn FnMut(&Leaf, &mut F) + 'a);
 
 impl Mapper {
     /// Creates empty tables: allocates and zeroes the start table.
@@ -348,6 +354,7 @@ impl Mapper {
             plan: true,
             prune_all: false,
             reserve: ArrayVec::new(),
+            removed: None,
         };
         self.map_rec(&mut cx, Some(root), start, va, last, pa, bits)?;
         let order = self.format.table_order();
@@ -367,6 +374,7 @@ impl Mapper {
                 plan: false,
                 prune_all: true,
                 reserve: ArrayVec::new(),
+                removed: None,
             };
             // The undo removes only entries this call wrote, in tables it allocated; if
             // even that fails, its error says the tables are not as before.
@@ -508,7 +516,24 @@ impl Mapper {
         va: VirtAddr,
         len: u64,
     ) -> Result<Flush, MapError> {
-        self.change(mem, frames, va, len, None)
+        self.change(mem, frames, va, len, None, None)
+    }
+
+    /// Unmaps `[va, va + len)` like [`Mapper::unmap`], handing each leaf it removes (after
+    /// any split at the range's edges) to `removed` with the frame source, so that what the
+    /// leaf mapped can be freed in the same pass over the tables.
+    ///
+    /// # Errors
+    /// As [`Mapper::unmap`]; `removed` has then seen nothing.
+    pub(crate) fn unmap_with<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        frames: &mut F,
+        va: VirtAddr,
+        len: u64,
+        removed: &mut dyn FnMut(&Leaf, &mut F),
+    ) -> Result<Flush, MapError> {
+        self.change(mem, frames, va, len, None, Some(removed))
     }
 
     /// Sets and clears leaf attribute bits on every mapped page of `[va, va + len)`,
@@ -530,16 +555,17 @@ impl Mapper {
         if bad != 0 {
             return Err(MapError::InvalidAttributes { bits: bad });
         }
-        self.change(mem, frames, va, len, Some((set.bits(), clear.bits())))
+        self.change(mem, frames, va, len, Some((set.bits(), clear.bits())), None)
     }
 
-    fn change<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+    fn change<'a, M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
         &mut self,
-        mem: &mut M,
-        frames: &mut F,
+        mem: &'a mut M,
+        frames: &'a mut F,
         va: VirtAddr,
         len: u64,
         protect: Option<(u64, u64)>,
+        removed: Option<Removed<'a, F>>,
     ) -> Result<Flush, MapError> {
         if len == 0 {
             return Ok(Flush::new(self.asid));
@@ -577,6 +603,7 @@ impl Mapper {
             plan: false,
             prune_all: false,
             reserve,
+            removed,
         };
         let result = match protect {
             None => self.modify_rec(&mut cx, root, start, va, last, Modify::Unmap),

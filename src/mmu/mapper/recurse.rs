@@ -188,6 +188,11 @@ impl Mapper {
                     cx.flush.add(e_start, size, global);
                 }
                 cleared |= new == 0;
+                if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
+                    if level == 3 || self.format.block_ok(level) {
+                        f(&self.leaf(level, e_start, size, desc, slot), cx.frames);
+                    }
+                }
                 continue;
             }
             let child = if is_table {
@@ -205,6 +210,20 @@ impl Mapper {
             return Ok(false);
         }
         self.table_is_empty(cx.mem, table, level)
+    }
+
+    /// Returns the leaf `desc` at `slot`, a level-`level` entry translating `size` bytes
+    /// from `start`.
+    #[inline]
+    fn leaf(&self, level: i8, start: u64, size: u64, desc: u64, slot: PhysAddr) -> Leaf {
+        Leaf {
+            va: VirtAddr::new(start),
+            size_log2: size.trailing_zeros() as u8,
+            level: Level::new(level).unwrap_or(Level::L3),
+            descriptor: Descriptor(desc),
+            pa: PhysAddr::new(self.next_table(desc) & !(size - 1)),
+            descriptor_pa: slot,
+        }
     }
 
     pub(super) fn table_is_empty<M: PhysMemory + ?Sized>(
@@ -267,14 +286,8 @@ impl Mapper {
                         return Ok(false);
                     }
                 } else if level == 3 || self.format.block_ok(level) {
-                    let leaf = Leaf {
-                        va: VirtAddr::new(e_start),
-                        size_log2: size.trailing_zeros() as u8,
-                        level: Level::new(level).unwrap_or(Level::L3),
-                        descriptor: Descriptor(desc),
-                        pa: PhysAddr::new(self.next_table(desc) & !(size - 1)),
-                        descriptor_pa: PhysAddr::new(table + idx * 8),
-                    };
+                    let leaf =
+                        self.leaf(level, e_start, size, desc, PhysAddr::new(table + idx * 8));
                     if !f(&leaf) {
                         return Ok(false);
                     }

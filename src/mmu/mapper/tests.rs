@@ -281,3 +281,56 @@ fn ttbr_encodes_asid_and_52_bit_base() {
     assert!(TableFormat::try_new(Granule::K4, 52, VaRange::Lower, Lpa2::Off, 48).is_err());
     assert!(TableFormat::try_new(Granule::K64, 48, VaRange::Lower, Lpa2::On, 48).is_err());
 }
+
+#[test]
+fn unmap_with_hands_over_every_page_it_removes() {
+    let mut ram = vec![0u8; 64 * 4096];
+    let (mut mem, mut frames, mut m) = setup(&mut ram);
+    // A 2 MiB block with pages on both sides; the unmap cuts into the block and takes
+    // the pages after it.
+    map_rw(
+        &mut m,
+        &mut mem,
+        &mut frames,
+        0x1f_e000,
+        0x8_001f_e000,
+        0x20_4000,
+    );
+    let (va, len) = (0x3f_0000u64, 0x1_3000u64);
+    let mut before = Vec::new();
+    let mut p = va;
+    while p < va + len {
+        if let Some(l) = m.lookup(&mem, VirtAddr::new(p)).unwrap() {
+            before.push((p, l.pa.as_u64() + (p - l.va.as_u64())));
+        }
+        p += 4096;
+    }
+    let mut handed = Vec::new();
+    let tables = frames.0.len();
+    let flush = m
+        .unmap_with(
+            &mut mem,
+            &mut frames,
+            VirtAddr::new(va),
+            len,
+            &mut |l: &Leaf, f: &mut Frames| {
+                // The frame source is the caller's to use meanwhile.
+                assert!(f.available(0) + 2 >= tables as u64);
+                let mut a = l.va.as_u64();
+                while a < l.va.as_u64() + (1 << l.size_log2) {
+                    handed.push((a, l.pa.as_u64() + (a - l.va.as_u64())));
+                    a += 4096;
+                }
+            },
+        )
+        .unwrap();
+    flush.ignore();
+    assert_eq!(handed, before);
+    assert_eq!(before.len(), 0x12); // the mapping ends at 0x40_2000
+                                    // Gone from the tables; the block's part before the range stays.
+    for &(a, _) in &before {
+        assert_eq!(m.lookup(&mem, VirtAddr::new(a)).unwrap(), None);
+    }
+    let kept = m.lookup(&mem, VirtAddr::new(va - 4096)).unwrap().unwrap();
+    assert_eq!(kept.pa.as_u64(), 0x8_003e_f000);
+}
