@@ -20,7 +20,17 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if the tables cannot be changed (then nothing was freed).
     pub fn zap_recency(&mut self, start: u64, end: u64, recency: bool) -> Result<(), MapError> {
-        if end <= start || self.next_leaf(start, end)?.is_none() {
+        if end <= start {
+            return Ok(());
+        }
+        // One aligned page overlaps only the leaf containing its start: one walk.
+        let page = self.page();
+        let mapped = if end - start <= page && start & (page - 1) == 0 {
+            self.leaf_at(start)?.is_some()
+        } else {
+            self.next_leaf(start, end)?.is_some()
+        };
+        if !mapped {
             // Nothing mapped (an untouched mapping): no table change, no TLBI.
             return Ok(());
         }
@@ -51,7 +61,6 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         // The interior: every leaf lies wholly inside [a, b). Remove them all in one table
         // change, which needs no split, freeing each one's frames as it goes.
         let zero = self.zero.as_u64();
-        let page = self.page();
         let huge = self.huge_zero.map(|h| (h.as_u64(), self.pmd()));
         let is_zero = |pa: u64| {
             (pa >= zero && pa < zero + page) || huge.is_some_and(|(h, n)| pa >= h && pa < h + n)

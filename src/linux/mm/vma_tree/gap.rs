@@ -27,7 +27,9 @@ impl<'a> VmaTree<'a> {
     }
 
     /// Returns the highest (`top`) or lowest free gap in subtree `n` whose part inside
-    /// `[low, high)` holds `len` bytes, as `(gs, ge, node)`.
+    /// `[low, high)` holds `len` bytes, as `(gs, ge, node)`. Every gap of the subtree lies
+    /// in `bounds` (from the ancestors), so a subtree whose gaps all lie outside
+    /// `[low, high)` is not entered.
     pub(super) fn gap_rec(
         &self,
         n: u32,
@@ -35,32 +37,26 @@ impl<'a> VmaTree<'a> {
         high: u64,
         len: u64,
         top: bool,
+        bounds: (u64, u64),
     ) -> Option<(u64, u64, u32)> {
-        if n == NIL || self.s(n).max_gap < len {
+        if n == NIL || self.s(n).max_gap < len || bounds.1 <= low || bounds.0 >= high {
             return None;
         }
         let ge = self.start(n);
         let gs = ge - self.s(n).gap_before;
-        // Gaps in the right subtree start at or above this VMA's end (> ge); gaps in the
-        // left subtree end at or below gs.
-        let (right, left) = (self.s(n).right, self.s(n).left);
-        let (first, first_ok, last, last_ok) = if top {
-            (right, ge < high, left, gs > low)
-        } else {
-            (left, gs > low, right, ge < high)
-        };
-        if first_ok {
-            if let Some(x) = self.gap_rec(first, low, high, len, top) {
-                return Some(x);
-            }
+        // Gaps in the left subtree end at or below gs; gaps in the right subtree start at
+        // or above this VMA's end.
+        let s = self.s(n);
+        let left = (s.left, (bounds.0, gs));
+        let right = (s.right, (s.vma.vm_end, bounds.1));
+        let (first, last) = if top { (right, left) } else { (left, right) };
+        if let Some(x) = self.gap_rec(first.0, low, high, len, top, first.1) {
+            return Some(x);
         }
         if usable(gs, ge, low, high) >= len {
             return Some((gs, ge, n));
         }
-        if last_ok {
-            return self.gap_rec(last, low, high, len, top);
-        }
-        None
+        self.gap_rec(last.0, low, high, len, top, last.1)
     }
 
     /// Returns the highest free gap `[gs, ge)` whose part inside `[low, high)` holds
@@ -83,14 +79,14 @@ impl<'a> VmaTree<'a> {
         if usable(t.0, t.1, low, high) >= len {
             return Some(t);
         }
-        self.gap_rec(self.root, low, high, len, true)
+        self.gap_rec(self.root, low, high, len, true, (0, u64::MAX))
     }
 
     pub(super) fn lowest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
         if len == 0 || low >= high {
             return None;
         }
-        if let Some(x) = self.gap_rec(self.root, low, high, len, false) {
+        if let Some(x) = self.gap_rec(self.root, low, high, len, false, (0, u64::MAX)) {
             return Some(x);
         }
         let t = self.trailing_gap();
