@@ -188,16 +188,7 @@ pub fn walk<M: PhysMemory + ?Sized>(
     if va.select_bit() {
         return walk_upper(regime, mem, va, access);
     }
-    match fast::leaf::<M, false>(regime, mem, va, access) {
-        Some(l) => Ok(fast::translation(
-            regime,
-            regime.half(false),
-            va,
-            access,
-            &l,
-        )),
-        None => walk_checked(regime, mem, va, access),
-    }
+    walk_half::<M, false>(regime, mem, va, access)
 }
 
 /// [`walk`] for the upper half, out of line.
@@ -208,8 +199,25 @@ fn walk_upper<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    match fast::leaf::<M, true>(regime, mem, va, access) {
-        Some(l) => Ok(fast::translation(regime, regime.half(true), va, access, &l)),
+    walk_half::<M, true>(regime, mem, va, access)
+}
+
+/// [`walk`] in the half `UPPER`: the common case, else the full walk.
+#[inline(always)]
+fn walk_half<M: PhysMemory + ?Sized, const UPPER: bool>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+) -> Result<Translation, Fault> {
+    match fast::leaf::<M, UPPER>(regime, mem, va, access) {
+        Some(l) => Ok(fast::translation(
+            regime,
+            regime.half(UPPER),
+            va,
+            access,
+            &l,
+        )),
         None => walk_checked(regime, mem, va, access),
     }
 }
@@ -298,10 +306,7 @@ pub fn walk_pa<M: PhysMemory + ?Sized>(
     let pa = if va.select_bit() {
         walk_pa_upper(regime, mem, va, access, &mut fault)
     } else {
-        match fast::leaf::<M, false>(regime, mem, va, access) {
-            Some(l) => Some(fast::pa(va, &l)),
-            None => walk_pa_slow(regime, mem, va, access, &mut fault),
-        }
+        walk_pa_half::<M, false>(regime, mem, va, access, &mut fault)
     };
     match (pa, fault) {
         (Some(pa), _) => Ok(pa),
@@ -320,7 +325,19 @@ fn walk_pa_upper<M: PhysMemory + ?Sized>(
     access: Access,
     fault: &mut Option<Fault>,
 ) -> Option<PhysAddr> {
-    match fast::leaf::<M, true>(regime, mem, va, access) {
+    walk_pa_half::<M, true>(regime, mem, va, access, fault)
+}
+
+/// [`walk_pa`] in the half `UPPER`: the common case, else the full walk.
+#[inline(always)]
+fn walk_pa_half<M: PhysMemory + ?Sized, const UPPER: bool>(
+    regime: &Regime,
+    mem: &mut M,
+    va: VirtAddr,
+    access: Access,
+    fault: &mut Option<Fault>,
+) -> Option<PhysAddr> {
+    match fast::leaf::<M, UPPER>(regime, mem, va, access) {
         Some(l) => Some(fast::pa(va, &l)),
         None => walk_pa_slow(regime, mem, va, access, fault),
     }

@@ -454,11 +454,13 @@ impl Mapper {
 
     /// Maps the page at `va` to `pa` through `slot`, the level-3 entry for `va` in these
     /// tables, which a walk has just found invalid: [`Mapper::map_page`] for a fault
-    /// handler that knows where the entry is, reading no table above it.
+    /// handler that knows where the entry is, reading no table above it. The handler's
+    /// arguments are [`Mapper::map_page`]'s checked ones (a page-aligned `va` the walk
+    /// took, a frame, the kernel's attributes): debug builds check them again.
     ///
     /// # Errors
-    /// As [`Mapper::map_page`], with [`MapError::AlreadyMapped`] if the entry is valid;
-    /// [`MapError::Unaligned`] if `slot` is not the entry of `va`'s index.
+    /// [`MapError::AlreadyMapped`] if the entry is valid; [`MapError::Unaligned`] if `slot`
+    /// is not the entry of `va`'s index.
     pub(crate) fn map_page_at<M: PhysMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -468,7 +470,11 @@ impl Mapper {
         attrs: Attributes,
     ) -> Result<Flush, MapError> {
         let v = va.as_u64();
-        let (pa, bits) = self.check_page(v, pa, attrs)?;
+        debug_assert_eq!(
+            self.check_page(v, pa, attrs),
+            Ok((pa.as_u64(), attrs.bits()))
+        );
+        let (pa, bits) = (pa.as_u64(), attrs.bits());
         let table_bytes = self.format.index_mask(3) << 3 | 7;
         let idx = (v >> self.format.shift(3)) & self.format.index_mask(3);
         let s = slot.as_u64();
