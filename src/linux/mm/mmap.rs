@@ -4,7 +4,7 @@
 //! `mmap_region` (replacement, merge, insertion).
 
 use super::vma::{vma_name, MergeSource, Vma, VmaKind};
-use super::vma_tree::VmUnmappedAreaInfo;
+use super::vma_tree::{Located, VmUnmappedAreaInfo};
 use super::vmflags::VmFlags;
 
 use super::errno::Errno;
@@ -544,7 +544,10 @@ impl AddressSpace<'_> {
         // One descent gives both neighbours, and the place the new VMA goes: the range is
         // free, so the first VMA ending above its start begins at or after its end, and
         // the last one before it ends at or below its start.
-        let mut at = self.tree.locate(new.vm_start).map_err(tree_errno)?;
+        let mut at = Located::new();
+        self.tree
+            .locate_into(new.vm_start, &mut at)
+            .map_err(tree_errno)?;
         let plan = {
             let [prv, _, nxt] = self.tree.located(&at);
             let mut prev = prv.filter(|p| p.vm_end == new.vm_start);

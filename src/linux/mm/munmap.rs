@@ -3,6 +3,7 @@
 use super::errno::Errno;
 use super::ops::{NoPageOps, PageOps};
 use super::space::{tree_errno, AddressSpace};
+use super::vma_tree::Located;
 
 impl AddressSpace<'_> {
     /// `munmap(addr, len)`.
@@ -60,11 +61,12 @@ impl AddressSpace<'_> {
         };
         let t = |r: Result<(), super::vma_tree::VmaTreeError>| r.map_err(tree_errno);
         // The common case, exactly one whole VMA, found and removed in one descent.
-        let mut at = self.tree.locate(start).map_err(tree_errno)?;
+        let mut at = Located::new();
+        self.tree.locate_into(start, &mut at).map_err(tree_errno)?;
         if let [_, Some(v), _] = self.tree.located(&at) {
             if v.vm_end == end {
                 let v = bounds(v);
-                t(self.tree.remove_located(&mut at).map(|_| ()))?;
+                t(self.tree.remove_located(&mut at))?;
                 ops.unmapped(v.vm_start, v.vm_end, v.vm_flags);
                 return Ok(());
             }

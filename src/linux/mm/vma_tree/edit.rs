@@ -1,6 +1,7 @@
 //! Changing the tree: insert, remove, split and update VMAs, keeping the order and the gaps.
 
 use super::balance::Path;
+use super::locate::Located;
 use super::*;
 
 impl<'a> VmaTree<'a> {
@@ -11,7 +12,8 @@ impl<'a> VmaTree<'a> {
     /// [`VmaTreeError::InvalidRange`] if `vm_start >= vm_end`, [`VmaTreeError::Overlap`]
     /// if it intersects a VMA, [`VmaTreeError::NoSlots`] if the tree is full.
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaTreeError> {
-        let mut at = self.locate(vma.vm_start)?;
+        let mut at = Located::new();
+        self.locate_into(vma.vm_start, &mut at)?;
         self.insert_located(vma, &mut at)
     }
 
@@ -60,8 +62,14 @@ impl<'a> VmaTree<'a> {
     ///
     /// [`VmaTreeError::NotFound`] if no VMA starts there.
     pub fn remove(&mut self, start: u64) -> Result<Vma, VmaTreeError> {
-        let mut at = self.locate(start)?;
-        self.remove_located(&mut at)
+        let mut at = Located::new();
+        self.locate_into(start, &mut at)?;
+        let vma = match self.located(&at) {
+            [_, Some(v), _] => *v,
+            _ => return Err(VmaTreeError::NotFound { addr: start }),
+        };
+        self.remove_located(&mut at)?;
+        Ok(vma)
     }
 
     /// Splits the VMA containing `addr` into `[vm_start, addr)` and `[addr, vm_end)`

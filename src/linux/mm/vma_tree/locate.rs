@@ -19,22 +19,49 @@ pub(crate) struct Located {
     succ: u32,
 }
 
+impl Located {
+    /// Returns a record of no place (every change through it descends first).
+    pub(crate) fn new() -> Located {
+        Located {
+            key: 0,
+            generation: 0,
+            path: Path::new(),
+            pred: NIL,
+            exact: NIL,
+            succ: NIL,
+        }
+    }
+}
+
 impl<'a> VmaTree<'a> {
     /// Descends once toward `key`.
     ///
     /// # Errors
     /// [`VmaTreeError::Corrupted`] if the tree is deeper than a balanced tree can be.
+    #[cfg(test)]
     pub(crate) fn locate(&self, key: u64) -> Result<Located, VmaTreeError> {
-        let mut path = Path::new();
-        let (pred, exact, succ) = self.descend(key, &mut path)?;
-        Ok(Located {
-            key,
-            generation: self.generation,
-            path,
-            pred,
-            exact,
-            succ,
-        })
+        let mut at = Located::new();
+        self.locate_into(key, &mut at)?;
+        Ok(at)
+    }
+
+    /// Descends once toward `key`, recording where in `at` (which is large: filled in
+    /// place, not copied). On an error `at` holds nothing usable, and a change through it
+    /// descends again.
+    ///
+    /// # Errors
+    /// [`VmaTreeError::Corrupted`] if the tree is deeper than a balanced tree can be.
+    pub(crate) fn locate_into(&self, key: u64, at: &mut Located) -> Result<(), VmaTreeError> {
+        // Not this tree's generation until the descent is whole.
+        at.generation = self.generation.wrapping_sub(1);
+        at.path.clear();
+        let (pred, exact, succ) = self.descend(key, &mut at.path)?;
+        at.key = key;
+        at.pred = pred;
+        at.exact = exact;
+        at.succ = succ;
+        at.generation = self.generation;
+        Ok(())
     }
 
     /// Returns the VMAs around `at`: (the last one starting below its key, the one starting
@@ -83,18 +110,17 @@ impl<'a> VmaTree<'a> {
     }
 
     /// Removes the VMA that starts at the key `at` was located at (descending again if the
-    /// tree changed since) and returns it.
+    /// tree changed since).
     ///
     /// # Errors
     /// [`VmaTreeError::NotFound`] if no VMA starts there.
-    pub(crate) fn remove_located(&mut self, at: &mut Located) -> Result<Vma, VmaTreeError> {
+    pub(crate) fn remove_located(&mut self, at: &mut Located) -> Result<(), VmaTreeError> {
         let key = at.key;
         self.fresh(at, key)?;
         let idx = at.exact;
         if idx == NIL {
             return Err(VmaTreeError::NotFound { addr: key });
         }
-        let vma = self.s(idx).vma;
         let pred_end = if at.pred == NIL {
             0
         } else {
@@ -119,14 +145,14 @@ impl<'a> VmaTree<'a> {
         self.free = idx;
         self.len -= 1;
         self.generation = self.generation.wrapping_add(1);
-        Ok(vma)
+        Ok(())
     }
 
     /// Keeps `at` if it was located at `key` in the tree as it is, else locates `key`
     /// afresh into it.
     fn fresh(&self, at: &mut Located, key: u64) -> Result<(), VmaTreeError> {
         if at.generation != self.generation || at.key != key {
-            *at = self.locate(key)?;
+            self.locate_into(key, at)?;
         }
         Ok(())
     }

@@ -27,6 +27,8 @@ mod gap;
 mod locate;
 mod validate;
 
+pub(crate) use locate::Located;
+
 const NIL: u32 = u32::MAX;
 
 /// Upper bound of the AVL height for up to 2^32 nodes (1.44·log2(n+2) < 47).
