@@ -26,37 +26,50 @@ impl<'a> VmaTree<'a> {
         (self.last_end, u64::MAX, NIL)
     }
 
-    /// Returns the highest (`top`) or lowest free gap in subtree `n` whose part inside
-    /// `[low, high)` holds `len` bytes, as `(gs, ge, node)`. Every gap of the subtree lies
-    /// in `bounds` (from the ancestors), so a subtree whose gaps all lie outside
-    /// `[low, high)` is not entered.
-    pub(super) fn gap_rec(
+    /// Returns the highest (`top`) or lowest free gap in the tree whose part inside
+    /// `[low, high)` holds `len` bytes, as `(gs, ge, node)`: an in-order walk (reversed for
+    /// `top`) that enters no subtree whose largest gap is too small or whose gaps all lie
+    /// outside `[low, high)`. Each node's gaps lie in bounds its ancestors give: below its
+    /// own gap for the left subtree, above its end for the right one.
+    pub(super) fn gap_find(
         &self,
-        n: u32,
         low: u64,
         high: u64,
         len: u64,
         top: bool,
-        bounds: (u64, u64),
     ) -> Option<(u64, u64, u32)> {
-        if n == NIL || self.s(n).max_gap < len || bounds.1 <= low || bounds.0 >= high {
-            return None;
+        // Nodes whose own gap, and then their other subtree, are still to be tried.
+        let mut pending: ArrayVec<(u32, (u64, u64)), MAX_DEPTH> = ArrayVec::new();
+        let mut next = (self.root, (0u64, u64::MAX));
+        loop {
+            // Down the near side as far as a subtree may hold the gap.
+            loop {
+                let (n, bounds) = next;
+                if n == NIL || self.s(n).max_gap < len || bounds.1 <= low || bounds.0 >= high {
+                    break;
+                }
+                // Deeper than a balanced tree can be: the tree is corrupt; no gap.
+                pending.try_push((n, bounds)).ok()?;
+                let s = self.s(n);
+                next = if top {
+                    (s.right, (s.vma.vm_end, bounds.1))
+                } else {
+                    (s.left, (bounds.0, s.vma.vm_start - s.gap_before))
+                };
+            }
+            let (n, bounds) = pending.pop()?;
+            let s = self.s(n);
+            let ge = s.vma.vm_start;
+            let gs = ge - s.gap_before;
+            if usable(gs, ge, low, high) >= len {
+                return Some((gs, ge, n));
+            }
+            next = if top {
+                (s.left, (bounds.0, gs))
+            } else {
+                (s.right, (s.vma.vm_end, bounds.1))
+            };
         }
-        let ge = self.start(n);
-        let gs = ge - self.s(n).gap_before;
-        // Gaps in the left subtree end at or below gs; gaps in the right subtree start at
-        // or above this VMA's end.
-        let s = self.s(n);
-        let left = (s.left, (bounds.0, gs));
-        let right = (s.right, (s.vma.vm_end, bounds.1));
-        let (first, last) = if top { (right, left) } else { (left, right) };
-        if let Some(x) = self.gap_rec(first.0, low, high, len, top, first.1) {
-            return Some(x);
-        }
-        if usable(gs, ge, low, high) >= len {
-            return Some((gs, ge, n));
-        }
-        self.gap_rec(last.0, low, high, len, top, last.1)
     }
 
     /// Returns the highest free gap `[gs, ge)` whose part inside `[low, high)` holds
@@ -79,14 +92,14 @@ impl<'a> VmaTree<'a> {
         if usable(t.0, t.1, low, high) >= len {
             return Some(t);
         }
-        self.gap_rec(self.root, low, high, len, true, (0, u64::MAX))
+        self.gap_find(low, high, len, true)
     }
 
     pub(super) fn lowest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
         if len == 0 || low >= high {
             return None;
         }
-        if let Some(x) = self.gap_rec(self.root, low, high, len, false, (0, u64::MAX)) {
+        if let Some(x) = self.gap_find(low, high, len, false) {
             return Some(x);
         }
         let t = self.trailing_gap();
