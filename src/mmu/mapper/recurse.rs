@@ -162,54 +162,101 @@ impl Mapper {
     ) -> Result<bool, MapError> {
         let ng = Attributes::NG.bits();
         let mut cleared = false;
-        for Entry {
-            idx,
-            a,
-            last: sub_last,
-            start: e_start,
-            size,
-            whole,
-        } in self.entries(level, start, last)
-        {
-            let slot = PhysAddr::new(table + idx * 8);
-            let desc = cx.mem.read_u64(slot)?;
-            if desc & VALID == 0 {
-                continue;
-            }
-            let is_table = desc & TABLE != 0 && level < 3;
-            if !is_table && whole {
-                let new = match op {
-                    Modify::Unmap => 0,
-                    Modify::Protect { set, clear } => (desc & !clear) | set,
-                };
-                if new != desc {
-                    cx.mem.write_u64(slot, new)?;
-                    let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
-                    cx.flush.add(e_start, size, global);
+        if level == 3 {
+            // A page table: every entry the range visits is a whole page. Above, entries
+            // are tables, blocks, or blocks the range covers in part.
+            cleared = self.modify_pages(cx, table, start, last, op)?;
+        } else {
+            for Entry {
+                idx,
+                a,
+                last: sub_last,
+                start: e_start,
+                size,
+                whole,
+            } in self.entries(level, start, last)
+            {
+                let slot = PhysAddr::new(table + idx * 8);
+                let desc = cx.mem.read_u64(slot)?;
+                if desc & VALID == 0 {
+                    continue;
                 }
-                cleared |= new == 0;
-                if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
-                    if level == 3 || self.format.block_ok(level) {
-                        f(&self.leaf(level, e_start, size, desc, slot), cx.frames);
+                let is_table = desc & TABLE != 0;
+                if !is_table && whole {
+                    let new = match op {
+                        Modify::Unmap => 0,
+                        Modify::Protect { set, clear } => (desc & !clear) | set,
+                    };
+                    if new != desc {
+                        cx.mem.write_u64(slot, new)?;
+                        let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
+                        cx.flush.add(e_start, size, global);
                     }
+                    cleared |= new == 0;
+                    if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
+                        if self.format.block_ok(level) {
+                            f(&self.leaf(level, e_start, size, desc, slot), cx.frames);
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let child = if is_table {
-                self.next_table(desc)
-            } else {
-                self.split(cx, table, idx, level, e_start, desc)?
-            };
-            if self.modify_rec(cx, child, level + 1, a, sub_last, op)? {
-                cx.mem.write_u64(slot, 0)?;
-                self.free_table(cx.frames, child)?;
-                cleared = true;
+                let child = if is_table {
+                    self.next_table(desc)
+                } else {
+                    self.split(cx, table, idx, level, e_start, desc)?
+                };
+                if self.modify_rec(cx, child, level + 1, a, sub_last, op)? {
+                    cx.mem.write_u64(slot, 0)?;
+                    self.free_table(cx.frames, child)?;
+                    cleared = true;
+                }
             }
         }
         if op != Modify::Unmap || (!cleared && !cx.prune_all) || table == self.root.as_u64() {
             return Ok(false);
         }
         self.table_is_empty(cx.mem, table, level)
+    }
+
+    /// Applies `op` to the pages of `[start, last]` in the level-3 table `table` (the range
+    /// lies in it, page-aligned): [`Mapper::modify_rec`]'s loop for a page table, where no
+    /// entry is a table or a part. Returns whether an unmap cleared an entry.
+    fn modify_pages<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+        &mut self,
+        cx: &mut Ctx<'_, M, F>,
+        table: u64,
+        start: u64,
+        last: u64,
+        op: Modify,
+    ) -> Result<bool, MapError> {
+        let ng = Attributes::NG.bits();
+        let shift = self.format.shift(3);
+        let size = 1u64 << shift;
+        let first = (start >> shift) & self.format.index_mask(3);
+        let count = ((last - start) >> shift) + 1;
+        let mut cleared = false;
+        for i in 0..count {
+            let slot = PhysAddr::new(table + (first + i) * 8);
+            let desc = cx.mem.read_u64(slot)?;
+            if desc & VALID == 0 {
+                continue;
+            }
+            let e_start = start + (i << shift);
+            let new = match op {
+                Modify::Unmap => 0,
+                Modify::Protect { set, clear } => (desc & !clear) | set,
+            };
+            if new != desc {
+                cx.mem.write_u64(slot, new)?;
+                let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
+                cx.flush.add(e_start, size, global);
+            }
+            cleared |= new == 0;
+            if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
+                f(&self.leaf(3, e_start, size, desc, slot), cx.frames);
+            }
+        }
+        Ok(cleared)
     }
 
     /// Returns the leaf `desc` at `slot`, a level-`level` entry translating `size` bytes
