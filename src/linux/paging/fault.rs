@@ -82,10 +82,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         files: &mut dyn FileStore,
     ) -> Touch {
         let access = Access::new(kind, El::El0);
-        // A fault is retried after the handler fixed it; three rounds cover the longest
-        // chain (huge zero page split, then copy-on-write).
         // The retry of an access whose page the handler mapped through the walk's slot.
         let mut resumed = None;
+        // A fault is retried after the handler fixed it; three rounds cover the longest
+        // chain (huge zero page split, then copy-on-write).
         for _ in 0..4 {
             self.stats.translations += 1;
             let mut slot = None;
