@@ -125,29 +125,39 @@ impl<'a> VmaTree<'a> {
     }
 
     /// Hangs `child` where the end of `path` points and climbs back to the root,
-    /// rebalancing and refreshing the cached heights and gaps. `changed` says whether the
-    /// subtree at `child` changed (root, height or largest gap); where nothing changed
-    /// below, a node is left as it is, except `succ`, whose own gap the caller changed.
-    pub(super) fn climb(&mut self, path: &mut Path, mut child: u32, mut changed: bool, succ: u32) {
+    /// rebalancing and refreshing the cached heights and gaps. A node is rebalanced while
+    /// the subtree below it changed shape (its root or height); above that, where only a
+    /// largest gap changed, or at `succ`, whose own gap the caller changed, only the
+    /// node's largest gap is recomputed (its balance is as it was); elsewhere nothing is.
+    pub(super) fn climb(&mut self, path: &mut Path, mut child: u32, succ: u32) {
+        let (mut shape, mut gap) = (true, true);
         while let Some((n, right)) = path.pop() {
-            if changed {
+            if shape {
                 self.set_child(n, right, child);
-            }
-            if changed || n == succ {
-                (child, changed) = self.refresh(n);
+                let before = self.hg(n);
+                child = self.rebalance(n);
+                let after = self.hg(child);
+                shape = child != n || after.0 != before.0;
+                gap = after.1 != before.1;
             } else {
+                if gap || n == succ {
+                    let before = self.s(n).max_gap;
+                    self.update_gap(n);
+                    gap = self.s(n).max_gap != before;
+                }
                 child = n;
             }
         }
         self.root = child;
     }
 
-    /// Rebalances node `n` after a change below it (or to its own gap); returns the new
-    /// root of its subtree and whether the root, height or largest gap changed.
-    fn refresh(&mut self, n: u32) -> (u32, bool) {
-        let before = self.hg(n);
-        let r = self.rebalance(n);
-        (r, r != n || self.hg(r) != before)
+    /// Recomputes the largest gap of node `n` from its own and its children's (its height
+    /// stays).
+    fn update_gap(&mut self, n: u32) {
+        let s = self.s(n);
+        let (l, r, own) = (s.left, s.right, s.gap_before);
+        let m = max(own, max(self.hg(l).1, self.hg(r).1));
+        self.sm(n).max_gap = m;
     }
 
     /// Takes node `n` out of its subtree; returns what takes its place there.

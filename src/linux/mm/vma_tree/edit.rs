@@ -51,7 +51,7 @@ impl<'a> VmaTree<'a> {
         } else {
             self.last_end = vma.vm_end;
         }
-        self.climb(path, idx, true, succ);
+        self.climb(path, idx, succ);
         self.len += 1;
         self.generation = self.generation.wrapping_add(1);
     }

@@ -136,7 +136,7 @@ impl<'a> VmaTree<'a> {
             self.last_end = pred_end;
         }
         let replacement = self.unlink(idx);
-        self.climb(&mut at.path, replacement, true, succ);
+        self.climb(&mut at.path, replacement, succ);
         let free = self.free;
         let slot = self.sm(idx);
         slot.left = free;
