@@ -3,7 +3,9 @@
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::arch::walk::{check_va, resume_at, walk_tables, walk_tables_slot, LeafSlot};
-use crate::arch::{walk, Access, Cpu, Fault, MairAttr, Regime, Registers, Translation};
+use crate::arch::{
+    walk, Access, Cpu, Fault, FaultKind, Level, MairAttr, Regime, Registers, Translation,
+};
 
 use super::flush::Flush;
 use super::tlb::{AccessCheck, Stats, Tlb, TlbEntry, Tlbi, BYPASS_KEY};
@@ -241,7 +243,8 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
 
     /// Translates `va` for `access` like [`Mmu::translate`]. When the walk stops on an
     /// invalid level-3 entry, `slot` receives where, for [`Mmu::resume`] to finish the
-    /// retried access once a fault handler wrote that entry.
+    /// retried access once a fault handler wrote that entry; the fault is then a level-3
+    /// Translation fault at `va` for `access`.
     ///
     /// # Errors
     /// The [`Fault`] the access takes.
@@ -305,9 +308,20 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
             return Ok(pa);
         }
         if self.regime.mmu_enabled() && c.fills(v) {
-            return self
-                .walk_and_fill(va, key >> 12, access, slot)
-                .map(|t| t.pa);
+            let tag = key >> 12;
+            return match slot {
+                None => self.walk_and_fill(va, tag, access, None).map(|t| t.pa),
+                Some(s) => match self.walk_and_fill(va, tag, access, Some(&mut *s)) {
+                    Ok(t) => Ok(t.pa),
+                    // The walk stopped at the slot: its fault, built here rather than
+                    // copied out of the walk's result (a wide load of the narrow stores
+                    // that wrote it would wait for them).
+                    Err(_) if s.is_some() => {
+                        Err(Fault::new(FaultKind::Translation, Level::L3, va, access))
+                    }
+                    Err(f) => Err(f),
+                },
+            };
         }
         self.slow(va, access).map(|t| t.pa)
     }

@@ -82,20 +82,25 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         files: &mut dyn FileStore,
     ) -> Touch {
         let access = Access::new(kind, El::El0);
-        // The retry of an access whose page the handler mapped through the walk's slot.
+        // The fault of a retried access whose page the handler mapped through the walk's
+        // slot (the retry resumed that walk).
         let mut resumed = None;
         // A fault is retried after the handler fixed it; three rounds cover the longest
         // chain (huge zero page split, then copy-on-write).
         for _ in 0..4 {
             self.stats.translations += 1;
             let mut slot = None;
-            let r = match resumed.take() {
-                Some(r) => r,
-                None => self.mmu.translate_slot(va, access, &mut slot),
-            };
-            let fault = match r {
-                Ok(pa) => return Touch::Done(pa),
-                Err(f) => f,
+            let fault = match resumed.take() {
+                Some(f) => f,
+                None => match self.mmu.translate_slot(va, access, &mut slot) {
+                    Ok(pa) => return Touch::Done(pa),
+                    // The slot's fault, built here rather than read back (see
+                    // `Mmu::translate_slot`).
+                    Err(_) if slot.is_some() => {
+                        Fault::new(FaultKind::Translation, Level::L3, va, access)
+                    }
+                    Err(f) => f,
+                },
             };
             self.stats.faults += 1;
             // arm64 reports untagged addresses (TBI).
@@ -107,7 +112,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                     fault,
                 })
             };
-            let vma = match find_vma(addr) {
+            // Read where the lookup left it: a copy of the whole view would load wider
+            // than the lookup's stores and wait for them to retire.
+            let found = find_vma(addr);
+            let vma = match &found {
                 Some(v) if addr >= v.start && addr < v.end => v,
                 _ => {
                     self.stats.segv += 1;
@@ -128,22 +136,28 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
             }
             let r = match (fault.kind, vma.file) {
                 (FaultKind::Translation, Some(fv)) => {
-                    self.fault_file(addr, kind, &vma, &fv, fault, files)
+                    self.fault_file(addr, kind, vma, &fv, fault, files)
                 }
                 (FaultKind::Translation, None) => match slot {
                     Some(s) if !vma.flags.contains(VmFlags::VM_SHARED) && self.slot_faults() => {
-                        match self.fault_anon_at(addr, kind, &vma, &s) {
-                            Ok(()) => {
-                                resumed = Some(self.mmu.resume(va, access, &s));
-                                continue;
-                            }
+                        match self.fault_anon_at(addr, kind, vma, &s) {
+                            Ok(()) => match self.mmu.resume(va, access, &s) {
+                                Ok(pa) => {
+                                    self.stats.translations += 1;
+                                    return Touch::Done(pa);
+                                }
+                                Err(f) => {
+                                    resumed = Some(f);
+                                    continue;
+                                }
+                            },
                             Err(t) => return t,
                         }
                     }
-                    _ => self.fault_missing(addr, kind, &vma),
+                    _ => self.fault_missing(addr, kind, vma),
                 },
                 (FaultKind::Permission, _) if kind == AccessKind::Write => {
-                    self.fault_write_protect(addr, &vma)
+                    self.fault_write_protect(addr, vma)
                 }
                 _ => {
                     self.stats.segv += 1;
