@@ -288,6 +288,12 @@ impl<'a> FrameAllocator<'a> {
         if x == 0 {
             return self.alloc_slow();
         }
+        Ok(self.take_lowest(h, x))
+    }
+
+    /// Takes the lowest free frame of word `h` of `free`, which holds `x` (not 0).
+    #[inline(always)]
+    fn take_lowest(&mut self, h: usize, x: u64) -> PhysAddr {
         let rest = x & (x - 1);
         self.free[h] = rest;
         self.zero[h] &= rest;
@@ -295,7 +301,7 @@ impl<'a> FrameAllocator<'a> {
         if rest == 0 || x == !0 {
             self.summarize(h);
         }
-        Ok(self.pa(h * 64 + x.trailing_zeros() as usize))
+        self.pa(h * 64 + x.trailing_zeros() as usize)
     }
 
     /// Allocates one frame that reads as zero, calling `zero(pa, 4096)` first if it is not
@@ -313,16 +319,10 @@ impl<'a> FrameAllocator<'a> {
         if x == 0 {
             return self.alloc_run_zeroed(0, zero);
         }
-        let pa = self.pa(h * 64 + x.trailing_zeros() as usize);
-        if self.zero[h] & x & x.wrapping_neg() == 0 {
+        let known_zero = self.zero[h] & x & x.wrapping_neg() != 0;
+        let pa = self.take_lowest(h, x);
+        if !known_zero {
             zero(pa, FRAME_SIZE);
-        }
-        let rest = x & (x - 1);
-        self.free[h] = rest;
-        self.zero[h] &= rest;
-        self.free_count -= 1;
-        if rest == 0 || x == !0 {
-            self.summarize(h);
         }
         Ok(pa)
     }

@@ -160,7 +160,6 @@ impl Mapper {
         last: u64,
         op: Modify,
     ) -> Result<bool, MapError> {
-        let ng = Attributes::NG.bits();
         let mut cleared = false;
         if level == 3 {
             // A page table: every entry the range visits is a whole page. Above, entries
@@ -183,21 +182,8 @@ impl Mapper {
                 }
                 let is_table = desc & TABLE != 0;
                 if !is_table && whole {
-                    let new = match op {
-                        Modify::Unmap => 0,
-                        Modify::Protect { set, clear } => (desc & !clear) | set,
-                    };
-                    if new != desc {
-                        cx.mem.write_u64(slot, new)?;
-                        let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
-                        cx.flush.add(e_start, size, global);
-                    }
-                    cleared |= new == 0;
-                    if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
-                        if self.format.block_ok(level) {
-                            f(&self.leaf(level, e_start, size, desc, slot), cx.frames);
-                        }
-                    }
+                    let leaf = self.format.block_ok(level);
+                    cleared |= self.modify_leaf(cx, op, level, e_start, size, desc, slot, leaf)?;
                     continue;
                 }
                 let child = if is_table {
@@ -229,7 +215,6 @@ impl Mapper {
         last: u64,
         op: Modify,
     ) -> Result<bool, MapError> {
-        let ng = Attributes::NG.bits();
         let shift = self.format.shift(3);
         let size = 1u64 << shift;
         let first = (start >> shift) & self.format.index_mask(3);
@@ -242,21 +227,45 @@ impl Mapper {
                 continue;
             }
             let e_start = start + (i << shift);
-            let new = match op {
-                Modify::Unmap => 0,
-                Modify::Protect { set, clear } => (desc & !clear) | set,
-            };
-            if new != desc {
-                cx.mem.write_u64(slot, new)?;
-                let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
-                cx.flush.add(e_start, size, global);
-            }
-            cleared |= new == 0;
-            if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
-                f(&self.leaf(3, e_start, size, desc, slot), cx.frames);
-            }
+            cleared |= self.modify_leaf(cx, op, 3, e_start, size, desc, slot, true)?;
         }
         Ok(cleared)
+    }
+
+    /// Applies `op` to the valid leaf `desc` at `slot` (a level-`level` entry translating
+    /// `size` bytes from `start`, which the range covers whole): writes what it becomes,
+    /// records the invalidation, and hands an unmapped leaf to the caller's `removed`
+    /// (when `report`: an entry the architecture reads as a leaf). Returns whether the
+    /// entry is now clear.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn modify_leaf<M: PhysMemory + ?Sized, F: FrameSource + ?Sized>(
+        &self,
+        cx: &mut Ctx<'_, M, F>,
+        op: Modify,
+        level: i8,
+        start: u64,
+        size: u64,
+        desc: u64,
+        slot: PhysAddr,
+        report: bool,
+    ) -> Result<bool, MapError> {
+        let ng = Attributes::NG.bits();
+        let new = match op {
+            Modify::Unmap => 0,
+            Modify::Protect { set, clear } => (desc & !clear) | set,
+        };
+        if new != desc {
+            cx.mem.write_u64(slot, new)?;
+            let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
+            cx.flush.add(start, size, global);
+        }
+        if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
+            if report {
+                f(&self.leaf(level, start, size, desc, slot), cx.frames);
+            }
+        }
+        Ok(new == 0)
     }
 
     /// Returns the leaf `desc` at `slot`, a level-`level` entry translating `size` bytes
