@@ -1,6 +1,5 @@
 //! Changing the tree: insert, remove, split and update VMAs, keeping the order and the gaps.
 
-use super::balance::Path;
 use super::locate::Located;
 use super::*;
 
@@ -15,45 +14,6 @@ impl<'a> VmaTree<'a> {
         let mut at = Located::new();
         self.locate_into(vma.vm_start, &mut at)?;
         self.insert_located(vma, &mut at)
-    }
-
-    /// Inserts `vma` between `pred` and `succ` (its neighbours, already checked).
-    pub(super) fn insert_at(&mut self, vma: Vma, pred: u32, succ: u32) -> Result<(), VmaTreeError> {
-        let mut path = Path::new();
-        self.descend(vma.vm_start, &mut path)?;
-        self.insert_on(vma, pred, succ, &mut path);
-        Ok(())
-    }
-
-    /// Inserts `vma` as a new leaf at the end of `path` (the descent to its key), between
-    /// `pred` and `succ`.
-    pub(super) fn insert_on(&mut self, vma: Vma, pred: u32, succ: u32, path: &mut Path) {
-        let idx = self.free;
-        self.free = self.s(idx).left;
-        let pred_end = if pred == NIL {
-            0
-        } else {
-            self.s(pred).vma.vm_end
-        };
-        let gap = vma.vm_start - pred_end;
-        let slot = self.sm(idx);
-        slot.left = NIL;
-        slot.right = NIL;
-        slot.height = 1;
-        slot.gap_before = gap;
-        slot.max_gap = gap;
-        slot.vma = vma;
-        // The in-order successor of a new leaf is one of its ancestors: the climb back up
-        // refreshes it, and every cached maximum that changes.
-        if succ != NIL {
-            let s_start = self.start(succ);
-            self.sm(succ).gap_before = s_start - vma.vm_end;
-        } else {
-            self.last_end = vma.vm_end;
-        }
-        self.climb(path, idx, succ);
-        self.len += 1;
-        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Removes the VMA that starts at `start` and returns it.
@@ -80,20 +40,30 @@ impl<'a> VmaTree<'a> {
     /// [`VmaTreeError::NotFound`] if no VMA contains `addr`, [`VmaTreeError::Vma`] if the
     /// VMA refuses the split, [`VmaTreeError::NoSlots`] if the tree is full.
     pub fn split(&mut self, addr: u64, page_shift: u32) -> Result<(), VmaTreeError> {
-        let idx = self.find_vma_idx(addr);
-        if idx == NIL || self.start(idx) > addr {
+        let mut path = Path::new();
+        self.descend(addr, &mut path)?;
+        let (leaf, pos) = *path.last().ok_or(VmaTreeError::NotFound { addr })?;
+        let p = pos as usize;
+        let node = self.n(leaf);
+        if p >= node.len() || self.v(node.child[p]).vm_start > addr {
             return Err(VmaTreeError::NotFound { addr });
         }
-        let (lo, hi) = self.s(idx).vma.split_at(addr, page_shift)?;
-        if self.free == NIL {
+        let idx = node.child[p];
+        let (lo, hi) = self.v(idx).split_at(addr, page_shift)?;
+        // The new piece goes right after the old one, which keeps its place in the leaf.
+        if let Some(last) = path.last_mut() {
+            last.1 += 1;
+        }
+        if self.free == NIL || self.nodes_free < self.splits_needed(&path) {
             return Err(VmaTreeError::NoSlots);
         }
-        // Shrinking the end keeps the key; the gap between lo and hi is 0 and the gap
-        // above hi is unchanged, so only the new node needs gap bookkeeping.
-        let succ = self.first_above(lo.vm_start);
-        self.generation = self.generation.wrapping_add(1);
+        // The gap between lo and hi is 0 and the gap above hi is unchanged; lo's end
+        // moves, which the insert's refresh carries up.
         self.sm(idx).vma = lo;
-        self.insert_at(hi, idx, succ)
+        self.nm(leaf).end[p] = lo.vm_end;
+        let succ = self.next_of(&path, 0);
+        self.insert_on(hi, lo.vm_end, succ, &path);
+        Ok(())
     }
 
     /// Changes the VMA that starts at `start` through `f`, which may also move its bounds
@@ -104,11 +74,16 @@ impl<'a> VmaTree<'a> {
     /// [`VmaTreeError::NotFound`] if no VMA starts at `start`; [`VmaTreeError::InvalidRange`]
     /// or [`VmaTreeError::Overlap`] if the changed bounds are invalid (nothing is changed).
     pub fn update<F: FnOnce(&mut Vma)>(&mut self, start: u64, f: F) -> Result<(), VmaTreeError> {
-        let idx = self.exact(start);
-        if idx == NIL {
+        let mut path = Path::new();
+        let lo = self.descend(start, &mut path)?;
+        let (leaf, pos) = *path.last().ok_or(VmaTreeError::NotFound { addr: start })?;
+        let p = pos as usize;
+        let node = self.n(leaf);
+        if p >= node.len() || self.v(node.child[p]).vm_start != start {
             return Err(VmaTreeError::NotFound { addr: start });
         }
-        let mut new = self.s(idx).vma;
+        let idx = node.child[p];
+        let mut new = *self.v(idx);
         f(&mut new);
         if new.vm_start >= new.vm_end {
             return Err(VmaTreeError::InvalidRange {
@@ -116,38 +91,36 @@ impl<'a> VmaTree<'a> {
                 end: new.vm_end,
             });
         }
-        let pred = self.last_below(start);
-        let succ = self.first_above(start);
-        let pred_end = if pred == NIL {
-            0
-        } else {
-            self.s(pred).vma.vm_end
-        };
-        if pred != NIL && new.vm_start < pred_end {
-            let p = &self.s(pred).vma;
+        if new.vm_start < lo {
+            let v = self.v(self.prev_of(&path));
             return Err(VmaTreeError::Overlap {
-                start: p.vm_start,
-                end: p.vm_end,
+                start: v.vm_start,
+                end: v.vm_end,
             });
         }
-        if succ != NIL && new.vm_end > self.start(succ) {
-            let s = &self.s(succ).vma;
+        let succ = self.next_of(&path, 1);
+        let succ_start = self.v(succ).vm_start;
+        if succ != NIL && new.vm_end > succ_start {
+            let v = self.v(succ);
             return Err(VmaTreeError::Overlap {
-                start: s.vm_start,
-                end: s.vm_end,
+                start: v.vm_start,
+                end: v.vm_end,
             });
         }
         self.generation = self.generation.wrapping_add(1);
-        let slot = self.sm(idx);
-        slot.vma = new;
-        slot.gap_before = new.vm_start - pred_end;
-        self.fix_path(new.vm_start);
-        if succ != NIL {
-            let s_start = self.start(succ);
-            self.sm(succ).gap_before = s_start - new.vm_end;
-            self.fix_path(s_start);
-        } else {
+        self.sm(idx).vma = new;
+        let succ_here = p + 1 < self.n(leaf).len();
+        let node = self.nm(leaf);
+        node.end[p] = new.vm_end;
+        node.gap[p] = new.vm_start - lo;
+        if succ == NIL {
             self.last_end = new.vm_end;
+        } else if succ_here {
+            node.gap[p + 1] = succ_start - new.vm_end;
+        }
+        self.refresh_up(&path, path.len() - 1);
+        if succ != NIL && !succ_here {
+            self.set_gap(succ_start, succ_start - new.vm_end);
         }
         Ok(())
     }

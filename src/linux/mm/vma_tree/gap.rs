@@ -27,10 +27,10 @@ impl<'a> VmaTree<'a> {
     }
 
     /// Returns the highest (`top`) or lowest free gap in the tree whose part inside
-    /// `[low, high)` holds `len` bytes, as `(gs, ge, node)`: an in-order walk (reversed for
-    /// `top`) that enters no subtree whose largest gap is too small or whose gaps all lie
-    /// outside `[low, high)`. Each node's gaps lie in bounds its ancestors give: below its
-    /// own gap for the left subtree, above its end for the right one.
+    /// `[low, high)` holds `len` bytes, as `(gs, ge, vma above it)`: a walk of the entries
+    /// in address order (reversed for `top`) that enters no child whose largest gap is too
+    /// small or whose gaps all lie outside `[low, high)`. The gaps under an entry lie
+    /// between the end before it and its own end.
     pub(super) fn gap_find(
         &self,
         low: u64,
@@ -38,38 +38,49 @@ impl<'a> VmaTree<'a> {
         len: u64,
         top: bool,
     ) -> Option<(u64, u64, u32)> {
-        // Nodes whose own gap, and then their other subtree, are still to be tried.
-        let mut pending: ArrayVec<(u32, (u64, u64)), MAX_DEPTH> = ArrayVec::new();
-        let mut next = (self.root, (0u64, u64::MAX));
-        loop {
-            // Down the near side as far as a subtree may hold the gap.
-            loop {
-                let (n, bounds) = next;
-                if n == NIL || self.s(n).max_gap < len || bounds.1 <= low || bounds.0 >= high {
-                    break;
-                }
-                // Deeper than a balanced tree can be: the tree is corrupt; no gap.
-                pending.try_push((n, bounds)).ok()?;
-                let s = self.s(n);
-                next = if top {
-                    (s.right, (s.vma.vm_end, bounds.1))
-                } else {
-                    (s.left, (bounds.0, s.vma.vm_start - s.gap_before))
-                };
-            }
-            let (n, bounds) = pending.pop()?;
-            let s = self.s(n);
-            let ge = s.vma.vm_start;
-            let gs = ge - s.gap_before;
-            if usable(gs, ge, low, high) >= len {
-                return Some((gs, ge, n));
-            }
-            next = if top {
-                (s.left, (bounds.0, gs))
-            } else {
-                (s.right, (s.vma.vm_end, bounds.1))
-            };
+        if self.root == NIL {
+            return None;
         }
+        // Each node on the way down: the entries still to try, as the next one's index
+        // (top: one past it), and the end before its first entry.
+        let mut stack: ArrayVec<(u32, usize, u64), MAX_DEPTH> = ArrayVec::new();
+        let first = if top { self.n(self.root).len() } else { 0 };
+        stack.try_push((self.root, first, 0)).ok()?;
+        while let Some(frame) = stack.last_mut() {
+            let (n, next, lo) = *frame;
+            let node = self.n(n);
+            let i = if top {
+                if next == 0 {
+                    stack.pop();
+                    continue;
+                }
+                frame.1 -= 1;
+                next - 1
+            } else {
+                if next >= node.len() {
+                    stack.pop();
+                    continue;
+                }
+                frame.1 += 1;
+                next
+            };
+            let e = node.entry(i);
+            let elo = if i > 0 { node.end[i - 1] } else { lo };
+            if e.gap < len || e.end <= low || elo >= high {
+                continue;
+            }
+            if node.leaf {
+                let (gs, ge) = (elo, elo + e.gap);
+                if usable(gs, ge, low, high) >= len {
+                    return Some((gs, ge, e.child));
+                }
+                continue;
+            }
+            let first = if top { self.n(e.child).len() } else { 0 };
+            // Deeper than the tree can be: it is corrupt; no gap.
+            stack.try_push((e.child, first, elo)).ok()?;
+        }
+        None
     }
 
     /// Returns the highest free gap `[gs, ge)` whose part inside `[low, high)` holds

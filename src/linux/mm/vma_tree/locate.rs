@@ -2,7 +2,7 @@
 //! a VMA starting at a key is, or would be inserted, so that the insert or remove after a
 //! neighbour check does not descend again.
 
-use super::balance::Path;
+use super::node::Entry;
 use super::*;
 
 /// Where a VMA starting at `key` is or would go, found by [`VmaTree::locate`]: the path from
@@ -14,6 +14,8 @@ pub(crate) struct Located {
     key: u64,
     generation: u64,
     path: Path,
+    /// The end of the VMA before the path's position (0 if none).
+    lo: u64,
     pred: u32,
     exact: u32,
     succ: u32,
@@ -26,6 +28,7 @@ impl Located {
             key: 0,
             generation: 0,
             path: Path::new(),
+            lo: 0,
             pred: NIL,
             exact: NIL,
             succ: NIL,
@@ -54,9 +57,31 @@ impl<'a> VmaTree<'a> {
     pub(crate) fn locate_into(&self, key: u64, at: &mut Located) -> Result<(), VmaTreeError> {
         // Not this tree's generation until the descent is whole.
         at.generation = self.generation.wrapping_sub(1);
-        at.path.clear();
-        let (pred, exact, succ) = self.descend(key, &mut at.path)?;
+        let lo = self.descend(key, &mut at.path)?;
+        let (mut pred, mut exact, mut succ) = (NIL, NIL, NIL);
+        if let Some(&(leaf, pos)) = at.path.last() {
+            let node = self.n(leaf);
+            let p = pos as usize;
+            if p < node.len() {
+                let c = node.child[p];
+                let start = lo + node.gap[p];
+                if start == key {
+                    exact = c;
+                } else if start < key {
+                    pred = c;
+                } else {
+                    succ = c;
+                }
+                if start <= key {
+                    succ = self.next_of(&at.path, 1);
+                }
+            }
+            if pred == NIL {
+                pred = self.prev_of(&at.path);
+            }
+        }
         at.key = key;
+        at.lo = lo;
         at.pred = pred;
         at.exact = exact;
         at.succ = succ;
@@ -92,7 +117,7 @@ impl<'a> VmaTree<'a> {
         for (i, hit) in [
             (pred, pred != NIL && self.s(pred).vma.vm_end > vma.vm_start),
             (exact, exact != NIL),
-            (succ, succ != NIL && self.start(succ) < vma.vm_end),
+            (succ, succ != NIL && self.v(succ).vm_start < vma.vm_end),
         ] {
             if hit {
                 let v = &self.s(i).vma;
@@ -102,10 +127,10 @@ impl<'a> VmaTree<'a> {
                 });
             }
         }
-        if self.free == NIL {
+        if self.free == NIL || self.nodes_free < self.splits_needed(&at.path) {
             return Err(VmaTreeError::NoSlots);
         }
-        self.insert_on(vma, pred, succ, &mut at.path);
+        self.insert_on(vma, at.lo, succ, &at.path);
         Ok(())
     }
 
@@ -118,34 +143,62 @@ impl<'a> VmaTree<'a> {
         let key = at.key;
         self.fresh(at, key)?;
         let idx = at.exact;
+        let Some(&(leaf, pos)) = at.path.last() else {
+            return Err(VmaTreeError::NotFound { addr: key });
+        };
         if idx == NIL {
             return Err(VmaTreeError::NotFound { addr: key });
         }
-        let pred_end = if at.pred == NIL {
-            0
-        } else {
-            self.s(at.pred).vma.vm_end
-        };
-        // The successor is on the path above, or replaces the removed node, or is the
-        // left spine of a lone right child; all three are refreshed.
-        let succ = at.succ;
-        if succ != NIL {
-            let s_start = self.start(succ);
-            self.sm(succ).gap_before = s_start - pred_end;
-        } else {
-            self.last_end = pred_end;
+        let (lo, succ, p) = (at.lo, at.succ, pos as usize);
+        self.nm(leaf).remove(p);
+        // The successor's gap now starts at the predecessor's end.
+        let succ_start = self.v(succ).vm_start;
+        let succ_here = p < self.n(leaf).len();
+        if succ == NIL {
+            self.last_end = lo;
+        } else if succ_here {
+            self.nm(leaf).gap[p] = succ_start - lo;
         }
-        let replacement = self.unlink(idx);
-        self.climb(&mut at.path, replacement, succ);
+        self.fix_underflow(&at.path);
+        if succ != NIL && !succ_here {
+            self.set_gap(succ_start, succ_start - lo);
+        }
         let free = self.free;
-        let slot = self.sm(idx);
-        slot.left = free;
-        slot.right = NIL;
-        slot.height = 0;
+        self.sm(idx).next_free = free;
         self.free = idx;
         self.len -= 1;
         self.generation = self.generation.wrapping_add(1);
         Ok(())
+    }
+
+    /// Inserts `vma` at the end of `path` (the descent to its start, with `lo` the end of
+    /// the VMA before it), before `succ`. The caller has checked the free slots.
+    pub(super) fn insert_on(&mut self, vma: Vma, lo: u64, succ: u32, path: &Path) {
+        let Some(&(leaf, pos)) = path.last() else {
+            return;
+        };
+        let idx = self.free;
+        self.free = self.s(idx).next_free;
+        self.sm(idx).vma = vma;
+        let p = pos as usize;
+        let succ_start = self.v(succ).vm_start;
+        let succ_here = p < self.n(leaf).len();
+        if succ == NIL {
+            self.last_end = vma.vm_end;
+        } else if succ_here {
+            self.nm(leaf).gap[p] = succ_start - vma.vm_end;
+        }
+        let e = Entry {
+            end: vma.vm_end,
+            gap: vma.vm_start - lo,
+            child: idx,
+        };
+        self.insert_entry(path, e);
+        if succ != NIL && !succ_here {
+            self.set_gap(succ_start, succ_start - vma.vm_end);
+        }
+        self.len += 1;
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Keeps `at` if it was located at `key` in the tree as it is, else locates `key`

@@ -1,13 +1,16 @@
 //! Bounded VMA storage in caller-provided memory, ordered by address, with the kernel's
 //! free-area search (`unmapped_area_topdown` / `unmapped_area`, mm/vma.c, §1.5).
 //!
-//! The tree is an AVL tree whose nodes live in a caller-provided slab of [`VmaSlot`]s and
-//! link to each other by `u32` index. Each node caches the free gap just below its VMA
-//! (`gap_before`, from the previous VMA's end, or from 0 for the first VMA) and the
-//! largest such gap in its subtree (`max_gap`), like the kernel's old `rb_subtree_gap`
-//! and the maple tree's gap slots. Lookups, insertion, removal, splitting and the gap
-//! searches are O(log n); nothing allocates, and no operation panics. An operation that
-//! fails returns a typed error and leaves the tree unchanged.
+//! The tree is a B+ tree with up to 16 entries per node, like the kernel's maple tree.
+//! Each caller-provided [`VmaSlot`] holds one VMA and room for one node; nodes and VMAs
+//! link to each other by `u32` slot index, and a VMA never moves while it is in the tree.
+//! A leaf's entries are VMAs, each with its end and the free gap just below it (from the
+//! previous VMA's end, or from 0 for the first VMA); an inner node's entries are its
+//! children, each with the highest end and the largest gap under it, as the maple tree's
+//! pivots and gap slots. A tree of 65,000 VMAs is 5 levels deep. Lookups, insertion,
+//! removal, splitting and the gap searches are O(log n); nothing allocates, and no
+//! operation panics. An operation that fails returns a typed error and leaves the tree
+//! unchanged.
 //!
 //! The free gap above the last VMA runs to the top of the address space; it is treated
 //! as ending at `u64::MAX` (the kernel's inclusive `ULONG_MAX`), so search limits should
@@ -25,55 +28,54 @@ mod balance;
 mod edit;
 mod gap;
 mod locate;
+mod node;
 mod validate;
 
 pub(crate) use locate::Located;
+use node::{Node, FANOUT};
 
 const NIL: u32 = u32::MAX;
 
-/// Upper bound of the AVL height for up to 2^32 nodes (1.44·log2(n+2) < 47).
-const MAX_DEPTH: usize = 64;
+/// The most levels a path can have: with at least `FANOUT / 2` entries in every node but
+/// the root, 2^32 VMAs need 12 levels (32 with the unit tests' 4-entry nodes).
+const MAX_DEPTH: usize = if cfg!(test) { 40 } else { 16 };
 
-/// One storage cell of a [`VmaTree`]: a VMA plus the tree links and cached gaps.
+/// The nodes a descent passed, each with the entry it took (at the leaf: the position).
+type Path = ArrayVec<(u32, u32), MAX_DEPTH>;
+
+/// One storage cell of a [`VmaTree`]: a VMA and room for one node of the tree.
 ///
 /// Create the backing array with [`VmaSlot::EMPTY`], e.g. `[VmaSlot::EMPTY; 1024]` or
-/// `vec![VmaSlot::EMPTY; 65536]` under `std`.
-// `repr(C, align(64))` keeps everything a tree walk reads (links, height, cached gaps and
-// the VMA's bounds, which lead `Vma`) in the slot's first cache line. The padding makes a
-// slot 7 cache lines, an odd count: at 6, the first lines of slots 32 apart fell in the
-// same L1 set, and a descent's nodes evicted each other.
+/// `vec![VmaSlot::EMPTY; 65536]` under `std`. A tree of `n` slots holds `n` VMAs: it never
+/// has more nodes than VMAs (one, the root, when it is empty).
+// The node leads the slot: a descent reads its first three cache lines only.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub struct VmaSlot {
-    left: u32,
-    right: u32,
-    height: u8,
-    gap_before: u64,
-    max_gap: u64,
+    node: Node,
+    next_free: u32,
     vma: Vma,
-    _pad: [u64; 8],
 }
 
-const _: () = assert!(core::mem::size_of::<VmaSlot>() == 7 * 64);
+#[cfg(not(test))]
+const _: () = assert!(core::mem::size_of::<VmaSlot>() == 11 * 64);
+
+const EMPTY_VMA: Vma = Vma {
+    vm_start: 0,
+    vm_end: 0,
+    vm_flags: VmFlags::empty(),
+    vm_pgoff: 0,
+    anon_vma: None,
+    anon_vma_fork_child: false,
+    kind: VmaKind::Anonymous,
+};
 
 impl VmaSlot {
     /// An unused slot.
     pub const EMPTY: VmaSlot = VmaSlot {
-        left: NIL,
-        right: NIL,
-        height: 0,
-        gap_before: 0,
-        max_gap: 0,
-        vma: Vma {
-            vm_start: 0,
-            vm_end: 0,
-            vm_flags: VmFlags::empty(),
-            vm_pgoff: 0,
-            anon_vma: None,
-            anon_vma_fork_child: false,
-            kind: VmaKind::Anonymous,
-        },
-        _pad: [0; 8],
+        node: Node::EMPTY,
+        next_free: NIL,
+        vma: EMPTY_VMA,
     };
 }
 
@@ -207,8 +209,15 @@ impl fmt::Display for VmaTreeError {
 #[derive(Debug)]
 pub struct VmaTree<'a> {
     slots: &'a mut [VmaSlot],
+    /// The root node (a leaf while the tree is small); `NIL` only without slots.
     root: u32,
+    /// Levels from the root to the leaves (1: the root is a leaf).
+    height: usize,
+    /// The free VMA slots, linked through `next_free`.
     free: u32,
+    /// The free node slots, linked through their first child.
+    node_free: u32,
+    nodes_free: usize,
     len: usize,
     cap: usize,
     /// End of the highest VMA (0 when empty): start of the trailing gap.
@@ -232,7 +241,10 @@ impl<'a> VmaTree<'a> {
         let mut tree = VmaTree {
             slots,
             root: NIL,
+            height: 0,
             free: NIL,
+            node_free: NIL,
+            nodes_free: 0,
             len: 0,
             cap,
             last_end: 0,
@@ -246,16 +258,19 @@ impl<'a> VmaTree<'a> {
 
     /// Removes every VMA.
     pub fn clear(&mut self) {
-        for (i, s) in self.slots.iter_mut().take(self.cap).enumerate() {
+        let cap = self.cap;
+        for (i, s) in self.slots.iter_mut().take(cap).enumerate() {
+            let next = if i + 1 < cap { (i + 1) as u32 } else { NIL };
             *s = VmaSlot::EMPTY;
-            s.left = if i + 1 < self.cap {
-                (i + 1) as u32
-            } else {
-                NIL
-            };
+            s.next_free = next;
+            s.node.child[0] = next;
         }
-        self.free = if self.cap > 0 { 0 } else { NIL };
-        self.root = NIL;
+        let first = if cap > 0 { 0 } else { NIL };
+        self.free = first;
+        self.node_free = first;
+        self.nodes_free = cap;
+        self.root = self.alloc_node();
+        self.height = usize::from(self.root != NIL);
         self.len = 0;
         self.last_end = 0;
         self.generation = self.generation.wrapping_add(1);
@@ -289,22 +304,46 @@ impl<'a> VmaTree<'a> {
         }
     }
 
-    fn h(&self, i: u32) -> u8 {
-        if i == NIL {
-            0
-        } else {
-            self.s(i).height
-        }
+    /// Returns node `i`.
+    fn n(&self, i: u32) -> &Node {
+        &self.s(i).node
     }
 
-    fn start(&self, i: u32) -> u64 {
-        self.s(i).vma.vm_start
+    fn nm(&mut self, i: u32) -> &mut Node {
+        &mut self.sm(i).node
+    }
+
+    /// Returns VMA `i`.
+    fn v(&self, i: u32) -> &Vma {
+        &self.s(i).vma
+    }
+
+    /// Takes a node slot and makes it an empty leaf (`NIL` if none is free).
+    fn alloc_node(&mut self) -> u32 {
+        let i = self.node_free;
+        if i == NIL {
+            return NIL;
+        }
+        self.node_free = self.n(i).child[0];
+        self.nodes_free -= 1;
+        *self.nm(i) = Node::EMPTY;
+        i
+    }
+
+    /// Gives node slot `i` back.
+    fn free_node(&mut self, i: u32) {
+        let next = self.node_free;
+        let n = self.nm(i);
+        *n = Node::EMPTY;
+        n.child[0] = next;
+        self.node_free = i;
+        self.nodes_free += 1;
     }
 
     /// Returns the first VMA with `vm_end > addr` (the kernel's `find_vma`).
     pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
         let i = self.find_vma_idx(addr);
-        (i != NIL).then(|| &self.s(i).vma)
+        (i != NIL).then(|| self.v(i))
     }
 
     /// Returns the VMA containing `addr` (`vma_lookup`).
@@ -320,24 +359,24 @@ impl<'a> VmaTree<'a> {
     pub(crate) fn vma_lookup_hinted(&mut self, addr: u64) -> Option<&Vma> {
         let (generation, i) = self.hint;
         if generation == self.generation && i != NIL {
-            let v = &self.s(i).vma;
+            let v = self.v(i);
             if v.vm_start <= addr && addr < v.vm_end {
-                return Some(&self.s(i).vma);
+                return Some(self.v(i));
             }
         }
         let i = self.find_vma_idx(addr);
-        if i == NIL || self.s(i).vma.vm_start > addr {
+        if i == NIL || self.v(i).vm_start > addr {
             return None;
         }
         self.hint = (self.generation, i);
-        Some(&self.s(i).vma)
+        Some(self.v(i))
     }
 
     /// Returns the VMA [`VmaTree::vma_lookup_hinted`] would try first, if its hint holds.
     #[cfg(test)]
     pub(crate) fn hint(&self) -> Option<&Vma> {
         let (generation, i) = self.hint;
-        (generation == self.generation && i != NIL).then(|| &self.s(i).vma)
+        (generation == self.generation && i != NIL).then(|| self.v(i))
     }
 
     /// Returns the first VMA intersecting `[start, end)` (`find_vma_intersection`).
@@ -348,47 +387,32 @@ impl<'a> VmaTree<'a> {
     /// Returns `find_vma(addr)` and the VMA before it (the last VMA if there is none
     /// at or above `addr`), like `find_vma_prev`.
     pub fn find_vma_prev(&self, addr: u64) -> (Option<&Vma>, Option<&Vma>) {
-        // One descent: the VMAs ending at or below `addr` are those before `find_vma`'s,
-        // and the last of them is the last node the descent leaves to its right.
-        let mut n = self.root;
-        let (mut next, mut prev) = (NIL, NIL);
-        while n != NIL {
-            if self.s(n).vma.vm_end > addr {
-                next = n;
-                n = self.s(n).left;
-            } else {
-                prev = n;
-                n = self.s(n).right;
-            }
+        let mut path = Path::new();
+        if self.descend(addr, &mut path).is_err() {
+            return (None, None);
         }
+        let (next, prev) = (self.next_of(&path, 0), self.prev_of(&path));
         (
-            (next != NIL).then(|| &self.s(next).vma),
-            (prev != NIL).then(|| &self.s(prev).vma),
+            (next != NIL).then(|| self.v(next)),
+            (prev != NIL).then(|| self.v(prev)),
         )
     }
 
     /// Returns the VMA whose `vm_start` is exactly `start`.
     pub fn get(&self, start: u64) -> Option<&Vma> {
-        let i = self.exact(start);
-        (i != NIL).then(|| &self.s(i).vma)
+        self.find_vma(start).filter(|v| v.vm_start == start)
     }
 
     /// Returns the lowest VMA.
     pub fn first(&self) -> Option<&Vma> {
-        let mut n = self.root;
-        if n == NIL {
-            return None;
-        }
-        while self.s(n).left != NIL {
-            n = self.s(n).left;
-        }
-        Some(&self.s(n).vma)
+        let i = self.edge(false);
+        (i != NIL).then(|| self.v(i))
     }
 
     /// Returns the highest VMA.
     pub fn last(&self) -> Option<&Vma> {
-        let i = self.last_idx();
-        (i != NIL).then(|| &self.s(i).vma)
+        let i = self.edge(true);
+        (i != NIL).then(|| self.v(i))
     }
 
     /// Iterates over all VMAs in ascending address order.
@@ -398,17 +422,9 @@ impl<'a> VmaTree<'a> {
 
     /// Iterates in ascending order starting with `find_vma(addr)`.
     pub fn iter_from(&self, addr: u64) -> VmaIter<'_> {
-        let mut stack = ArrayVec::new();
-        let mut n = self.root;
-        while n != NIL {
-            if self.s(n).vma.vm_end > addr {
-                if stack.try_push(n).is_err() {
-                    break;
-                }
-                n = self.s(n).left;
-            } else {
-                n = self.s(n).right;
-            }
+        let mut stack = Path::new();
+        if self.descend(addr, &mut stack).is_err() {
+            stack.clear();
         }
         VmaIter {
             slots: self.slots,
@@ -416,74 +432,122 @@ impl<'a> VmaTree<'a> {
         }
     }
 
+    /// Returns the VMA of `find_vma(addr)`, `NIL` if none.
     fn find_vma_idx(&self, addr: u64) -> u32 {
         let mut n = self.root;
-        let mut best = NIL;
-        while n != NIL {
-            if self.s(n).vma.vm_end > addr {
-                best = n;
-                n = self.s(n).left;
-            } else {
-                n = self.s(n).right;
+        for _ in 0..MAX_DEPTH {
+            if n == NIL {
+                break;
             }
-        }
-        best
-    }
-
-    fn exact(&self, start: u64) -> u32 {
-        let mut n = self.root;
-        while n != NIL {
-            let k = self.start(n);
-            if start < k {
-                n = self.s(n).left;
-            } else if start > k {
-                n = self.s(n).right;
-            } else {
-                return n;
+            let node = self.n(n);
+            let i = node.find(addr);
+            if i >= node.len() {
+                // No end above `addr` under this node; the parent's summary said there
+                // was one, so this is the root.
+                break;
             }
+            if node.leaf {
+                return node.child[i];
+            }
+            n = node.child[i];
         }
         NIL
     }
 
-    /// Last node with `vm_start < key`.
-    fn last_below(&self, key: u64) -> u32 {
+    /// Descends from the root toward `key`, taking at each node the first entry whose end
+    /// lies above it (the last entry if none does), and records the path. At the leaf the
+    /// path ends at the position of `find_vma(key)` (the count if there is none). Returns
+    /// the end of the VMA before that position (0 if there is none).
+    ///
+    /// # Errors
+    /// [`VmaTreeError::Corrupted`] if the tree is deeper than it can be.
+    fn descend(&self, key: u64, path: &mut Path) -> Result<u64, VmaTreeError> {
+        path.clear();
         let mut n = self.root;
-        let mut best = NIL;
+        let mut lo = 0;
         while n != NIL {
-            if self.start(n) < key {
-                best = n;
-                n = self.s(n).right;
-            } else {
-                n = self.s(n).left;
+            let node = self.n(n);
+            let len = node.len();
+            let mut i = node.find(key);
+            if !node.leaf && i == len {
+                i = len.checked_sub(1).ok_or(VmaTreeError::Corrupted)?;
             }
+            if i > 0 {
+                lo = node.end[i - 1];
+            }
+            path.try_push((n, i as u32))
+                .map_err(|_| VmaTreeError::Corrupted)?;
+            if node.leaf {
+                return Ok(lo);
+            }
+            n = node.child[i];
         }
-        best
+        Ok(lo)
     }
 
-    /// First node with `vm_start > key`.
-    fn first_above(&self, key: u64) -> u32 {
-        let mut n = self.root;
-        let mut best = NIL;
-        while n != NIL {
-            if self.start(n) > key {
-                best = n;
-                n = self.s(n).left;
-            } else {
-                n = self.s(n).right;
-            }
+    /// Returns the VMA just before the position `path` ends at (`NIL` if none).
+    fn prev_of(&self, path: &Path) -> u32 {
+        let Some(&(leaf, pos)) = path.last() else {
+            return NIL;
+        };
+        if pos > 0 {
+            return self.n(leaf).child[pos as usize - 1];
         }
-        best
+        let upper = path.len() - 1;
+        match path[..upper].iter().rev().find(|&&(_, i)| i > 0) {
+            Some(&(n, i)) => self.edge_under(self.n(n).child[i as usize - 1], true),
+            None => NIL,
+        }
     }
 
-    fn last_idx(&self) -> u32 {
-        let mut n = self.root;
-        if n == NIL {
+    /// Returns the VMA `ahead` positions after the position `path` ends at, for `ahead`
+    /// 0 or 1 (`NIL` if none).
+    fn next_of(&self, path: &Path, ahead: u32) -> u32 {
+        let Some(&(leaf, pos)) = path.last() else {
+            return NIL;
+        };
+        let node = self.n(leaf);
+        let p = (pos + ahead) as usize;
+        if p < node.len() {
+            return node.child[p];
+        }
+        if p > node.len() {
             return NIL;
         }
-        while self.s(n).right != NIL {
-            n = self.s(n).right;
+        let upper = path.len() - 1;
+        let found = path[..upper]
+            .iter()
+            .rev()
+            .find(|&&(n, i)| (i as usize) + 1 < self.n(n).len());
+        match found {
+            Some(&(n, i)) => self.edge_under(self.n(n).child[i as usize + 1], false),
+            None => NIL,
         }
-        n
+    }
+
+    /// Returns the lowest (or, with `high`, the highest) VMA under node `n`.
+    fn edge_under(&self, mut n: u32, high: bool) -> u32 {
+        for _ in 0..MAX_DEPTH {
+            let node = self.n(n);
+            let len = node.len();
+            if len == 0 {
+                return NIL;
+            }
+            let c = node.child[if high { len - 1 } else { 0 }];
+            if node.leaf {
+                return c;
+            }
+            n = c;
+        }
+        NIL
+    }
+
+    /// Returns the lowest (or highest) VMA.
+    fn edge(&self, high: bool) -> u32 {
+        if self.root == NIL {
+            return NIL;
+        }
+        self.edge_under(self.root, high)
     }
 }
 
@@ -491,7 +555,8 @@ impl<'a> VmaTree<'a> {
 #[derive(Clone, Debug)]
 pub struct VmaIter<'t> {
     slots: &'t [VmaSlot],
-    stack: ArrayVec<u32, MAX_DEPTH>,
+    /// The path to the next VMA: each node with the entry taken.
+    stack: Path,
 }
 
 impl<'t> Iterator for VmaIter<'t> {
@@ -499,16 +564,24 @@ impl<'t> Iterator for VmaIter<'t> {
 
     fn next(&mut self) -> Option<&'t Vma> {
         let slots = self.slots;
-        let n = self.stack.pop()?;
-        let node = slots.get(n as usize)?;
-        let mut c = node.right;
-        while c != NIL {
-            if self.stack.try_push(c).is_err() {
-                break;
+        loop {
+            let &mut (n, ref mut i) = self.stack.last_mut()?;
+            let node = &slots.get(n as usize)?.node;
+            let at = *i as usize;
+            if at >= node.len() {
+                self.stack.pop();
+                if let Some(up) = self.stack.last_mut() {
+                    up.1 += 1;
+                }
+                continue;
             }
-            c = slots.get(c as usize).map_or(NIL, |s| s.left);
+            let c = node.child[at];
+            if node.leaf {
+                *i += 1;
+                return Some(&slots.get(c as usize)?.vma);
+            }
+            self.stack.try_push((c, 0)).ok()?;
         }
-        Some(&node.vma)
     }
 }
 

@@ -451,6 +451,23 @@ proptest! {
                     let from: Vec<Vma> = t.iter_from(a).copied().collect();
                     let want_from: Vec<Vma> = model.iter().filter(|m| m.vm_end > a).copied().collect();
                     prop_assert_eq!(from, want_from);
+                    let next = model.iter().position(|m| m.vm_end > a);
+                    let prev = match next {
+                        Some(0) => None,
+                        Some(k) => model.get(k - 1),
+                        None => model.last(),
+                    };
+                    prop_assert_eq!(t.find_vma_prev(a), (want, prev));
+                    prop_assert_eq!(t.get(a), model.iter().find(|m| m.vm_start == a));
+                    prop_assert_eq!((t.first(), t.last()), (model.first(), model.last()));
+                    // The neighbours a located place reports.
+                    let at = t.locate(a).unwrap();
+                    let want_at = [
+                        model.iter().rev().find(|m| m.vm_start < a),
+                        model.iter().find(|m| m.vm_start == a),
+                        model.iter().find(|m| m.vm_start > a),
+                    ];
+                    prop_assert_eq!(t.located(&at), want_at);
                     false
                 }
             };
