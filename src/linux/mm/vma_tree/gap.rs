@@ -44,8 +44,9 @@ impl<'a> VmaTree<'a> {
         // Each node on the way down: the entries still to try, as the next one's index
         // (top: one past it), and the end before its first entry.
         let mut stack: ArrayVec<(u32, usize, u64), MAX_DEPTH> = ArrayVec::new();
-        let first = if top { self.n(self.root).len() } else { 0 };
-        stack.try_push((self.root, first, 0)).ok()?;
+        stack
+            .try_push((self.root, self.first_entry(self.root, low, high, top), 0))
+            .ok()?;
         while let Some(frame) = stack.last_mut() {
             let (n, next, lo) = *frame;
             let node = self.n(n);
@@ -76,11 +77,23 @@ impl<'a> VmaTree<'a> {
                 }
                 continue;
             }
-            let first = if top { self.n(e.child).len() } else { 0 };
+            let first = self.first_entry(e.child, low, high, top);
             // Deeper than the tree can be: it is corrupt; no gap.
             stack.try_push((e.child, first, elo)).ok()?;
         }
         None
+    }
+
+    /// Returns where [`VmaTree::gap_find`] starts in node `n`: bottom-up, at the first
+    /// entry ending above `low`; top-down, one past the first entry ending at or above
+    /// `high` (the gaps under every later entry lie above it).
+    fn first_entry(&self, n: u32, low: u64, high: u64, top: bool) -> usize {
+        let node = self.n(n);
+        if top {
+            min(node.find(high.saturating_sub(1)) + 1, node.len())
+        } else {
+            node.find(low)
+        }
     }
 
     /// Returns the highest free gap `[gs, ge)` whose part inside `[low, high)` holds

@@ -138,7 +138,7 @@ impl Node {
         let len = self.len();
         Entry {
             end: if len == 0 { 0 } else { self.end[len - 1] },
-            gap: self.gap[..len].iter().copied().max().unwrap_or(0),
+            gap: self.gap[..len].iter().fold(0, |m, &g| m.max(g)),
             child: me,
         }
     }
