@@ -44,6 +44,14 @@ fn empty_tree() {
     let mut none: [VmaSlot; 0] = [];
     let mut t0 = VmaTree::new(&mut none);
     assert_eq!(t0.insert(anon(0x1000, 0x2000)), Err(VmaTreeError::NoSlots));
+    // Without a slot there is no root node either: every call still answers.
+    let absent = Err(VmaTreeError::NotFound { addr: 0x1000 });
+    assert_eq!(t0.split(0x1000, 12), absent);
+    assert_eq!(t0.update(0x1000, |_| ()), absent);
+    assert_eq!(t0.remove(0x1000).map(|_| ()), absent);
+    assert_eq!(t0.find_vma_prev(0x1000), (None, None));
+    assert_eq!(t0.unmapped_area(&info, &GP), Ok(0x2000));
+    t0.validate().unwrap();
 }
 
 #[test]
