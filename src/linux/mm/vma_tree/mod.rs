@@ -7,7 +7,7 @@
 //! A leaf's entries are VMAs, each with its end and the free gap just below it (from the
 //! previous VMA's end, or from 0 for the first VMA); an inner node's entries are its
 //! children, each with the highest end and the largest gap under it, as the maple tree's
-//! pivots and gap slots. A tree of 65,000 VMAs is 5 levels deep. Lookups, insertion,
+//! pivots and gap slots. A tree of 65,000 VMAs is 5 or 6 levels deep. Lookups, insertion,
 //! removal, splitting and the gap searches are O(log n); nothing allocates, and no
 //! operation panics. An operation that fails returns a typed error and leaves the tree
 //! unchanged.
