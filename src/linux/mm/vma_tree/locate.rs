@@ -173,6 +173,11 @@ impl<'a> VmaTree<'a> {
 
     /// Inserts `vma` at the end of `path` (the descent to its start, with `lo` the end of
     /// the VMA before it), before `succ`. The caller has checked the free slots.
+    ///
+    /// A descent to a free start ends in its successor's leaf, at the successor's
+    /// position, so the successor's new gap is written there. Only a split's upper piece
+    /// can land at the end of a leaf with its successor in the next one, and that
+    /// successor keeps the gap it had.
     pub(super) fn insert_on(&mut self, vma: Vma, lo: u64, succ: u32, path: &Path) {
         let Some(&(leaf, pos)) = path.last() else {
             return;
@@ -181,12 +186,10 @@ impl<'a> VmaTree<'a> {
         self.free = self.s(idx).next_free;
         self.sm(idx).vma = vma;
         let p = pos as usize;
-        let succ_start = self.v(succ).vm_start;
-        let succ_here = p < self.n(leaf).len();
         if succ == NIL {
             self.last_end = vma.vm_end;
-        } else if succ_here {
-            self.nm(leaf).gap[p] = succ_start - vma.vm_end;
+        } else if p < self.n(leaf).len() {
+            self.nm(leaf).gap[p] = self.v(succ).vm_start - vma.vm_end;
         }
         let e = Entry {
             end: vma.vm_end,
@@ -194,9 +197,6 @@ impl<'a> VmaTree<'a> {
             child: idx,
         };
         self.insert_entry(path, e);
-        if succ != NIL && !succ_here {
-            self.set_gap(succ_start, succ_start - vma.vm_end);
-        }
         self.len += 1;
         self.generation = self.generation.wrapping_add(1);
     }

@@ -96,17 +96,15 @@ impl Node {
         self.set(i, e);
     }
 
-    /// Removes entry `i`, moving the ones above it down; returns it.
-    pub(super) fn remove(&mut self, i: usize) -> Entry {
+    /// Removes entry `i`, moving the ones above it down (nothing past the end).
+    pub(super) fn remove(&mut self, i: usize) {
         let len = self.len();
-        let e = self.entry(i);
         if i < len {
             self.end.copy_within(i + 1..len, i);
             self.gap.copy_within(i + 1..len, i);
             self.child.copy_within(i + 1..len, i);
             self.len -= 1;
         }
-        e
     }
 
     /// Replaces the entries with `es` (at most [`FANOUT`] of them are kept).
