@@ -461,9 +461,11 @@ fn the_initial_stack_holds_argc_argv_envp_and_auxv() {
     assert_eq!(get(7), 0, "AT_BASE without an interpreter");
     // sp = (AT_RANDOM - 16 * 21 - 8 * (3 + 2 + 3)) & ~15.
     assert_eq!(info.sp, (get(25) - 16 * 21 - 8 * 8) & !15);
-    // The bytes of argv[0] are the path.
-    let word = read(&mut p, argv0);
-    assert_eq!(&word.to_le_bytes()[..], &st.as_bytes()[..8]);
+    // The bytes of argv[0] are the path (memory is read a word at an aligned address).
+    let bytes: Vec<u8> = (argv0..argv0 + st.len() as u64)
+        .map(|va| read(&mut p, va & !7).to_le_bytes()[(va & 7) as usize])
+        .collect();
+    assert_eq!(bytes, st.as_bytes());
 }
 
 #[test]

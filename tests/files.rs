@@ -31,8 +31,10 @@ fn file(name: &str, pages: u64, extra: u64) -> String {
 fn read_byte(p: &mut SimProcess<'_>, va: u64) -> Result<u8, Touch> {
     match p.access(VirtAddr::new(va), AccessKind::Read) {
         Touch::Done(pa) => {
-            let w = p.paging().mmu().memory().read_u64(pa).unwrap();
-            Ok(w as u8)
+            // Memory is read a word at an aligned address.
+            let a = pagesim::PhysAddr::new(pa.as_u64() & !7);
+            let w = p.paging().mmu().memory().read_u64(a).unwrap();
+            Ok((w >> (8 * (pa.as_u64() & 7))) as u8)
         }
         t => Err(t),
     }

@@ -159,7 +159,7 @@ pub fn run(program: &str, args: &[String], opts: &Options) -> Result<(Exit, Stri
         opts.kernel != KernelVersion::V6_1,
     );
     let raw = Box::into_raw(Box::new(
-        ProcessStorage::new(&params, opts.phys_mem).with_processes(MAX_PROCESSES),
+        ProcessStorage::with_flat_ram(&params, opts.phys_mem).with_processes(MAX_PROCESSES),
     ));
     // SAFETY: `raw` is a live, unaliased allocation; the reference (and everything built
     // from it: the process model, the emulator holding it) lives only inside `run_on`,

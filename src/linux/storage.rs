@@ -28,13 +28,16 @@ pub type SimProcess<'s> = Process<'s, 's, SimMemory<'s>, TLB_ENTRIES>;
 /// The page-cache slots a process gets at most (one per frame below that).
 pub const MAX_CACHED_PAGES: usize = 1 << 20;
 
-/// The physical memory of a tool's process: host RAM for every simulated byte, or (with
-/// [`DataMode::None`]) sparse pages that hold only what is written, page tables.
+/// The physical memory of a tool's process: sparse pages that hold only what is written
+/// (a page whose words are all zero takes no host memory, so a frame the kernel would
+/// zero on a first-touch fault costs nothing until data is stored in it; with
+/// [`DataMode::None`] only page tables are ever written), or, for an emulator that maps
+/// the same bytes ([`ProcessStorage::with_flat_ram`]), host RAM for every simulated byte.
 #[derive(Debug)]
 pub enum SimMemory<'s> {
-    /// Every byte backed.
+    /// Every byte backed by one host buffer.
     Ram(SliceMemory<'s>),
-    /// Only written pages stored.
+    /// Only pages holding a non-zero word stored.
     Sparse(SparseMemory),
 }
 
@@ -95,6 +98,7 @@ pub const CHILD_SLOTS: usize = 8192;
 /// counts of shared pages.
 pub struct ProcessStorage {
     slots: Vec<VmaSlot>,
+    /// Host RAM for every simulated byte ([`ProcessStorage::with_flat_ram`]), else empty.
     ram: Vec<u8>,
     phys_mem: u64,
     data: DataMode,
@@ -118,21 +122,39 @@ pub enum Start<'t> {
 }
 
 impl ProcessStorage {
-    /// Allocates storage for `params` and `phys_mem` bytes of RAM (a multiple of 2 MiB).
+    /// Allocates storage for `params` and `phys_mem` bytes of RAM (a multiple of 2 MiB),
+    /// with page contents stored. The RAM is sparse: host memory holds only the pages a
+    /// non-zero word has been written to (page tables, loaded files, data), so a page that
+    /// is mapped but never given data (a first-touch write the caller stores nothing
+    /// through) costs no host memory and no zeroing.
     pub fn new(params: &LayoutParams, phys_mem: u64) -> Self {
         Self::with_data(params, phys_mem, DataMode::Stored)
     }
 
-    /// Allocates storage as [`ProcessStorage::new`] does; with [`DataMode::None`] the RAM is
-    /// sparse (no host memory for data pages), so `phys_mem` may exceed the host's.
+    /// Allocates storage as [`ProcessStorage::new`] does; with [`DataMode::None`] data
+    /// writes are dropped as well, so only page tables take host memory and `phys_mem`
+    /// may exceed the host's many times over.
     pub fn with_data(params: &LayoutParams, phys_mem: u64, data: DataMode) -> Self {
+        Self::build_storage(params, phys_mem, data, false)
+    }
+
+    /// Allocates storage as [`ProcessStorage::new`] does, with every simulated byte in one
+    /// host buffer of `phys_mem` bytes that [`ProcessStorage::ram_host_range`] hands out:
+    /// the memory of an emulator whose guest loads and stores reach the same bytes. The
+    /// simulation then zeroes each frame a fault takes, as the kernel does.
+    pub fn with_flat_ram(params: &LayoutParams, phys_mem: u64) -> Self {
+        Self::build_storage(params, phys_mem, DataMode::Stored, true)
+    }
+
+    fn build_storage(params: &LayoutParams, phys_mem: u64, data: DataMode, flat: bool) -> Self {
         let phys_mem = phys_mem.max(8 << 20) & !((2 << 20) - 1);
         let frames = (phys_mem >> 12) as usize;
         ProcessStorage {
             slots: vec![VmaSlot::EMPTY; params.slots_needed().min(70_000)],
-            ram: match data {
-                DataMode::Stored => vec![0u8; phys_mem as usize],
-                DataMode::None => Vec::new(),
+            ram: if flat {
+                vec![0u8; phys_mem as usize]
+            } else {
+                Vec::new()
             },
             phys_mem,
             data,
@@ -149,15 +171,13 @@ impl ProcessStorage {
     /// address [`RAM_BASE`]) as a pointer and a length, for an emulator that maps the same
     /// bytes as its guest's physical memory (Unicorn's `mem_map_ptr`), so that the guest's
     /// loads and stores and pagesim's page tables and page copies meet in one place.
-    /// `None` with [`DataMode::None`], whose RAM holds no data.
+    /// `None` unless the storage was made by [`ProcessStorage::with_flat_ram`] (sparse RAM
+    /// has no single host range).
     ///
     /// The pointer stays valid while the storage lives and is not moved out of; the
     /// simulation reads and writes the bytes only inside its own calls.
     pub fn ram_host_range(&mut self) -> Option<(*mut u8, usize)> {
-        match self.data {
-            DataMode::Stored => Some((self.ram.as_mut_ptr(), self.ram.len())),
-            DataMode::None => None,
-        }
+        (!self.ram.is_empty()).then_some((self.ram.as_mut_ptr(), self.ram.len()))
     }
 
     /// Returns the host files the processes built from this storage open (to add
@@ -259,9 +279,10 @@ impl ProcessStorage {
         let frames =
             FrameAllocator::new(PhysAddr::new(RAM_BASE), size, frame_words, Contents::Zeroed)
                 .map_err(|e| e.to_string())?;
-        let mem = match data {
-            DataMode::Stored => SimMemory::Ram(SliceMemory::new(PhysAddr::new(RAM_BASE), ram)),
-            DataMode::None => SimMemory::Sparse(SparseMemory::new(PhysAddr::new(RAM_BASE), size)),
+        let mem = if ram.is_empty() {
+            SimMemory::Sparse(SparseMemory::new(PhysAddr::new(RAM_BASE), size))
+        } else {
+            SimMemory::Ram(SliceMemory::new(PhysAddr::new(RAM_BASE), ram))
         };
         let mut cfg = PagingConfig::for_layout(&params);
         cfg.data = *data;
