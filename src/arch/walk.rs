@@ -404,15 +404,14 @@ fn walk_straight_outlined<M: PhysMemory + ?Sized, const PAGE: u32>(
 /// cursor there, or the level of a read that no memory answered; `start` is the start
 /// level of `h` (a constant where the caller knows it). A descriptor is followed
 /// as a table when its bits in `table_check` are just \[1:0\] (valid, table; with
-/// [`table_check`], no output-address bit above the size). `read(table, offset, level)`
-/// reads the entry `offset` bytes into the table at `table`.
+/// [`table_check`], no output-address bit above the size). `read` reads the entries.
 #[inline(always)]
 fn straight_descent<const PAGE: u32>(
     h: &Half,
     start: i8,
     va: VirtAddr,
     table_check: u64,
-    read: impl Fn(u64, u64, i8) -> Result<u64, i8>,
+    read: impl ReadEntry,
 ) -> Result<(u64, PhysAddr, Cursor), i8> {
     let p = &h.fast;
     let stride = PAGE - 3;
@@ -432,7 +431,7 @@ fn straight_descent<const PAGE: u32>(
         for level in 0..3u32 {
             if start <= level as i8 {
                 let off = offset(level);
-                let raw = read(table, off, level as i8)?;
+                let raw = read.entry(table, off, level as i8)?;
                 if raw & table_check != 3 {
                     break 'leaf (level as i8, raw, PhysAddr::from_bits_52(table + off));
                 }
@@ -441,7 +440,11 @@ fn straight_descent<const PAGE: u32>(
             }
         }
         let off = offset(3);
-        (3, read(table, off, 3)?, PhysAddr::from_bits_52(table + off))
+        (
+            3,
+            read.entry(table, off, 3)?,
+            PhysAddr::from_bits_52(table + off),
+        )
     };
     let c = Cursor {
         level,
@@ -460,21 +463,42 @@ fn table_check(p: &WalkParams) -> u64 {
     3 | (p.oa_over_mask & p.oa_low_mask)
 }
 
-/// Reads a descriptor for [`straight_descent`] from `mem`: through its word view where it
-/// has one, else [`PhysMemory::read_entry`].
-#[inline(always)]
-fn read_descriptor<M: PhysMemory + ?Sized>(
-    mem: &M,
-) -> impl Fn(u64, u64, i8) -> Result<u64, i8> + '_ {
-    let view = mem.word_view();
-    let entry = move |table: u64, offset: u64, level| {
-        mem.read_entry(PhysAddr::from_bits_52(table), offset)
-            .map_err(|_| level)
-    };
-    // A read the view does not hold is the memory's to answer (it may hold more).
-    move |table, offset, level| match view.as_ref().and_then(|w| w.entry(table, offset)) {
-        Some(d) => Ok(d),
-        None => entry(table, offset, level),
+/// How [`straight_descent`] reads a table entry: a method forced inline, where a closure
+/// called at four unrolled levels may be left out of line, a call per level.
+trait ReadEntry {
+    /// Reads the entry `offset` bytes into the table at `table`, or fails with `level`.
+    fn entry(&self, table: u64, offset: u64, level: i8) -> Result<u64, i8>;
+}
+
+/// Reads descriptors from a memory: through its word view where it has one, else
+/// [`PhysMemory::read_entry`].
+struct MemoryEntries<'m, M: ?Sized> {
+    mem: &'m M,
+    view: Option<crate::phys::WordView<'m>>,
+}
+
+impl<M: PhysMemory + ?Sized> ReadEntry for MemoryEntries<'_, M> {
+    #[inline(always)]
+    fn entry(&self, table: u64, offset: u64, level: i8) -> Result<u64, i8> {
+        // A read the view does not hold is the memory's to answer (it may hold more).
+        match self.view.as_ref().and_then(|w| w.entry(table, offset)) {
+            Some(d) => Ok(d),
+            None => self
+                .mem
+                .read_entry(PhysAddr::from_bits_52(table), offset)
+                .map_err(|_| level),
+        }
+    }
+}
+
+/// Reads descriptors through a word view alone (what the view does not hold fails).
+#[derive(Clone, Copy)]
+struct ViewEntries<'m>(crate::phys::WordView<'m>);
+
+impl ReadEntry for ViewEntries<'_> {
+    #[inline(always)]
+    fn entry(&self, table: u64, offset: u64, level: i8) -> Result<u64, i8> {
+        self.0.entry(table, offset).ok_or(level)
     }
 }
 
@@ -508,7 +532,10 @@ fn straight_tables<M: PhysMemory + ?Sized, const PAGE: u32>(
         h.start_level.get(),
         va,
         table_check(&h.fast),
-        read_descriptor(mem),
+        MemoryEntries {
+            mem,
+            view: mem.word_view(),
+        },
     )
     .map_err(|level| cold_fault(FaultKind::ExternalAbortOnWalk, level, va, access))
 }

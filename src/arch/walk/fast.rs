@@ -54,7 +54,7 @@ pub(super) fn leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
         return None;
     }
     let view = mem.word_view()?;
-    let read = |table: u64, offset: u64, level: i8| view.entry(table, offset).ok_or(level);
+    let read = super::ViewEntries(view);
     // A table with an APTable bit set stops the descent here, as a leaf candidate this
     // path refuses: nothing then needs the tables' attributes but `translation`.
     let table_check = super::table_check(p) | p.table_ap_mask;
