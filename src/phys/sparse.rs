@@ -25,6 +25,8 @@ type Page = [u64; 512];
 pub struct SparseMemory {
     base: u64,
     size: u64,
+    /// `size - 7` (0 below 8): a word at offset `off` lies in RAM when `off < ends`.
+    ends: u64,
     index: Index,
     /// Slot 0 always zero; the others stored pages or free.
     pool: Vec<Page>,
@@ -61,6 +63,9 @@ impl SparseMemory {
         SparseMemory {
             base: base.as_u64(),
             size,
+            // Physical addresses stay below 2^56: no offset past 2^63 is ever in range, so
+            // a wrapped one (below the base) never passes.
+            ends: size.min(1 << 63).saturating_sub(7),
             index,
             pool: vec![[0; 512]],
             free: Vec::new(),
@@ -69,9 +74,10 @@ impl SparseMemory {
     }
 
     /// Returns whether `pa` (8-byte aligned word) lies in RAM.
+    #[inline(always)]
     pub fn contains(&self, pa: PhysAddr) -> bool {
-        let a = pa.as_u64();
-        a >= self.base && a - self.base < self.size && self.size - (a - self.base) >= 8
+        // One compare: an address below the base wraps to an offset above any size.
+        pa.as_u64().wrapping_sub(self.base) < self.ends
     }
 
     /// Returns the non-zero words, in address order.

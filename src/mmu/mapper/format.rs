@@ -30,6 +30,8 @@ pub struct TableFormat {
     pub(super) upper: bool,
     pub(super) ds: bool,
     pub(super) oa_bits: u32,
+    /// The start level, derived from the granule and input size (a division, so kept).
+    pub(super) start: Level,
 }
 
 impl TableFormat {
@@ -65,6 +67,7 @@ impl TableFormat {
             upper,
             ds,
             oa_bits,
+            start: granule.start_level(input_bits),
         })
     }
 
@@ -78,6 +81,7 @@ impl TableFormat {
             upper,
             ds: h.ds,
             oa_bits: regime.oa_bits(upper),
+            start: h.granule.start_level(h.input_bits()),
         }
     }
 
@@ -98,7 +102,7 @@ impl TableFormat {
 
     /// Returns the start level.
     pub const fn start_level(&self) -> Level {
-        self.granule.start_level(self.input_bits)
+        self.start
     }
 
     /// Returns the first and last VA of the half.
@@ -129,7 +133,7 @@ impl TableFormat {
 
     #[inline]
     pub(super) fn index_mask(&self, level: i8) -> u64 {
-        let bits = if level == self.start_level().get() {
+        let bits = if level == self.start.get() {
             self.input_bits - self.shift(level)
         } else {
             self.granule.stride()
