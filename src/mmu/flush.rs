@@ -61,11 +61,9 @@ impl Flush {
             return;
         }
         if let Some(last) = self.ranges.last_mut() {
-            if start >= last.0 && start - last.0 < last.1 && len <= last.1 - (start - last.0) {
-                return;
-            }
-            if last.0.wrapping_add(last.1) == start {
-                last.1 = last.1.saturating_add(len);
+            // A range that starts inside the last one or just past it extends it.
+            if start >= last.0 && start - last.0 <= last.1 {
+                last.1 = last.1.max((start - last.0).saturating_add(len));
                 return;
             }
         }
@@ -136,6 +134,15 @@ mod tests {
         f.add(0x2000, 0x1000, false);
         assert_eq!(f.ranges(), Some(&[(0x1000, 0x2000)][..]));
         assert_eq!(f.ops().count(), 2);
+        // Inside the last range, overlapping its end, and with a gap: only the gap makes
+        // a new range.
+        f.add(0x1800, 0x800, false);
+        f.add(0x2800, 0x1000, false);
+        assert_eq!(f.ranges(), Some(&[(0x1000, 0x2800)][..]));
+        f.add(0x5000, 0x1000, false);
+        assert_eq!(f.ranges(), Some(&[(0x1000, 0x2800), (0x5000, 0x1000)][..]));
+        let mut f = Flush::new(3);
+        f.add(0x1000, 0x2000, false);
         for i in 0..10 {
             f.add(0x10_0000 * (i + 2), 0x1000, i == 5);
         }
