@@ -29,7 +29,9 @@ use crate::phys::PhysMemory;
 /// deferred until the call returns (it needs the new VMAs).
 struct TableSync<'p, 'f, M: PhysMemory, const N: usize> {
     paging: &'p mut Paging<'f, M, N>,
-    populate: ArrayVec<(u64, u64, bool), 8>,
+    /// The process's list of ranges to populate after the call (kept in the process: a
+    /// list moved out of every call is a copy of the whole array, on every call).
+    populate: &'p mut Populate,
     error: Option<MapError>,
 }
 
@@ -121,6 +123,9 @@ fn file_view(v: &Vma) -> Option<FileView> {
     }
 }
 
+/// The ranges a call asked to populate: `(start, end, write)`.
+type Populate = ArrayVec<(u64, u64, bool), 8>;
+
 /// A process: address space plus demand-paged tables on the simulated MMU.
 ///
 /// # Example
@@ -173,6 +178,8 @@ pub struct Process<'a, 'f, M: PhysMemory, const N: usize> {
     /// Other processes share the machine (a [`crate::linux::system::System`] frees the
     /// shmem objects they all let go of).
     in_system: bool,
+    /// What the current call asked to populate (see [`TableSync`]).
+    pending: Populate,
 }
 
 /// The process's [`FileStore`], if it was given one.
@@ -196,6 +203,7 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             paging,
             files: Files(None),
             in_system: false,
+            pending: ArrayVec::new(),
         }
     }
 
@@ -386,20 +394,21 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         populate_errors: bool,
         call: impl FnOnce(&mut AddressSpace<'a>, &mut dyn PageOps) -> R,
     ) -> Result<R, Errno> {
+        self.pending.clear();
         let mut s = TableSync {
             paging: &mut self.paging,
-            populate: ArrayVec::new(),
+            populate: &mut self.pending,
             error: None,
         };
         let r = call(&mut self.space, &mut s);
-        let (populate, error) = (s.populate, s.error);
-        if error.is_some() {
+        if s.error.is_some() {
             return Err(Errno::ENOMEM);
         }
         if !self.in_system {
             self.evict_shmem(|_| false);
         }
-        for (start, end, write) in populate {
+        for i in 0..self.pending.len() {
+            let (start, end, write) = self.pending[i];
             let p = self.populate(start, end, write, true);
             // MAP_POPULATE (mm_populate) ignores failures, as the kernel does; the
             // MADV_POPULATE_* advices report them.
@@ -563,14 +572,14 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
         let populate = advice == mman::MADV_POPULATE_READ || advice == mman::MADV_POPULATE_WRITE;
         // The VMA flags change first; the population that MADV_POPULATE_* asks for comes
         // after the boundary splits.
+        self.pending.clear();
         let mut s = TableSync {
             paging: &mut self.paging,
-            populate: ArrayVec::new(),
+            populate: &mut self.pending,
             error: None,
         };
         let r = self.space.madvise_with(addr, len, advice, &mut s);
-        let (ranges, error) = (s.populate, s.error);
-        if error.is_some() {
+        if s.error.is_some() {
             return Err(Errno::ENOMEM);
         }
         let page = self.paging.config().granule.page_size();
@@ -579,7 +588,8 @@ impl<'a, 'f, M: PhysMemory, const N: usize> Process<'a, 'f, M, N> {
             addr.saturating_add(len).saturating_add(page - 1) & !(page - 1),
         )?;
         let mut populated = Ok(());
-        for (start, end, write) in ranges {
+        for i in 0..self.pending.len() {
+            let (start, end, write) = self.pending[i];
             populated = self.populate(start, end, write, false);
             if populated.is_err() {
                 break;

@@ -298,24 +298,26 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// Frees the cached pages of shmem inodes that nothing maps and `referenced` says no
     /// VMA refers to any more (the shmem object died with its last mapping).
     pub fn evict_shmem(&mut self, mut referenced: impl FnMut(InodeKey) -> bool) {
-        let is_shmem =
-            |p: &CachedPage| p.inode.major == SHMEM_DEV.major && p.inode.minor == SHMEM_DEV.minor;
-        if !self
-            .cache
-            .pages()
-            .iter()
-            .any(|p| is_shmem(p) && p.mapcount == 0)
-        {
+        // The cache is sorted by inode, and so by device first: the shmem pages are one
+        // run, found by two binary searches (every mmap and munmap of a process asks).
+        let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
+        let dev = |p: &CachedPage| (p.inode.major, p.inode.minor);
+        let pages = self.cache.pages();
+        if pages.last().is_none_or(|p| dev(p) < shmem) {
+            return;
+        }
+        let start = pages.partition_point(|p| dev(p) < shmem);
+        let mut end = start + pages[start..].partition_point(|p| dev(p) == shmem);
+        if !pages[start..end].iter().any(|p| p.mapcount == 0) {
             return;
         }
         let order = self.config.granule.page_shift() - 12;
-        let mut i = 0;
-        while i < self.cache.pages().len() {
+        let mut i = start;
+        while i < end {
             let p = self.cache.pages()[i];
-            let inode = p.inode();
-            let shmem = inode.major == SHMEM_DEV.major && inode.minor == SHMEM_DEV.minor;
-            if shmem && p.mapcount() == 0 && !referenced(inode) {
+            if p.mapcount() == 0 && !referenced(p.inode()) {
                 self.cache.remove(i);
+                end -= 1;
                 let _ = self.frames.free_run(p.pa(), order);
             } else {
                 i += 1;
