@@ -122,8 +122,16 @@ impl SparseMemory {
     fn slot(&self, off: u64) -> u32 {
         match &self.index {
             Index::Dense(v) => v.get((off >> 12) as usize).copied().unwrap_or(0),
-            Index::Sparse(m) => m.get(&(off >> 12)).copied().unwrap_or(0),
+            Index::Sparse(m) => Self::map_slot(m, off),
         }
+    }
+
+    /// [`SparseMemory::slot`] above [`DENSE_LIMIT`], out of line so that the map's lookup
+    /// does not weigh on the array's, which every walk takes.
+    #[cold]
+    #[inline(never)]
+    fn map_slot(m: &BTreeMap<u64, u32>, off: u64) -> u32 {
+        m.get(&(off >> 12)).copied().unwrap_or(0)
     }
 
     /// Returns the word at `off`, an offset [`SparseMemory::offset`] checked.
@@ -136,6 +144,7 @@ impl SparseMemory {
     }
 
     /// Sets the slot of the page at `off`.
+    #[cold]
     fn set_slot(&mut self, off: u64, slot: u32) {
         match &mut self.index {
             Index::Dense(v) => {
@@ -175,10 +184,16 @@ impl SparseMemory {
     fn drop_page(&mut self, off: u64) {
         let s = self.slot(off);
         if s != 0 {
-            self.set_slot(off, 0);
-            self.free.push(s);
-            self.stored -= 1;
+            self.release(off, s);
         }
+    }
+
+    /// Drops the page at `off`, stored in slot `s`.
+    #[cold]
+    fn release(&mut self, off: u64, s: u32) {
+        self.set_slot(off, 0);
+        self.free.push(s);
+        self.stored -= 1;
     }
 }
 
