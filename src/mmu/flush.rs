@@ -55,6 +55,7 @@ impl Flush {
     }
 
     /// Records that the translation of `[start, start + len)` changed.
+    #[inline]
     pub fn add(&mut self, start: u64, len: u64, global: bool) {
         self.global |= global;
         if self.overflow || len == 0 {

@@ -224,11 +224,6 @@ impl PhysMemory for SparseMemory {
     }
 
     #[inline]
-    fn read_entry(&self, table: PhysAddr, offset: u64) -> Result<u64, MemoryError> {
-        self.read_u64(PhysAddr::from_bits_52(table.as_u64().wrapping_add(offset)))
-    }
-
-    #[inline]
     fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), MemoryError> {
         let off = self.offset(pa)?;
         let mut s = self.slot(off);

@@ -303,9 +303,6 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
         let dev = |p: &CachedPage| (p.inode.major, p.inode.minor);
         let pages = self.cache.pages();
-        if pages.last().is_none_or(|p| dev(p) < shmem) {
-            return;
-        }
         let start = pages.partition_point(|p| dev(p) < shmem);
         let mut end = start + pages[start..].partition_point(|p| dev(p) == shmem);
         if !pages[start..end].iter().any(|p| p.mapcount == 0) {

@@ -220,9 +220,6 @@ impl Mapper {
         let first = (start >> shift) & self.format.index_mask(3);
         let count = ((last - start) >> shift) + 1;
         let mut cleared = false;
-        // The pages changed since the last gap, recorded for invalidation as one range
-        // (what recording each page adds up to).
-        let mut run: Option<(u64, u64, bool)> = None;
         for i in 0..count {
             let slot = PhysAddr::new(table + (first + i) * 8);
             let desc = cx.mem.read_u64(slot)?;
@@ -230,53 +227,9 @@ impl Mapper {
                 continue;
             }
             let e_start = start + (i << shift);
-            let new = Self::modified(op, desc);
-            if new != desc {
-                if let Err(e) = cx.mem.write_u64(slot, new) {
-                    if let Some((s, l, g)) = run {
-                        cx.flush.add(s, l, g);
-                    }
-                    return Err(e.into());
-                }
-                let global = Self::global_change(desc, new);
-                match &mut run {
-                    Some((s, l, g)) if *s + *l == e_start => {
-                        *l += size;
-                        *g |= global;
-                    }
-                    _ => {
-                        if let Some((s, l, g)) = run {
-                            cx.flush.add(s, l, g);
-                        }
-                        run = Some((e_start, size, global));
-                    }
-                }
-            }
-            if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
-                f(&self.leaf(3, e_start, size, desc, slot), cx.frames);
-            }
-            cleared |= new == 0;
-        }
-        if let Some((s, l, g)) = run {
-            cx.flush.add(s, l, g);
+            cleared |= self.modify_leaf(cx, op, 3, e_start, size, desc, slot, true)?;
         }
         Ok(cleared)
-    }
-
-    /// Returns what `op` makes of the valid leaf `desc`.
-    #[inline(always)]
-    fn modified(op: Modify, desc: u64) -> u64 {
-        match op {
-            Modify::Unmap => 0,
-            Modify::Protect { set, clear } => (desc & !clear) | set,
-        }
-    }
-
-    /// Returns whether changing leaf `desc` to `new` changes a global translation.
-    #[inline(always)]
-    fn global_change(desc: u64, new: u64) -> bool {
-        let ng = Attributes::NG.bits();
-        desc & ng == 0 || (new & VALID != 0 && new & ng == 0)
     }
 
     /// Applies `op` to the valid leaf `desc` at `slot` (a level-`level` entry translating
@@ -297,10 +250,15 @@ impl Mapper {
         slot: PhysAddr,
         report: bool,
     ) -> Result<bool, MapError> {
-        let new = Self::modified(op, desc);
+        let ng = Attributes::NG.bits();
+        let new = match op {
+            Modify::Unmap => 0,
+            Modify::Protect { set, clear } => (desc & !clear) | set,
+        };
         if new != desc {
             cx.mem.write_u64(slot, new)?;
-            cx.flush.add(start, size, Self::global_change(desc, new));
+            let global = desc & ng == 0 || (new & VALID != 0 && new & ng == 0);
+            cx.flush.add(start, size, global);
         }
         if let (Modify::Unmap, Some(f)) = (op, cx.removed.as_mut()) {
             if report {
