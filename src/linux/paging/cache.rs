@@ -160,6 +160,7 @@ impl<'f> PageCache<'f> {
         PageCache { slots, len: 0 }
     }
 
+    #[inline]
     pub(super) fn pages(&self) -> &[CachedPage] {
         &self.slots[..self.len]
     }
@@ -297,9 +298,27 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
 
     /// Frees the cached pages of shmem inodes that nothing maps and `referenced` says no
     /// VMA refers to any more (the shmem object died with its last mapping).
-    pub fn evict_shmem(&mut self, mut referenced: impl FnMut(InodeKey) -> bool) {
-        // The cache is sorted by inode, and so by device first: the shmem pages are one
-        // run, found by two binary searches (every mmap and munmap of a process asks).
+    #[inline]
+    pub fn evict_shmem(&mut self, referenced: impl FnMut(InodeKey) -> bool) {
+        // The cache is sorted by inode, and so by device first. The shmem device, 0:1,
+        // sorts before any other a page can have, so a cache without shmem pages answers
+        // at its first page (every mmap and munmap of a process asks).
+        let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
+        if self
+            .cache
+            .pages()
+            .first()
+            .is_none_or(|p| (p.inode.major, p.inode.minor) > shmem)
+        {
+            return;
+        }
+        self.evict_shmem_run(referenced);
+    }
+
+    /// Frees what [`Paging::evict_shmem`] frees, from the run of shmem pages, found by
+    /// binary search.
+    #[inline(never)]
+    fn evict_shmem_run(&mut self, mut referenced: impl FnMut(InodeKey) -> bool) {
         let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
         let dev = |p: &CachedPage| (p.inode.major, p.inode.minor);
         let pages = self.cache.pages();

@@ -245,20 +245,24 @@ impl Mapper {
         Ok(last)
     }
 
+    #[inline]
     fn read<M: PhysMemory + ?Sized>(mem: &M, table: u64, idx: u64) -> Result<u64, MapError> {
         Ok(mem.read_u64(PhysAddr::new(table + idx * 8))?)
     }
 
+    #[inline]
     fn table_desc(&self, next: u64) -> u64 {
         self.format.descriptor_format().encode_output_address(next) | VALID | TABLE
     }
 
+    #[inline]
     fn leaf_desc(&self, level: i8, pa: u64, attrs: u64) -> u64 {
         self.format.descriptor_format().encode_output_address(pa)
             | attrs
             | if level == 3 { VALID | TABLE } else { VALID }
     }
 
+    #[inline]
     fn next_table(&self, desc: u64) -> u64 {
         self.format.descriptor_format().output_address(desc)
     }

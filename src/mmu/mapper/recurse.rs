@@ -165,6 +165,12 @@ impl Mapper {
             // A page table: every entry the range visits is a whole page. Above, entries
             // are tables, blocks, or blocks the range covers in part.
             cleared = self.modify_pages(cx, table, start, last, op)?;
+            let shift = self.format.shift(3);
+            if op == Modify::Unmap && ((last - start) >> shift) == self.format.index_mask(3) {
+                // The unmap visited every entry, so the table is empty: no need to read
+                // it all again.
+                return Ok((cleared || cx.prune_all) && table != self.root.as_u64());
+            }
         } else {
             for Entry {
                 idx,
