@@ -298,7 +298,6 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
 
     /// Frees the cached pages of shmem inodes that nothing maps and `referenced` says no
     /// VMA refers to any more (the shmem object died with its last mapping).
-    #[inline]
     pub fn evict_shmem(&mut self, referenced: impl FnMut(InodeKey) -> bool) {
         // The cache is sorted by inode, and so by device first. The shmem device, 0:1,
         // sorts before any other a page can have, so a cache without shmem pages answers
