@@ -299,9 +299,10 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// Frees the cached pages of shmem inodes that nothing maps and `referenced` says no
     /// VMA refers to any more (the shmem object died with its last mapping).
     pub fn evict_shmem(&mut self, referenced: impl FnMut(InodeKey) -> bool) {
-        // The cache is sorted by inode, and so by device first. The shmem device, 0:1,
-        // sorts before any other a page can have, so a cache without shmem pages answers
-        // at its first page (every mmap and munmap of a process asks).
+        // The cache is sorted by inode, and so by device first: when its first page sorts
+        // after the shmem device, 0:1, it holds no shmem pages. That is the common case
+        // (every mmap and munmap of a process asks), as 0:1 sorts before every other
+        // device a kernel gives a file.
         let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
         if self
             .cache
