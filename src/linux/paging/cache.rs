@@ -99,6 +99,13 @@ impl CachedPage {
         active: false,
     };
 
+    /// Returns how the page's device sorts against the shmem device (the cache keeps the
+    /// shmem pages as one run in that order).
+    #[inline]
+    fn against_shmem(&self) -> core::cmp::Ordering {
+        (self.inode.major, self.inode.minor).cmp(&(SHMEM_DEV.major, SHMEM_DEV.minor))
+    }
+
     /// Returns the inode.
     pub const fn inode(&self) -> InodeKey {
         self.inode
@@ -303,12 +310,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
         // after the shmem device, 0:1, it holds no shmem pages. That is the common case
         // (every mmap and munmap of a process asks), as 0:1 sorts before every other
         // device a kernel gives a file.
-        let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
         if self
             .cache
             .pages()
             .first()
-            .is_none_or(|p| (p.inode.major, p.inode.minor) > shmem)
+            .is_none_or(|p| p.against_shmem().is_gt())
         {
             return;
         }
@@ -319,11 +325,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// binary search.
     #[inline(never)]
     fn evict_shmem_run(&mut self, mut referenced: impl FnMut(InodeKey) -> bool) {
-        let shmem = (SHMEM_DEV.major, SHMEM_DEV.minor);
-        let dev = |p: &CachedPage| (p.inode.major, p.inode.minor);
         let pages = self.cache.pages();
-        let start = pages.partition_point(|p| dev(p) < shmem);
-        let mut end = start + pages[start..].partition_point(|p| dev(p) == shmem);
+        let start = pages.partition_point(|p| p.against_shmem().is_lt());
+        let mut end = start + pages[start..].partition_point(|p| p.against_shmem().is_eq());
         if !pages[start..end].iter().any(|p| p.mapcount == 0) {
             return;
         }
@@ -364,10 +368,9 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
 
     /// Returns whether the cached page in frame `pa` is a shmem page.
     pub(super) fn is_shmem_pa(&self, pa: u64) -> bool {
-        self.cache.by_pa(pa).is_some_and(|i| {
-            self.cache.pages()[i].inode().major == SHMEM_DEV.major
-                && self.cache.pages()[i].inode().minor == SHMEM_DEV.minor
-        })
+        self.cache
+            .by_pa(pa)
+            .is_some_and(|i| self.cache.pages()[i].against_shmem().is_eq())
     }
 
     /// Returns whether page `index` of `inode` is cached (what mincore reports for a page
