@@ -33,14 +33,28 @@ pub fn normalise_shmem(text: &str) -> String {
 
 /// Returns a line-by-line difference of two texts.
 pub fn diff(a: &str, b: &str) -> String {
-    let mut out = String::new();
     let (al, bl): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-    for i in 0..al.len().max(bl.len()) {
+    line_diff(&al, &bl, false)
+}
+
+/// Lists the lines where the kernel's `kp` and pagesim's `sp` differ; with `headers`, each
+/// under the smaps header of the VMA it belongs to.
+fn line_diff<S: AsRef<str>>(kp: &[S], sp: &[S], headers: bool) -> String {
+    let mut out = String::new();
+    let (mut header, mut shown) = (None, None);
+    for i in 0..kp.len().max(sp.len()) {
         let (x, y) = (
-            al.get(i).copied().unwrap_or("<none>"),
-            bl.get(i).copied().unwrap_or("<none>"),
+            kp.get(i).map_or("<none>", AsRef::as_ref),
+            sp.get(i).map_or("<none>", AsRef::as_ref),
         );
+        if headers && header_range(x).is_some() {
+            header = Some(x);
+        }
         if x != y {
+            if let Some(h) = header.filter(|&h| Some(h) != shown) {
+                out.push_str(&format!("  in {h}\n"));
+                shown = Some(h);
+            }
             out.push_str(&format!("  kernel : {x:?}\n  pagesim: {y:?}\n"));
         }
     }
@@ -159,30 +173,6 @@ fn sampled_only(k: &Kernel, kp: &[String], sp: &[String]) -> bool {
     true
 }
 
-/// Lists the lines where the kernel's entries `kp` and pagesim's `sp` differ, each under
-/// the header of the VMA it belongs to.
-fn entry_diff(kp: &[String], sp: &[String]) -> String {
-    let mut out = String::new();
-    let (mut header, mut shown) = (None, None);
-    for i in 0..kp.len().max(sp.len()) {
-        let (x, y) = (
-            kp.get(i).map_or("<none>", String::as_str),
-            sp.get(i).map_or("<none>", String::as_str),
-        );
-        if header_range(x).is_some() {
-            header = Some(x);
-        }
-        if x != y {
-            if let Some(h) = header.filter(|&h| Some(h) != shown) {
-                out.push_str(&format!("  in {h}\n"));
-                shown = Some(h);
-            }
-            out.push_str(&format!("  kernel : {x:?}\n  pagesim: {y:?}\n"));
-        }
-    }
-    out
-}
-
 /// Compares every smaps line pagesim renders (every residency field: Rss, Pss, Pss_Dirty,
 /// Shared/Private Clean/Dirty, Referenced, Anonymous, KSM, LazyFree, AnonHugePages, …,
 /// THPeligible, VmFlags) of every modelled VMA, and mincore over each of them; VMAs
@@ -205,7 +195,10 @@ pub fn residency(
             let _ = std::fs::write("/tmp/harness_kernel_smaps", &ks);
             let _ = std::fs::write("/tmp/harness_pagesim_smaps", &ss);
         }
-        return Err(format!("smaps residency differs\n{}", entry_diff(&kp, &sp)));
+        return Err(format!(
+            "smaps residency differs\n{}",
+            line_diff(&kp, &sp, true)
+        ));
     }
     // mincore of a file or shmem page not mapped reports the page cache: the host's holds
     // or drops file pages for reasons outside the process, and pagesim does not keep shmem
