@@ -1260,6 +1260,7 @@ fn main() {
         println!("test result: ok. 0 passed; 0 failed; 1 skipped");
         return;
     }
+    compare::check_sampled_only();
     let Some(params) = host_params() else {
         println!(
             "kernel cross-check skipped: no pagesim layout for host architecture {}",
