@@ -242,19 +242,19 @@ pub fn residency(
         modelled_entries(&ks, fmt, skip)?,
         modelled_entries(&ss, fmt, skip)?,
     );
-    let sampled = kp != sp && sampled_only(&kp, &sp, |s, e| k.idle_pages(s, e));
-    if sampled {
-        SAMPLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    if kp != sp && !sampled {
-        if std::env::var_os("PAGESIM_HARNESS_DUMP").is_some() {
-            let _ = std::fs::write("/tmp/harness_kernel_smaps", &ks);
-            let _ = std::fs::write("/tmp/harness_pagesim_smaps", &ss);
+    if kp != sp {
+        if sampled_only(&kp, &sp, |s, e| k.idle_pages(s, e)) {
+            SAMPLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            if std::env::var_os("PAGESIM_HARNESS_DUMP").is_some() {
+                let _ = std::fs::write("/tmp/harness_kernel_smaps", &ks);
+                let _ = std::fs::write("/tmp/harness_pagesim_smaps", &ss);
+            }
+            return Err(format!(
+                "smaps residency differs\n{}",
+                line_diff(&kp, &sp, true)
+            ));
         }
-        return Err(format!(
-            "smaps residency differs\n{}",
-            line_diff(&kp, &sp, true)
-        ));
     }
     // mincore of a file or shmem page not mapped reports the page cache: the host's holds
     // or drops file pages for reasons outside the process, and pagesim does not keep shmem
