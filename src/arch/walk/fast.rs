@@ -69,9 +69,15 @@ pub(super) fn leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
     .ok()?;
     let level = c.level as usize & 3;
     let mask = leaf_mask | p.oa_low_mask & p.oa_over_mask | 3;
-    // Valid (bit 0) and, in bit 1, a page at level 3 or a block above it.
-    let expect = leaf_expect | 1 | ((((level + 1) >> 2) as u64) << 1);
-    if raw & mask != expect || (p.leaf_levels >> level) & 1 == 0 {
+    // Valid (bit 0) and, in bit 1, a page at level 3 or a block above it. A page is the
+    // common case, tested on its own: its level is always a leaf level, and each exit of
+    // the descent then knows which test follows it.
+    let ok = if level == 3 {
+        raw & mask == leaf_expect | 3
+    } else {
+        raw & mask == leaf_expect | 1 && (p.leaf_levels >> level) & 1 != 0
+    };
+    if !ok {
         return None;
     }
     Some(FastLeaf {
@@ -86,7 +92,11 @@ pub(super) fn leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
 /// Returns the physical address of `va` in the leaf `l`.
 #[inline(always)]
 pub(super) fn pa(va: VirtAddr, l: &FastLeaf) -> PhysAddr {
-    let size_mask = SIZE_MASK_4K[l.level];
+    let size_mask = if l.level == 3 {
+        0xfff
+    } else {
+        SIZE_MASK_4K[l.level]
+    };
     PhysAddr::from_bits_52((l.raw & l.oa_mask & !size_mask) | (va.as_u64() & size_mask))
 }
 
