@@ -174,6 +174,8 @@ pub struct Half {
 pub(crate) struct WalkParams {
     /// Bits of the VA that must equal VA\[55\] for data accesses / for fetches.
     pub va_check_data: u64,
+    /// `va_check_data` with bit 55: clear in a VA of the lower half inside its data range.
+    pub lower_data_range: u64,
     pub va_check_fetch: u64,
     /// Bit shift of the start level and the stride.
     pub start_shift: u32,
@@ -488,6 +490,7 @@ fn decode_half(regs: &Registers, cpu: &Cpu, half: u8, ps_bits: u32) -> Half {
         base_too_large: false,
         fast: WalkParams {
             va_check_data: 0,
+            lower_data_range: 0,
             va_check_fetch: 0,
             start_shift: 0,
             stride: 0,
@@ -569,6 +572,7 @@ fn walk_params(h: &Half, oa_bits: u32, pa_max_52: bool) -> WalkParams {
     };
     WalkParams {
         va_check_data: range(data_top),
+        lower_data_range: range(data_top) | 1 << 55,
         va_check_fetch: range(fetch_top),
         start_shift,
         stride: g.stride(),

@@ -184,11 +184,14 @@ pub fn walk<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
 ) -> Result<Translation, Fault> {
-    // As in `walk_pa`: a branch picks the half.
-    if va.select_bit() {
-        return walk_upper(regime, mem, va, access);
+    // As in `walk_pa`: one test picks the lower half inside its data range.
+    if va.as_u64() & regime.half(false).fast.lower_data_range == 0 {
+        walk_half::<M, false>(regime, mem, va, access)
+    } else if va.select_bit() {
+        walk_upper(regime, mem, va, access)
+    } else {
+        walk_checked(regime, mem, va, access)
     }
-    walk_half::<M, false>(regime, mem, va, access)
 }
 
 /// [`walk`] for the upper half, out of line.
@@ -202,7 +205,8 @@ fn walk_upper<M: PhysMemory + ?Sized>(
     walk_half::<M, true>(regime, mem, va, access)
 }
 
-/// [`walk`] in the half `UPPER`: the common case, else the full walk.
+/// [`walk`] in the half `UPPER`: the common case, else the full walk (a lower-half `va`
+/// inside the half's data range, as [`fast::leaf`] needs).
 #[inline(always)]
 fn walk_half<M: PhysMemory + ?Sized, const UPPER: bool>(
     regime: &Regime,
@@ -303,10 +307,14 @@ pub fn walk_pa<M: PhysMemory + ?Sized>(
     // in registers and leave a fault in `fault`, so that the address never goes through
     // memory on its way to the caller.
     let mut fault = None;
-    let pa = if va.select_bit() {
+    // One test picks the lower half and finds the VA inside its data range; anything
+    // else, the upper half included, takes a call.
+    let pa = if va.as_u64() & regime.half(false).fast.lower_data_range == 0 {
+        walk_pa_half::<M, false>(regime, mem, va, access, &mut fault)
+    } else if va.select_bit() {
         walk_pa_upper(regime, mem, va, access, &mut fault)
     } else {
-        walk_pa_half::<M, false>(regime, mem, va, access, &mut fault)
+        walk_pa_slow(regime, mem, va, access, &mut fault)
     };
     match (pa, fault) {
         (Some(pa), _) => Ok(pa),
@@ -328,7 +336,8 @@ fn walk_pa_upper<M: PhysMemory + ?Sized>(
     walk_pa_half::<M, true>(regime, mem, va, access, fault)
 }
 
-/// [`walk_pa`] in the half `UPPER`: the common case, else the full walk.
+/// [`walk_pa`] in the half `UPPER`: the common case, else the full walk (a lower-half
+/// `va` inside the half's data range, as [`fast::leaf`] needs).
 #[inline(always)]
 fn walk_pa_half<M: PhysMemory + ?Sized, const UPPER: bool>(
     regime: &Regime,

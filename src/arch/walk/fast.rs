@@ -31,7 +31,8 @@ pub(super) struct FastLeaf {
 /// descriptor.
 const SIZE_MASK_4K: [u64; 4] = [(1 << 39) - 1, (1 << 30) - 1, (1 << 21) - 1, (1 << 12) - 1];
 
-/// Walks the common case for `va`, an address in half `UPPER`.
+/// Walks the common case for `va`, an address in half `UPPER`; a lower-half `va` must be
+/// inside the half's data range (`va & lower_data_range == 0`).
 ///
 /// The leaf is judged by one mask test: valid, the page or block type its level calls
 /// for, AF set, an output address that fits, and the bits [`data_leaf_check`] asks for;
@@ -47,8 +48,10 @@ pub(super) fn leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
     let h = regime.half(UPPER);
     let p = &h.fast;
     let v = va.as_u64();
+    // In the lower half the caller has found the VA inside the data range (with
+    // `lower_data_range`, the one test that also picks the half).
     let range = p.va_check_data;
-    let in_range = v & range == if UPPER { range } else { 0 };
+    let in_range = !UPPER || v & range == range;
     let aligned = v & (access.size() as u64 - 1) == 0;
     if p.pa_fast_deny & (1 | ((access.is_el0() as u8) << 1)) != 0 || !in_range || !aligned {
         return None;
