@@ -59,7 +59,7 @@ impl<'a> VmaTree<'a> {
         }
         // The gap between lo and hi is 0 and the gap above hi is unchanged; lo's end
         // moves, which the insert's refresh carries up.
-        self.sm(idx).vma = lo;
+        self.put_vma(idx, lo);
         self.nm(leaf).end[p] = lo.vm_end;
         let succ = self.next_of(&path, 0);
         self.insert_on(hi, lo.vm_end, succ, &path);
@@ -108,7 +108,7 @@ impl<'a> VmaTree<'a> {
             });
         }
         self.generation = self.generation.wrapping_add(1);
-        self.sm(idx).vma = new;
+        self.put_vma(idx, new);
         let succ_here = p + 1 < self.n(leaf).len();
         let node = self.nm(leaf);
         node.end[p] = new.vm_end;

@@ -184,16 +184,7 @@ impl<'a> VmaTree<'a> {
         };
         let idx = self.free;
         self.free = self.s(idx).next_free;
-        let slot = &mut self.sm(idx).vma;
-        if matches!(vma.kind, VmaKind::Anonymous) {
-            // A kind without a name: its own value, rather than the name's bytes copied.
-            *slot = Vma {
-                kind: VmaKind::Anonymous,
-                ..vma
-            };
-        } else {
-            *slot = vma;
-        }
+        self.put_vma(idx, vma);
         let p = pos as usize;
         if succ == NIL {
             self.last_end = vma.vm_end;

@@ -304,6 +304,20 @@ impl<'a> VmaTree<'a> {
         }
     }
 
+    /// Stores `vma` in slot `i`. An unnamed anonymous VMA is written as its fields: the
+    /// bytes of a name it does not have are not copied.
+    fn put_vma(&mut self, i: u32, vma: Vma) {
+        let slot = &mut self.sm(i).vma;
+        if matches!(vma.kind, VmaKind::Anonymous) {
+            *slot = Vma {
+                kind: VmaKind::Anonymous,
+                ..vma
+            };
+        } else {
+            *slot = vma;
+        }
+    }
+
     /// Returns node `i`.
     fn n(&self, i: u32) -> &Node {
         &self.s(i).node
