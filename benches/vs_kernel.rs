@@ -6,10 +6,12 @@
 //! in sparse RAM: a frame no data is written to is never backed or zeroed), `pagesim_flat`
 //! host RAM for every simulated byte (an emulator's; each faulting frame is zeroed, as the
 //! kernel zeroes it) and `pagesim_nodata` (data not stored). `zero_floor` zeroes 100 MiB
-//! one 4 KiB page at a time, the floor of the flat write cell.
+//! one 4 KiB page at a time, the floor of the flat write cell. The `fault_write_100mib`
+//! cells time the first-touch writes alone, with the mmap and munmap around them outside
+//! the clock: per element, the time of one write fault.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pagesim::arch::AccessKind;
@@ -33,12 +35,61 @@ fn params() -> LayoutParams {
 /// Maps SIZE bytes, touches every page with `kind`, and unmaps them.
 fn first_touch_pass(p: &mut SimProcess<'_>, kind: AccessKind) {
     let addr = p.mmap(0, SIZE, RW, PA).unwrap();
+    touch_all(p, addr, kind);
+    p.munmap(addr, SIZE).unwrap();
+}
+
+/// Touches every page of the SIZE bytes at `addr` with `kind`.
+fn touch_all(p: &mut SimProcess<'_>, addr: u64, kind: AccessKind) {
     let mut va = addr;
     while va < addr + SIZE {
         black_box(p.access(VirtAddr::new(va), kind));
         va += PAGE;
     }
-    p.munmap(addr, SIZE).unwrap();
+}
+
+/// Times `iters` passes of first-touch writes alone: each pass's mmap before and munmap
+/// (which zaps what the writes mapped) after are outside the clock, so the time per page
+/// is the fault's.
+fn faults_only(p: &mut SimProcess<'_>, iters: u64) -> Duration {
+    let mut t = Duration::ZERO;
+    for _ in 0..iters {
+        let addr = p.mmap(0, SIZE, RW, PA).unwrap();
+        let start = Instant::now();
+        touch_all(p, addr, AccessKind::Write);
+        t += start.elapsed();
+        p.munmap(addr, SIZE).unwrap();
+    }
+    t
+}
+
+/// As [`faults_only`], for the host kernel's first-touch writes.
+fn kernel_faults_only(iters: u64) -> Duration {
+    let mut t = Duration::ZERO;
+    for _ in 0..iters {
+        // SAFETY: an anonymous private mapping of SIZE bytes, written within bounds and
+        // then unmapped; nothing else refers to it.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *mut u8;
+            assert!(p as isize != -1);
+            let start = Instant::now();
+            let mut off = 0;
+            while off < SIZE as usize {
+                std::ptr::write_volatile(p.add(off), 1);
+                off += PAGE as usize;
+            }
+            t += start.elapsed();
+            libc::munmap(p as *mut _, SIZE as usize);
+        }
+    }
+    t
 }
 
 fn kernel_touch(write: bool) {
@@ -89,6 +140,14 @@ fn group(c: &mut Criterion) {
             b.iter(|| kernel_touch(kind == AccessKind::Write))
         });
     }
+    // The first-touch write faults alone (per element: one fault), without the mmap and
+    // the munmap around them.
+    g.bench_function("pagesim/fault_write_100mib", |b| {
+        b.iter_custom(|iters| faults_only(&mut p, iters))
+    });
+    g.bench_function("kernel/fault_write_100mib", |b| {
+        b.iter_custom(kernel_faults_only)
+    });
     // The other two memories: host RAM for every byte, and no data.
     let mut flat = ProcessStorage::with_flat_ram(&params(), 256 << 20);
     let mut nodata = ProcessStorage::with_data(&params(), 256 << 20, DataMode::None);
@@ -101,6 +160,9 @@ fn group(c: &mut Criterion) {
                 b.iter(|| first_touch_pass(&mut q, kind))
             });
         }
+        g.bench_function(format!("{label}/fault_write_100mib"), |b| {
+            b.iter_custom(|iters| faults_only(&mut q, iters))
+        });
     }
     drop((flat, nodata));
     // The floor of the flat write cell: zeroing the 100 MiB of frames it takes, one 4 KiB
