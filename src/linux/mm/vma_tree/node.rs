@@ -89,9 +89,13 @@ impl Node {
         if len >= FANOUT || i > len {
             return;
         }
-        self.end.copy_within(i..len, i + 1);
-        self.gap.copy_within(i..len, i + 1);
-        self.child.copy_within(i..len, i + 1);
+        // One loop over the three arrays: the moves are a few entries, shorter than the
+        // calls three `copy_within`s make.
+        for j in (i..len).rev() {
+            self.end[j + 1] = self.end[j];
+            self.gap[j + 1] = self.gap[j];
+            self.child[j + 1] = self.child[j];
+        }
         self.len += 1;
         self.set(i, e);
     }
@@ -100,9 +104,11 @@ impl Node {
     pub(super) fn remove(&mut self, i: usize) {
         let len = self.len();
         if i < len {
-            self.end.copy_within(i + 1..len, i);
-            self.gap.copy_within(i + 1..len, i);
-            self.child.copy_within(i + 1..len, i);
+            for j in i + 1..len {
+                self.end[j - 1] = self.end[j];
+                self.gap[j - 1] = self.gap[j];
+                self.child[j - 1] = self.child[j];
+            }
             self.len -= 1;
         }
     }
