@@ -17,6 +17,23 @@ impl Mapper {
         if v < lo || v > hi {
             return Ok(None);
         }
+        // The root entry on its own: where it is invalid (no table was ever made under
+        // it, or the tables were freed), the lookup ends before the walk is set up.
+        let level = self.format.start_level().get();
+        let idx = (v >> self.format.shift(level)) & self.format.index_mask(level);
+        if Self::read(mem, self.root.as_u64(), idx)? & VALID == 0 {
+            return Ok(None);
+        }
+        self.lookup_walk(mem, v)
+    }
+
+    /// [`Mapper::lookup`]'s walk from the root, for a `v` inside the half.
+    #[inline(never)]
+    fn lookup_walk<M: PhysMemory + ?Sized>(
+        &self,
+        mem: &M,
+        v: u64,
+    ) -> Result<Option<Leaf>, MapError> {
         let mut table = self.root.as_u64();
         let mut level = self.format.start_level().get();
         loop {
