@@ -1,6 +1,7 @@
 //! `brk` (§9): `SYSCALL_DEFINE1(brk)` and `do_brk_flags`.
 
 use super::vma::{MergeSource, Vma, VmaKind};
+use super::vma_tree::Located;
 use super::vmflags::VmFlags;
 
 use super::ops::{NoPageOps, PageOps};
@@ -55,7 +56,7 @@ impl AddressSpace<'_> {
         // must lie in the user address space, above mmap_min_addr).
         let fixed = super::mman::MAP_FIXED | super::mman::MAP_PRIVATE;
         if self
-            .get_unmapped_area(oldbrk, newbrk - oldbrk, fixed, false)
+            .get_unmapped_area(oldbrk, newbrk - oldbrk, fixed, false, &mut Located::new())
             .is_err()
         {
             return origbrk;

@@ -8,6 +8,7 @@ use super::mman::*;
 use super::ops::PageOps;
 use super::space::AddressSpace;
 use super::vma::{DevId, FileId, Vma, VmaKind, VmaName};
+use super::vma_tree::Located;
 use super::vmflags::VmFlags;
 
 /// An open file description as `mmap` needs it: which open it is (mappings of two opens
@@ -146,7 +147,7 @@ impl AddressSpace<'_> {
             return Err(Errno::ENOMEM);
         }
         let off = pgoff.checked_shl(p.page_shift).unwrap_or(u64::MAX);
-        let a = self.thp_get_unmapped_area(addr, len, off, flags)?;
+        let a = self.thp_get_unmapped_area(addr, len, off, flags, &mut Located::new())?;
         self.check_unmapped_area(a, len)
     }
 

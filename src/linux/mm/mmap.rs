@@ -96,9 +96,12 @@ impl AddressSpace<'_> {
             | VmFlags::VM_MAYWRITE
             | VmFlags::VM_MAYEXEC;
         let shared = flags & MAP_TYPE == MAP_SHARED;
+        // Where the free-area search found the address, so that the new VMA goes in
+        // without a second descent.
+        let mut at = Located::new();
         let addr = match file {
             Some((_, pgoff)) => self.file_get_unmapped_area(addr, len, pgoff, flags)?,
-            None => self.get_unmapped_area(addr, len, flags, shared)?,
+            None => self.get_unmapped_area(addr, len, flags, shared, &mut at)?,
         };
         let end = addr + len;
         if flags.intersects(MAP_FIXED_NOREPLACE)
@@ -142,7 +145,7 @@ impl AddressSpace<'_> {
         if flags.intersects(MAP_NORESERVE) && !p.overcommit_never {
             vm_flags |= VmFlags::VM_NORESERVE;
         }
-        self.mmap_region(addr, len, vm_flags, shared, fixed, ops)?;
+        self.mmap_region(addr, len, vm_flags, shared, fixed, ops, &mut at)?;
         let populate = vm_flags.contains(VmFlags::VM_LOCKED)
             || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
         if populate {
@@ -205,13 +208,15 @@ impl AddressSpace<'_> {
         f
     }
 
-    /// `__get_unmapped_area` for anonymous memory, including the post-checks of §1.2/7.
+    /// `__get_unmapped_area` for anonymous memory, including the post-checks of §1.2/7;
+    /// `at` records where a VMA at the address goes, when the search found that out.
     pub(super) fn get_unmapped_area(
         &self,
         addr: u64,
         len: u64,
         flags: MapFlags,
         shared: bool,
+        at: &mut Located,
     ) -> Result<u64, Errno> {
         let p = &self.params;
         if len > p.task_size {
@@ -227,9 +232,9 @@ impl AddressSpace<'_> {
             && pmd.is_power_of_two()
             && len.is_multiple_of(pmd)
         {
-            self.thp_get_unmapped_area(0, len, 0, flags)?
+            self.thp_get_unmapped_area(0, len, 0, flags, at)?
         } else {
-            self.arch_get_unmapped_area(addr, len, flags)?
+            self.arch_get_unmapped_area(addr, len, flags, at)?
         };
         self.check_unmapped_area(a, len)
     }
@@ -258,16 +263,24 @@ impl AddressSpace<'_> {
         len: u64,
         off: u64,
         flags: MapFlags,
+        at: &mut Located,
     ) -> Result<u64, Errno> {
-        match self.thp_aligned_area(addr, len, off, flags) {
+        match self.thp_aligned_area(addr, len, off, flags, at) {
             Some(a) => Ok(a),
-            None => self.arch_get_unmapped_area(addr, len, flags),
+            None => self.arch_get_unmapped_area(addr, len, flags, at),
         }
     }
 
     /// `__thp_get_unmapped_area`: a search for `len` plus one PMD, then the address in it
     /// congruent to `off` modulo the PMD size; `None` where the kernel returns 0.
-    fn thp_aligned_area(&self, addr: u64, len: u64, off: u64, flags: MapFlags) -> Option<u64> {
+    fn thp_aligned_area(
+        &self,
+        addr: u64,
+        len: u64,
+        off: u64,
+        flags: MapFlags,
+        at: &mut Located,
+    ) -> Option<u64> {
         let pmd = self.params.pmd_size;
         let off_end = off.checked_add(len)?;
         let off_align = off.checked_next_multiple_of(pmd)?;
@@ -279,7 +292,7 @@ impl AddressSpace<'_> {
         // Before 6.7 a hint is not tried first (the padded search starts from no hint).
         let v2 = self.params.thp_aligned_placement();
         let ret = self
-            .arch_get_unmapped_area(if v2 { addr } else { 0 }, len_pad, flags)
+            .arch_get_unmapped_area(if v2 { addr } else { 0 }, len_pad, flags, at)
             .ok()?;
         if v2 && ret == addr {
             return Some(addr);
@@ -292,10 +305,16 @@ impl AddressSpace<'_> {
     }
 
     /// The architecture's `get_unmapped_area` (top-down or bottom-up, with the hint).
-    fn arch_get_unmapped_area(&self, addr: u64, len: u64, flags: MapFlags) -> Result<u64, Errno> {
+    fn arch_get_unmapped_area(
+        &self,
+        addr: u64,
+        len: u64,
+        flags: MapFlags,
+        at: &mut Located,
+    ) -> Result<u64, Errno> {
         match self.params.arch {
-            Arch::Arm64 => self.generic_get_unmapped_area(addr, len, flags),
-            Arch::X86_64 => self.x86_get_unmapped_area(addr, len, flags),
+            Arch::Arm64 => self.generic_get_unmapped_area(addr, len, flags, at),
+            Arch::X86_64 => self.x86_get_unmapped_area(addr, len, flags, at),
         }
     }
 
@@ -306,6 +325,7 @@ impl AddressSpace<'_> {
         addr: u64,
         len: u64,
         flags: MapFlags,
+        at: &mut Located,
     ) -> Result<u64, Errno> {
         let p = &self.params;
         let window = p.default_map_window;
@@ -336,7 +356,10 @@ impl AddressSpace<'_> {
                 high_limit: base,
                 ..Default::default()
             };
-            if let Ok(a) = self.tree.unmapped_area_topdown(&info, &gp) {
+            if let Ok(a) = self
+                .tree
+                .unmapped_area_topdown_at(&info, &gp, Some(&mut *at))
+            {
                 return Ok(a);
             }
             let info = VmUnmappedAreaInfo {
@@ -345,7 +368,9 @@ impl AddressSpace<'_> {
                 high_limit: mmap_end,
                 ..Default::default()
             };
-            self.tree.unmapped_area(&info, &gp).map_err(tree_errno)
+            self.tree
+                .unmapped_area_at(&info, &gp, Some(at))
+                .map_err(tree_errno)
         } else {
             let info = VmUnmappedAreaInfo {
                 length: len,
@@ -353,13 +378,21 @@ impl AddressSpace<'_> {
                 high_limit: mmap_end,
                 ..Default::default()
             };
-            self.tree.unmapped_area(&info, &gp).map_err(tree_errno)
+            self.tree
+                .unmapped_area_at(&info, &gp, Some(at))
+                .map_err(tree_errno)
         }
     }
 
     /// x86_64's `arch_get_unmapped_area_topdown` / `arch_get_unmapped_area` (no LA57
     /// window switching beyond `TASK_SIZE`, no `MAP_32BIT`/`MAP_ABOVE4G`).
-    fn x86_get_unmapped_area(&self, addr: u64, len: u64, flags: MapFlags) -> Result<u64, Errno> {
+    fn x86_get_unmapped_area(
+        &self,
+        addr: u64,
+        len: u64,
+        flags: MapFlags,
+        at: &mut Located,
+    ) -> Result<u64, Errno> {
         let p = &self.params;
         let window = p.default_map_window;
         if len > p.task_size {
@@ -390,7 +423,10 @@ impl AddressSpace<'_> {
                 high_limit: high,
                 ..Default::default()
             };
-            if let Ok(a) = self.tree.unmapped_area_topdown(&info, &gp) {
+            if let Ok(a) = self
+                .tree
+                .unmapped_area_topdown_at(&info, &gp, Some(&mut *at))
+            {
                 return Ok(a);
             }
         }
@@ -404,7 +440,9 @@ impl AddressSpace<'_> {
             high_limit: window,
             ..Default::default()
         };
-        self.tree.unmapped_area(&info, &gp).map_err(tree_errno)
+        self.tree
+            .unmapped_area_at(&info, &gp, Some(at))
+            .map_err(tree_errno)
     }
 
     /// The hint test against the next VMA: `addr + len <= vm_start_gap(next)`.
@@ -421,7 +459,8 @@ impl AddressSpace<'_> {
     }
 
     /// `__mmap_region`: unmap what `[addr, addr+len)` overlaps (§2.3 step 1), then merge
-    /// with the neighbours or insert a new VMA.
+    /// with the neighbours or insert a new VMA (at `at`, where that holds `addr`'s place).
+    #[allow(clippy::too_many_arguments)]
     fn mmap_region(
         &mut self,
         addr: u64,
@@ -430,6 +469,7 @@ impl AddressSpace<'_> {
         shared: bool,
         fixed: bool,
         ops: &mut dyn PageOps,
+        at: &mut Located,
     ) -> Result<(), Errno> {
         let end = addr + len;
         vm_flags = self.clear_region(addr, end, vm_flags, fixed, ops)?;
@@ -463,7 +503,7 @@ impl AddressSpace<'_> {
                 kind: VmaKind::Anonymous,
             }
         };
-        self.merge_new_range(new)
+        self.merge_new_range_at(new, None, at)
     }
 
     /// The first steps of `mmap_region`: unmaps what a fixed mapping covers and returns
@@ -532,6 +572,17 @@ impl AddressSpace<'_> {
         new: Vma,
         avoid: Option<(u64, bool)>,
     ) -> Result<(), Errno> {
+        self.merge_new_range_at(new, avoid, &mut Located::new())
+    }
+
+    /// `merge_new_range_avoiding` with `at` the place of `new.vm_start` if a search
+    /// recorded it in the tree as it is (else it is located here).
+    fn merge_new_range_at(
+        &mut self,
+        new: Vma,
+        avoid: Option<(u64, bool)>,
+        at: &mut Located,
+    ) -> Result<(), Errno> {
         /// What the merge does, decided while the neighbours are borrowed (a VMA is a few
         /// hundred bytes with its name: they are not copied out of the tree).
         enum Plan {
@@ -544,12 +595,9 @@ impl AddressSpace<'_> {
         // One descent gives both neighbours, and the place the new VMA goes: the range is
         // free, so the first VMA ending above its start begins at or after its end, and
         // the last one before it ends at or below its start.
-        let mut at = Located::new();
-        self.tree
-            .locate_into(new.vm_start, &mut at)
-            .map_err(tree_errno)?;
+        self.tree.fresh(at, new.vm_start).map_err(tree_errno)?;
         let plan = {
-            let [prv, _, nxt] = self.tree.located(&at);
+            let [prv, _, nxt] = self.tree.located(at);
             let mut prev = prv.filter(|p| p.vm_end == new.vm_start);
             let mut next = nxt.filter(|n| n.vm_start == new.vm_end);
             if let Some((start, alone)) = avoid {
@@ -606,7 +654,7 @@ impl AddressSpace<'_> {
                 x.vm_flags = flags;
                 x.anon_vma = x.anon_vma.or(new.anon_vma);
             })),
-            Plan::Insert => t(self.tree.insert_located(new, &mut at)),
+            Plan::Insert => t(self.tree.insert_located(new, at)),
         }
     }
 

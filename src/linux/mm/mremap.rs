@@ -9,6 +9,7 @@ use super::ops::PageOps;
 use super::params::KernelVersion;
 use super::space::{tree_errno, AddressSpace};
 use super::vma::{MergeSource, Vma};
+use super::vma_tree::Located;
 use super::vmflags::VmFlags;
 
 bitflags::bitflags! {
@@ -344,7 +345,7 @@ impl AddressSpace<'_> {
             self.file_get_unmapped_area(new_addr, new_len, pgoff, flags)
         } else {
             let shared = flags.contains(MAP_SHARED);
-            self.get_unmapped_area(new_addr, new_len, flags, shared)
+            self.get_unmapped_area(new_addr, new_len, flags, shared, &mut Located::new())
         }
     }
 

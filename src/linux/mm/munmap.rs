@@ -63,7 +63,7 @@ impl AddressSpace<'_> {
         // The common case, exactly one whole VMA, found and removed in one descent.
         let mut at = Located::new();
         self.tree.locate_into(start, &mut at).map_err(tree_errno)?;
-        if let [_, Some(v), _] = self.tree.located(&at) {
+        if let Some(v) = self.tree.located_exact(&at) {
             if v.vm_end == end {
                 let v = bounds(v);
                 t(self.tree.remove_located(&mut at))?;

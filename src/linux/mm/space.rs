@@ -6,7 +6,7 @@ use core::fmt;
 
 use super::maps_text::{write_maps_line, write_smaps_entry, SmapsCounters};
 use super::vma::{AnonVmaId, MergeSource, Vma, VmaKind};
-use super::vma_tree::{VmaTree, VmaTreeError};
+use super::vma_tree::{Located, VmaTree, VmaTreeError};
 use super::vmflags::VmFlags;
 
 use super::errno::Errno;
@@ -187,7 +187,7 @@ impl<'a> AddressSpace<'a> {
     /// # Errors
     /// `ENOMEM` when nothing fits.
     pub(crate) fn unmapped_area(&self, len: u64) -> Result<u64, Errno> {
-        self.get_unmapped_area(0, len, super::mman::MAP_PRIVATE, false)
+        self.get_unmapped_area(0, len, super::mman::MAP_PRIVATE, false, &mut Located::new())
     }
 
     /// Returns the VMA containing `addr` (`vma_lookup`).

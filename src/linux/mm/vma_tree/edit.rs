@@ -24,9 +24,8 @@ impl<'a> VmaTree<'a> {
     pub fn remove(&mut self, start: u64) -> Result<Vma, VmaTreeError> {
         let mut at = Located::new();
         self.locate_into(start, &mut at)?;
-        let vma = match self.located(&at) {
-            [_, Some(v), _] => *v,
-            _ => return Err(VmaTreeError::NotFound { addr: start }),
+        let Some(&vma) = self.located_exact(&at) else {
+            return Err(VmaTreeError::NotFound { addr: start });
         };
         self.remove_located(&mut at)?;
         Ok(vma)

@@ -30,13 +30,15 @@ impl<'a> VmaTree<'a> {
     /// `[low, high)` holds `len` bytes, as `(gs, ge, vma above it)`: a walk of the entries
     /// in address order (reversed for `top`) that enters no child whose largest gap is too
     /// small or whose gaps all lie outside `[low, high)`. The gaps under an entry lie
-    /// between the end before it and its own end.
+    /// between the end before it and its own end. Where it finds one, `at` (if given)
+    /// records the place of the keys in the gap (the path it took), for the caller to seal.
     pub(super) fn gap_find(
         &self,
         low: u64,
         high: u64,
         len: u64,
         top: bool,
+        at: Option<&mut Located>,
     ) -> Option<(u64, u64, u32)> {
         if self.root == NIL {
             return None;
@@ -44,6 +46,7 @@ impl<'a> VmaTree<'a> {
         // Each node on the way down: the entries still to try, as the next one's index
         // (top: one past it), and the end before its first entry.
         let mut stack: ArrayVec<(u32, usize, u64), MAX_DEPTH> = ArrayVec::new();
+        let mut found = None;
         stack
             .try_push((self.root, self.first_entry(self.root, low, high, top), 0))
             .ok()?;
@@ -73,7 +76,8 @@ impl<'a> VmaTree<'a> {
             if node.leaf {
                 let (gs, ge) = (elo, elo + e.gap);
                 if usable(gs, ge, low, high) >= len {
-                    return Some((gs, ge, e.child));
+                    found = Some((gs, ge, e.child));
+                    break;
                 }
                 continue;
             }
@@ -81,7 +85,15 @@ impl<'a> VmaTree<'a> {
             // Deeper than the tree can be: it is corrupt; no gap.
             stack.try_push((e.child, first, elo)).ok()?;
         }
-        None
+        if let (Some((gs, _, child)), Some(at)) = (found, at) {
+            // The entry each node's walk is at: top-down one below the index it kept,
+            // bottom-up one past it.
+            let path = stack
+                .iter()
+                .map(|&(n, next, _)| (n, if top { next } else { next - 1 } as u32));
+            at.set_gap_place(path, gs, child);
+        }
+        found
     }
 
     /// Returns where [`VmaTree::gap_find`] starts in node `n`: bottom-up, at the first
@@ -99,16 +111,26 @@ impl<'a> VmaTree<'a> {
     /// Returns the highest free gap `[gs, ge)` whose part inside `[low, high)` holds
     /// `len` bytes (`mas_empty_area_rev`), as `(gs, ge)`.
     pub fn highest_gap(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64)> {
-        self.highest_gap_idx(low, high, len).map(|(s, e, _)| (s, e))
+        self.highest_gap_idx(low, high, len, None)
+            .map(|(s, e, _)| (s, e))
     }
 
     /// Returns the lowest free gap `[gs, ge)` whose part inside `[low, high)` holds
     /// `len` bytes (`mas_empty_area`), as `(gs, ge)`.
     pub fn lowest_gap(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64)> {
-        self.lowest_gap_idx(low, high, len).map(|(s, e, _)| (s, e))
+        self.lowest_gap_idx(low, high, len, None)
+            .map(|(s, e, _)| (s, e))
     }
 
-    pub(super) fn highest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
+    /// [`VmaTree::highest_gap`] with the VMA above the gap (`NIL` for the trailing gap),
+    /// and, for a gap below a VMA, its place recorded in `at` (see [`VmaTree::gap_find`]).
+    pub(super) fn highest_gap_idx(
+        &self,
+        low: u64,
+        high: u64,
+        len: u64,
+        at: Option<&mut Located>,
+    ) -> Option<(u64, u64, u32)> {
         if len == 0 || low >= high {
             return None;
         }
@@ -116,14 +138,21 @@ impl<'a> VmaTree<'a> {
         if usable(t.0, t.1, low, high) >= len {
             return Some(t);
         }
-        self.gap_find(low, high, len, true)
+        self.gap_find(low, high, len, true, at)
     }
 
-    pub(super) fn lowest_gap_idx(&self, low: u64, high: u64, len: u64) -> Option<(u64, u64, u32)> {
+    /// [`VmaTree::lowest_gap`] as [`VmaTree::highest_gap_idx`] is to `highest_gap`.
+    pub(super) fn lowest_gap_idx(
+        &self,
+        low: u64,
+        high: u64,
+        len: u64,
+        at: Option<&mut Located>,
+    ) -> Option<(u64, u64, u32)> {
         if len == 0 || low >= high {
             return None;
         }
-        if let Some(x) = self.gap_find(low, high, len, false) {
+        if let Some(x) = self.gap_find(low, high, len, false, at) {
             return Some(x);
         }
         let t = self.trailing_gap();
@@ -142,12 +171,32 @@ impl<'a> VmaTree<'a> {
         info: &VmUnmappedAreaInfo,
         p: &GapParams,
     ) -> Result<u64, VmaTreeError> {
+        self.unmapped_area_topdown_at(info, p, None)
+    }
+
+    /// [`VmaTree::unmapped_area_topdown`], recording in `at` (if given) the place of a
+    /// VMA starting at the address found, so that inserting it does not descend again;
+    /// where the area is above the last VMA, `at` records no place.
+    ///
+    /// # Errors
+    ///
+    /// As [`VmaTree::unmapped_area_topdown`].
+    #[inline]
+    pub(crate) fn unmapped_area_topdown_at(
+        &self,
+        info: &VmUnmappedAreaInfo,
+        p: &GapParams,
+        mut at: Option<&mut Located>,
+    ) -> Result<u64, VmaTreeError> {
+        if let Some(at) = at.as_deref_mut() {
+            at.void(self.generation);
+        }
         let length = search_length(info)?;
         let low = max(info.low_limit, p.mmap_min_addr);
         let mut high = info.high_limit;
         loop {
             let (_gs, ge, nxt) = self
-                .highest_gap_idx(low, high, length)
+                .highest_gap_idx(low, high, length, at.as_deref_mut())
                 .ok_or(VmaTreeError::NoSpace)?;
             let gap_end = min(ge, high);
             let mut gap = gap_end - info.length;
@@ -164,6 +213,7 @@ impl<'a> VmaTree<'a> {
             }
             // The kernel's other branch checks vm_end_gap(prev) > gap, which only a
             // VM_GROWSUP prev can satisfy; neither arm64 nor x86 has VM_GROWSUP.
+            self.seal_gap_place(at, nxt, gap);
             return Ok(gap);
         }
     }
@@ -180,12 +230,31 @@ impl<'a> VmaTree<'a> {
         info: &VmUnmappedAreaInfo,
         p: &GapParams,
     ) -> Result<u64, VmaTreeError> {
+        self.unmapped_area_at(info, p, None)
+    }
+
+    /// [`VmaTree::unmapped_area`], recording the place found in `at` as
+    /// [`VmaTree::unmapped_area_topdown_at`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`VmaTree::unmapped_area`].
+    #[inline]
+    pub(crate) fn unmapped_area_at(
+        &self,
+        info: &VmUnmappedAreaInfo,
+        p: &GapParams,
+        mut at: Option<&mut Located>,
+    ) -> Result<u64, VmaTreeError> {
+        if let Some(at) = at.as_deref_mut() {
+            at.void(self.generation);
+        }
         let length = search_length(info)?;
         let mut low = max(info.low_limit, p.mmap_min_addr);
         let high = info.high_limit;
         loop {
             let (gs, _ge, nxt) = self
-                .lowest_gap_idx(low, high, length)
+                .lowest_gap_idx(low, high, length, at.as_deref_mut())
                 .ok_or(VmaTreeError::NoSpace)?;
             let mut gap = max(gs, low).wrapping_add(info.start_gap);
             gap = gap.wrapping_add(info.align_offset.wrapping_sub(gap) & info.align_mask);
@@ -200,7 +269,19 @@ impl<'a> VmaTree<'a> {
                     }
                 }
             }
+            self.seal_gap_place(at, nxt, gap);
             return Ok(gap);
+        }
+    }
+
+    /// Makes the place the last gap search recorded in `at` that of `key`, an address in
+    /// the gap below VMA `above`; a gap above the last VMA (`above` is `NIL`) recorded
+    /// none, and `at` stays void.
+    fn seal_gap_place(&self, at: Option<&mut Located>, above: u32, key: u64) {
+        if let Some(at) = at {
+            if above != NIL {
+                at.seal(key, self.generation);
+            }
         }
     }
 }

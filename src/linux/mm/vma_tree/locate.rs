@@ -16,12 +16,64 @@ pub(crate) struct Located {
     path: Path,
     /// The end of the VMA before the path's position (0 if none).
     lo: u64,
+    /// The VMA at the path's position when it starts below the key (it holds the key),
+    /// else `NIL`: the one before the position is found only when asked for
+    /// ([`VmaTree::located`]), since it ends at or below the key and no change needs it.
     pred: u32,
     exact: u32,
     succ: u32,
 }
 
 impl Located {
+    /// Records the place of a free key in the gap below the VMA `succ`, which the gap
+    /// search found at the end of `path`, with `lo` the end of the VMA before it. It is
+    /// not usable until [`Located::seal`] names the key.
+    pub(super) fn set_gap_place(
+        &mut self,
+        path: impl Iterator<Item = (u32, u32)>,
+        lo: u64,
+        succ: u32,
+    ) {
+        self.path.clear();
+        for e in path {
+            // The gap search's stack is no deeper than a path.
+            let _ = self.path.try_push(e);
+        }
+        self.lo = lo;
+        self.pred = NIL;
+        self.exact = NIL;
+        self.succ = succ;
+    }
+
+    /// Makes the place recorded last the place of `key` in the tree as it is now.
+    pub(super) fn seal(&mut self, key: u64, generation: u64) {
+        self.key = key;
+        self.generation = generation;
+    }
+
+    /// Makes the record usable for nothing (a change through it descends first).
+    pub(super) fn void(&mut self, generation: u64) {
+        self.generation = generation.wrapping_sub(1);
+    }
+
+    /// Returns whether this is a place of `key` in the tree as it was at `generation`, the
+    /// same place a descent to `key` records.
+    #[cfg(test)]
+    pub(super) fn is_place_of(&self, key: u64, generation: u64, descent: &Located) -> bool {
+        self.key == key
+            && self.generation == generation
+            && self.path == descent.path
+            && (self.lo, self.pred, self.exact, self.succ)
+                == (descent.lo, descent.pred, descent.exact, descent.succ)
+    }
+
+    /// Returns whether a change through this record at `key` would use it as it is in
+    /// the tree at `generation`, without descending.
+    #[cfg(test)]
+    pub(super) fn is_current(&self, key: u64, generation: u64) -> bool {
+        self.key == key && self.generation == generation
+    }
+
     /// Returns a record of no place (every change through it descends first).
     pub(crate) fn new() -> Located {
         Located {
@@ -76,9 +128,6 @@ impl<'a> VmaTree<'a> {
                     succ = self.next_of(&at.path, 1);
                 }
             }
-            if pred == NIL {
-                pred = self.prev_of(&at.path);
-            }
         }
         at.key = key;
         at.lo = lo;
@@ -92,7 +141,17 @@ impl<'a> VmaTree<'a> {
     /// Returns the VMAs around `at`: (the last one starting below its key, the one starting
     /// at it, the first one starting above it).
     pub(crate) fn located(&self, at: &Located) -> [Option<&Vma>; 3] {
-        [at.pred, at.exact, at.succ].map(|i| (i != NIL).then(|| &self.s(i).vma))
+        let pred = if at.pred == NIL {
+            self.prev_of(&at.path)
+        } else {
+            at.pred
+        };
+        [pred, at.exact, at.succ].map(|i| (i != NIL).then(|| &self.s(i).vma))
+    }
+
+    /// Returns the VMA starting at `at`'s key, if any.
+    pub(crate) fn located_exact(&self, at: &Located) -> Option<&Vma> {
+        (at.exact != NIL).then(|| &self.s(at.exact).vma)
     }
 
     /// Inserts `vma`, which must not intersect any VMA in the tree, at `at` when `at` was
@@ -113,6 +172,8 @@ impl<'a> VmaTree<'a> {
             });
         }
         self.fresh(at, vma.vm_start)?;
+        // Only a VMA holding the start can overlap from below: the one before the
+        // position ends at or below it.
         let (pred, exact, succ) = (at.pred, at.exact, at.succ);
         for (i, hit) in [
             (pred, pred != NIL && self.s(pred).vma.vm_end > vma.vm_start),
@@ -201,9 +262,12 @@ impl<'a> VmaTree<'a> {
         self.generation = self.generation.wrapping_add(1);
     }
 
-    /// Keeps `at` if it was located at `key` in the tree as it is, else locates `key`
-    /// afresh into it.
-    fn fresh(&self, at: &mut Located, key: u64) -> Result<(), VmaTreeError> {
+    /// Keeps `at` if it was located at `key` in the tree as it is (by a descent or by the
+    /// gap search that found `key`), else locates `key` afresh into it.
+    ///
+    /// # Errors
+    /// As [`VmaTree::locate_into`].
+    pub(crate) fn fresh(&self, at: &mut Located, key: u64) -> Result<(), VmaTreeError> {
         if at.generation != self.generation || at.key != key {
             self.locate_into(key, at)?;
         }

@@ -433,20 +433,26 @@ proptest! {
                 }
                 Op::TopDown { npg, lo, hi, align } => {
                     let info = info_of(npg, lo, hi, align);
-                    let got = t.unmapped_area_topdown(&info, &GP).ok();
+                    let mut at = Located::new();
+                    let got = t.unmapped_area_topdown_at(&info, &GP, Some(&mut at)).ok();
                     prop_assert_eq!(got, model_topdown(&model, &info, &GP));
+                    prop_assert_eq!(got, t.unmapped_area_topdown(&info, &GP).ok());
                     if let Some(a) = got {
                         prop_assert!(t.find_vma_intersection(a, a + info.length).is_none());
                         prop_assert!(a + info.length <= info.high_limit);
+                        check_gap_place(&t, &at, a, &model)?;
                     }
                     false
                 }
                 Op::BottomUp { npg, lo, hi, align } => {
                     let info = info_of(npg, lo, hi, align);
-                    let got = t.unmapped_area(&info, &GP).ok();
+                    let mut at = Located::new();
+                    let got = t.unmapped_area_at(&info, &GP, Some(&mut at)).ok();
                     prop_assert_eq!(got, model_bottomup(&model, &info, &GP));
+                    prop_assert_eq!(got, t.unmapped_area(&info, &GP).ok());
                     if let Some(a) = got {
                         prop_assert!(t.find_vma_intersection(a, a + info.length).is_none());
+                        check_gap_place(&t, &at, a, &model)?;
                     }
                     false
                 }
@@ -492,6 +498,85 @@ proptest! {
             prop_assert_eq!(t.len(), model.len());
         }
     }
+}
+
+/// Checks the place a gap search that found `a` recorded: below a VMA it is the place a
+/// descent to `a` records; above the last VMA (or with no VMA) it records none.
+fn check_gap_place(
+    t: &VmaTree<'_>,
+    at: &Located,
+    a: u64,
+    model: &[Vma],
+) -> Result<(), TestCaseError> {
+    let fresh = t.locate(a).unwrap();
+    if model.iter().any(|m| m.vm_start > a) {
+        prop_assert!(
+            at.is_place_of(a, t.generation, &fresh),
+            "gap place of {:#x}",
+            a
+        );
+    } else {
+        prop_assert!(!at.is_current(a, t.generation), "trailing gap place");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_gap_search_records_the_place_an_insert_then_uses() {
+    let mut slots = [VmaSlot::EMPTY; 64];
+    let mut t = VmaTree::new(&mut slots);
+    // Enough VMAs for a tree of several levels (the unit tests' nodes hold 4 entries),
+    // with one-page holes between them and a wider one low down.
+    let mut s = 0x100u64;
+    for i in 0..40u64 {
+        let len = if i == 3 { 0x10 } else { 0x2 };
+        t.insert(anon(s << 12, (s + 1) << 12)).unwrap();
+        s += len;
+    }
+    assert!(t.height >= 3);
+    let info = VmUnmappedAreaInfo {
+        length: 4 * PG,
+        low_limit: 0x101 << 12,
+        high_limit: s << 12,
+        ..Default::default()
+    };
+    for top in [true, false] {
+        let mut at = Located::new();
+        let a = if top {
+            t.unmapped_area_topdown_at(&info, &GP, Some(&mut at))
+        } else {
+            t.unmapped_area_at(&info, &GP, Some(&mut at))
+        }
+        .unwrap();
+        let want = if top { 0x112 } else { 0x107 };
+        assert_eq!(a >> 12, want, "top-down {top}");
+        assert!(at.is_place_of(a, t.generation, &t.locate(a).unwrap()));
+        assert_eq!(
+            t.located(&at).map(|v| v.map(|v| v.vm_start >> 12)),
+            [Some(0x106), None, Some(0x116)]
+        );
+        // The insert through the recorded place, then the tree as a fresh one would be.
+        let g = t.generation;
+        t.insert_located(anon(a, a + 4 * PG), &mut at).unwrap();
+        assert_eq!(t.generation, g.wrapping_add(1));
+        t.validate().unwrap();
+        assert_eq!(t.get(a).map(|v| v.vm_end), Some(a + 4 * PG));
+        t.remove(a).unwrap();
+    }
+    // Above the last VMA: no place recorded, and the insert descends.
+    let info = VmUnmappedAreaInfo {
+        high_limit: (s + 0x100) << 12,
+        ..info
+    };
+    let mut at = Located::new();
+    let a = t
+        .unmapped_area_topdown_at(&info, &GP, Some(&mut at))
+        .unwrap();
+    assert!(a >= s << 12);
+    assert!(!at.is_current(a, t.generation));
+    t.insert_located(anon(a, a + 4 * PG), &mut at).unwrap();
+    t.validate().unwrap();
+    assert_eq!(t.get(a).map(|v| v.vm_end), Some(a + 4 * PG));
 }
 
 #[test]
