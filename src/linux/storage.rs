@@ -78,6 +78,7 @@ impl PhysMemory for SimMemory<'_> {
         }
     }
 
+    #[inline]
     fn zero(&mut self, pa: PhysAddr, len: u64) -> Result<(), MemoryError> {
         match self {
             SimMemory::Ram(m) => m.zero(pa, len),

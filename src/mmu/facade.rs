@@ -248,6 +248,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
     ///
     /// # Errors
     /// The [`Fault`] the access takes.
+    #[inline]
     pub(crate) fn translate_slot(
         &mut self,
         va: VirtAddr,
@@ -270,6 +271,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
     ///
     /// # Errors
     /// The [`Fault`] the access takes.
+    #[inline]
     pub(crate) fn resume(
         &mut self,
         va: VirtAddr,
@@ -310,7 +312,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         if self.regime.mmu_enabled() && c.fills(v) {
             let tag = key >> 12;
             return match slot {
-                None => self.walk_and_fill(va, tag, access, None).map(|t| t.pa),
+                None => self.walk_and_fill_outlined(va, tag, access).map(|t| t.pa),
                 Some(s) => match self.walk_and_fill(va, tag, access, Some(&mut *s)) {
                     Ok(t) => Ok(t.pa),
                     // The walk stopped at the slot: its fault, built here rather than
@@ -367,12 +369,27 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         let v = va.as_u64();
         let c = &self.ctx[context_index(v, &access)];
         if self.regime.mmu_enabled() && c.fills(v) {
-            return self.walk_and_fill(va, c.key(v) >> 12, access, None);
+            return self.walk_and_fill_outlined(va, c.key(v) >> 12, access);
         }
         self.slow(va, access)
     }
 
+    /// [`Mmu::walk_and_fill`] with no slot, out of line: the TLB hit path that
+    /// [`Mmu::translate`] inlines into its callers stays small. (The fault path's walk,
+    /// with a slot, is inline in [`Mmu::translate_slot`].)
     #[inline(never)]
+    fn walk_and_fill_outlined(
+        &mut self,
+        va: VirtAddr,
+        tag: u64,
+        access: Access,
+    ) -> Result<Translation, Fault> {
+        self.walk_and_fill(va, tag, access, None)
+    }
+
+    /// Walks for page `tag` (leaving the slot of an invalid last-level entry in `slot`,
+    /// where given) and fills the TLB, or counts the fault.
+    #[inline(always)]
     fn walk_and_fill(
         &mut self,
         va: VirtAddr,

@@ -181,6 +181,7 @@ impl SparseMemory {
     }
 
     /// Drops the page at `off`, if stored.
+    #[inline]
     fn drop_page(&mut self, off: u64) {
         let s = self.slot(off);
         if s != 0 {
@@ -239,6 +240,7 @@ impl PhysMemory for SparseMemory {
         Ok(())
     }
 
+    #[inline]
     fn zero(&mut self, pa: PhysAddr, len: u64) -> Result<(), MemoryError> {
         if len == 0 {
             return Ok(());
@@ -249,6 +251,14 @@ impl PhysMemory for SparseMemory {
             self.drop_page(start);
             return Ok(());
         }
+        self.zero_span(pa, start, len)
+    }
+}
+
+impl SparseMemory {
+    /// Zeroes `len` bytes from `pa` (at offset `start`), other than one whole page.
+    #[inline(never)]
+    fn zero_span(&mut self, pa: PhysAddr, start: u64, len: u64) -> Result<(), MemoryError> {
         let last = pa
             .checked_add(len - 8)
             .ok_or(MemoryError::ExternalAbort { pa })?;

@@ -35,7 +35,7 @@ impl LeafSlot {
 ///
 /// # Errors
 /// The [`Fault`] the access takes.
-#[inline(never)]
+#[inline]
 pub(crate) fn walk_tables_slot<M: PhysMemory + ?Sized>(
     regime: &Regime,
     h: &Half,
@@ -78,6 +78,7 @@ fn walk_straight_slot<M: PhysMemory + ?Sized, const PAGE: u32>(
 ///
 /// # Errors
 /// The [`Fault`] the access takes.
+#[inline]
 pub(crate) fn resume_at<M: PhysMemory + ?Sized>(
     regime: &Regime,
     h: &Half,

@@ -198,6 +198,7 @@ impl<'a> AddressSpace<'a> {
     /// Returns the VMA containing `addr`, trying the one the last such lookup found first
     /// (see [`VmaTree::vma_lookup_hinted`]), and whether it is THP-eligible
     /// ([`AddressSpace::thp_eligible`]): for the fault path.
+    #[inline]
     pub(crate) fn vma_lookup_hinted(&mut self, addr: u64) -> Option<(&Vma, bool)> {
         let (thp, pmd) = (self.params.thp, self.params.pmd_size);
         let v = self.tree.vma_lookup_hinted(addr)?;

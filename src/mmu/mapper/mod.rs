@@ -465,6 +465,7 @@ impl Mapper {
     /// # Errors
     /// [`MapError::AlreadyMapped`] if the entry is valid; [`MapError::Unaligned`] if `slot`
     /// is not the entry of `va`'s index.
+    #[inline]
     pub(crate) fn map_page_at<M: PhysMemory + ?Sized>(
         &mut self,
         mem: &mut M,

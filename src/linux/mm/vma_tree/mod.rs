@@ -370,6 +370,7 @@ impl<'a> VmaTree<'a> {
     /// come in runs over one VMA. The hint holds while the tree has not changed since (no
     /// slot was freed); a VMA edited in place is checked by its bounds, which no other
     /// VMA shares.
+    #[inline]
     pub(crate) fn vma_lookup_hinted(&mut self, addr: u64) -> Option<&Vma> {
         let (generation, i) = self.hint;
         if generation == self.generation && i != NIL {
@@ -378,6 +379,12 @@ impl<'a> VmaTree<'a> {
                 return Some(self.v(i));
             }
         }
+        self.vma_lookup_hinting(addr)
+    }
+
+    /// [`VmaTree::vma_lookup_hinted`] past its hint: looks `addr` up and hints its VMA.
+    #[inline(never)]
+    fn vma_lookup_hinting(&mut self, addr: u64) -> Option<&Vma> {
         let i = self.find_vma_idx(addr);
         if i == NIL || self.v(i).vm_start > addr {
             return None;
