@@ -376,7 +376,17 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// # Errors
     /// [`MapError`] if a table change fails (a software-bit change of a mapped page never
     /// needs a frame).
+    #[inline]
     pub fn lru_add_drain(&mut self) -> Result<(), MapError> {
+        if self.lazyfree_batch.is_empty() {
+            return Ok(());
+        }
+        self.drain_lazyfree_batch()
+    }
+
+    /// [`Paging::lru_add_drain`] of a batch that holds folios.
+    #[inline(never)]
+    fn drain_lazyfree_batch(&mut self) -> Result<(), MapError> {
         let page = self.page();
         while let Some((asid, va, pa)) = self.lazyfree_batch.pop_at(0) {
             if asid != self.mapper.asid() {
