@@ -458,13 +458,14 @@ impl Mapper {
 
     /// Maps the page at `va` to `pa` through `slot`, the level-3 entry for `va` in these
     /// tables, which a walk has just found invalid: [`Mapper::map_page`] for a fault
-    /// handler that knows where the entry is, reading no table above it. The handler's
-    /// arguments are [`Mapper::map_page`]'s checked ones (a page-aligned `va` the walk
-    /// took, a frame, the kernel's attributes): debug builds check them again.
+    /// handler that knows where the entry is, reading no table (the walk read the entry,
+    /// and a handler changes no table before it maps). The handler's arguments are
+    /// [`Mapper::map_page`]'s checked ones (a page-aligned `va` the walk took, a frame, the
+    /// kernel's attributes, an entry still invalid): debug builds check them again.
     ///
     /// # Errors
-    /// [`MapError::AlreadyMapped`] if the entry is valid; [`MapError::Unaligned`] if `slot`
-    /// is not the entry of `va`'s index.
+    /// [`MapError::Unaligned`] if `slot` is not the entry of `va`'s index;
+    /// [`MapError::Memory`] if it cannot be written.
     #[inline]
     pub(crate) fn map_page_at<M: PhysMemory + ?Sized>(
         &mut self,
@@ -486,9 +487,7 @@ impl Mapper {
         if s & table_bytes != idx << 3 {
             return Err(MapError::Unaligned { addr: s });
         }
-        if mem.read_u64(slot)? & VALID != 0 {
-            return Err(MapError::AlreadyMapped { va });
-        }
+        debug_assert!(mem.read_u64(slot).is_ok_and(|d| d & VALID == 0));
         mem.write_u64(slot, self.leaf_desc(3, pa, bits))?;
         Ok(Flush::new(self.asid))
     }
