@@ -63,22 +63,31 @@ fn faults_only(p: &mut SimProcess<'_>, iters: u64) -> Duration {
     t
 }
 
+/// Maps SIZE bytes of private anonymous memory in this process (the caller unmaps them).
+fn kernel_map() -> *mut u8 {
+    // SAFETY: a fresh anonymous mapping, which overlaps nothing.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SIZE as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as *mut u8;
+    assert!(p as isize != -1);
+    p
+}
+
 /// As [`faults_only`], for the host kernel's first-touch writes.
 fn kernel_faults_only(iters: u64) -> Duration {
     let mut t = Duration::ZERO;
     for _ in 0..iters {
-        // SAFETY: an anonymous private mapping of SIZE bytes, written within bounds and
-        // then unmapped; nothing else refers to it.
+        let p = kernel_map();
+        // SAFETY: the SIZE bytes at `p` are this loop's own mapping, written within bounds
+        // and then unmapped; nothing else refers to them.
         unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                SIZE as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            ) as *mut u8;
-            assert!(p as isize != -1);
             let start = Instant::now();
             let mut off = 0;
             while off < SIZE as usize {
@@ -93,18 +102,10 @@ fn kernel_faults_only(iters: u64) -> Duration {
 }
 
 fn kernel_touch(write: bool) {
-    // SAFETY: an anonymous private mapping of SIZE bytes, touched within bounds and then
-    // unmapped; nothing else refers to it.
+    let p = kernel_map();
+    // SAFETY: the SIZE bytes at `p` are this call's own mapping, touched within bounds and
+    // then unmapped; nothing else refers to them.
     unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            SIZE as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        ) as *mut u8;
-        assert!(p as isize != -1);
         let mut off = 0;
         while off < SIZE as usize {
             if write {
