@@ -196,6 +196,32 @@ impl SparseMemory {
         self.free.push(s);
         self.stored -= 1;
     }
+
+    /// Zeroes `len` bytes from `pa` (at offset `start`), other than one whole page.
+    #[inline(never)]
+    fn zero_span(&mut self, pa: PhysAddr, start: u64, len: u64) -> Result<(), MemoryError> {
+        let last = pa
+            .checked_add(len - 8)
+            .ok_or(MemoryError::ExternalAbort { pa })?;
+        self.offset(last)?;
+        let end = start + len;
+        let mut a = start;
+        while a < end {
+            let page = a & !0xfff;
+            let next = (page + 0x1000).min(end);
+            if a == page && next == page + 0x1000 {
+                self.drop_page(page);
+            } else {
+                let s = self.slot(page) as usize;
+                if s != 0 {
+                    let words = ((a & 0xfff) >> 3) as usize..=(((next - 1) & 0xfff) >> 3) as usize;
+                    self.pool[s][words].fill(0);
+                }
+            }
+            a = next;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for SparseMemory {
@@ -252,34 +278,6 @@ impl PhysMemory for SparseMemory {
             return Ok(());
         }
         self.zero_span(pa, start, len)
-    }
-}
-
-impl SparseMemory {
-    /// Zeroes `len` bytes from `pa` (at offset `start`), other than one whole page.
-    #[inline(never)]
-    fn zero_span(&mut self, pa: PhysAddr, start: u64, len: u64) -> Result<(), MemoryError> {
-        let last = pa
-            .checked_add(len - 8)
-            .ok_or(MemoryError::ExternalAbort { pa })?;
-        self.offset(last)?;
-        let end = start + len;
-        let mut a = start;
-        while a < end {
-            let page = a & !0xfff;
-            let next = (page + 0x1000).min(end);
-            if a == page && next == page + 0x1000 {
-                self.drop_page(page);
-            } else {
-                let s = self.slot(page) as usize;
-                if s != 0 {
-                    let words = ((a & 0xfff) >> 3) as usize..=(((next - 1) & 0xfff) >> 3) as usize;
-                    self.pool[s][words].fill(0);
-                }
-            }
-            a = next;
-        }
-        Ok(())
     }
 }
 

@@ -21,25 +21,27 @@ impl Mapper {
         // it, or the tables were freed), the lookup ends before the walk is set up.
         let level = self.format.start_level().get();
         let idx = (v >> self.format.shift(level)) & self.format.index_mask(level);
-        if Self::read(mem, self.root.as_u64(), idx)? & VALID == 0 {
+        let desc = Self::read(mem, self.root.as_u64(), idx)?;
+        if desc & VALID == 0 {
             return Ok(None);
         }
-        self.lookup_walk(mem, v)
+        self.lookup_walk(mem, v, desc)
     }
 
-    /// [`Mapper::lookup`]'s walk from the root, for a `v` inside the half.
+    /// [`Mapper::lookup`]'s walk of `v` (inside the half) on from `root_desc`, the valid
+    /// root entry it read.
     #[inline(never)]
     fn lookup_walk<M: PhysMemory + ?Sized>(
         &self,
         mem: &M,
         v: u64,
+        root_desc: u64,
     ) -> Result<Option<Leaf>, MapError> {
+        let index = |level: i8| (v >> self.format.shift(level)) & self.format.index_mask(level);
         let mut table = self.root.as_u64();
         let mut level = self.format.start_level().get();
+        let mut desc = root_desc;
         loop {
-            let shift = self.format.shift(level);
-            let idx = (v >> shift) & self.format.index_mask(level);
-            let desc = Self::read(mem, table, idx)?;
             if desc & VALID == 0
                 || (desc & TABLE == 0 && (level == 3 || !self.format.block_ok(level)))
             {
@@ -48,8 +50,10 @@ impl Mapper {
             if desc & TABLE != 0 && level < 3 {
                 table = self.next_table(desc);
                 level += 1;
+                desc = Self::read(mem, table, index(level))?;
                 continue;
             }
+            let shift = self.format.shift(level);
             let base = self.next_table(desc) & !((1u64 << shift) - 1);
             return Ok(Some(Leaf {
                 va: VirtAddr::new(v & !((1u64 << shift) - 1)),
@@ -57,7 +61,7 @@ impl Mapper {
                 level: Level::new(level).unwrap_or(Level::L3),
                 descriptor: Descriptor(desc),
                 pa: PhysAddr::new(base),
-                descriptor_pa: PhysAddr::new(table + idx * 8),
+                descriptor_pa: PhysAddr::new(table + index(level) * 8),
             }));
         }
     }

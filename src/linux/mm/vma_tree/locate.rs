@@ -108,7 +108,7 @@ impl<'a> VmaTree<'a> {
     /// [`VmaTreeError::Corrupted`] if the tree is deeper than a balanced tree can be.
     pub(crate) fn locate_into(&self, key: u64, at: &mut Located) -> Result<(), VmaTreeError> {
         // Not this tree's generation until the descent is whole.
-        at.generation = self.generation.wrapping_sub(1);
+        at.void(self.generation);
         let lo = self.descend(key, &mut at.path)?;
         let (mut pred, mut exact, mut succ) = (NIL, NIL, NIL);
         if let Some(&(leaf, pos)) = at.path.last() {
