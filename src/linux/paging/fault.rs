@@ -74,11 +74,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// path does).
     ///
     /// File pages come from the page cache, read from `files` when first needed.
-    pub fn access(
+    pub fn access<V: FnMut(u64) -> Option<VmaView> + ?Sized>(
         &mut self,
         va: VirtAddr,
         kind: AccessKind,
-        find_vma: &mut dyn FnMut(u64) -> Option<VmaView>,
+        find_vma: &mut V,
         files: &mut dyn FileStore,
     ) -> Touch {
         let access = Access::new(kind, El::El0);
@@ -408,11 +408,11 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// time sets [`PG_REFERENCED`], the next activates the folio and clears it) and, for a
     /// write, dirty. A missing page, or a write to one that is not writable (a zero page),
     /// is faulted in first, as [`Paging::access`] does.
-    pub fn gup_touch(
+    pub fn gup_touch<V: FnMut(u64) -> Option<VmaView> + ?Sized>(
         &mut self,
         va: VirtAddr,
         kind: AccessKind,
-        find_vma: &mut dyn FnMut(u64) -> Option<VmaView>,
+        find_vma: &mut V,
         files: &mut dyn FileStore,
     ) -> Touch {
         let addr = va.as_u64() & 0x00ff_ffff_ffff_ffff;
