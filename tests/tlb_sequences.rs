@@ -311,3 +311,21 @@ fn uncounted_tlb_translates_alike_and_keeps_hits_at_zero() {
     let s = m.stats();
     assert_eq!((s.hits, s.misses, s.walks, s.fills), (0, 1, 1, 1));
 }
+
+#[test]
+fn a_block_entry_still_hits_after_a_tlbi_that_spares_it() {
+    let mut m = mmu(0);
+    assert_eq!(pa(&mut m, 0x20_0000, R1), Ok(0x9000_0000));
+    assert_eq!(pa(&mut m, 0x1000, R1), Ok(0x8800_1000));
+    let walks = m.stats().walks;
+    // A TLBI of a page elsewhere looks through the block entries and keeps this one.
+    m.tlbi(vae1(1, 0x1000));
+    assert_eq!(pa(&mut m, 0x20_1000, R1), Ok(0x9000_1000));
+    assert_eq!(m.stats().walks, walks, "the block entry served the access");
+    // Dropping the block itself leaves the next access to walk, and to fill it again.
+    m.tlbi(vae1(1, 0x3F_F000));
+    assert_eq!(pa(&mut m, 0x20_2000, R1), Ok(0x9000_2000));
+    assert_eq!(m.stats().walks, walks + 1);
+    assert_eq!(pa(&mut m, 0x20_3000, R1), Ok(0x9000_3000));
+    assert_eq!(m.stats().walks, walks + 1);
+}

@@ -306,7 +306,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
                 return Ok(pa);
             }
         }
-        if let Some(pa) = self.tlb.lookup_block(key, v & 0xfff, check) {
+        if let Some(pa) = self.tlb.lookup_block_gated(key, v & 0xfff, check) {
             return Ok(pa);
         }
         if self.regime.mmu_enabled() && c.fills(v) {

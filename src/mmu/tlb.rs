@@ -425,6 +425,9 @@ pub struct Tlb<const N: usize, const COUNT_HITS: bool = false> {
     blocks: [TlbEntry; BLOCK_ENTRIES],
     /// The current ASID: entries of other ASIDs stay cached but do not match.
     asid: u16,
+    /// Whether a block-array entry may be valid (false: every one is empty, so a lookup
+    /// there only counts its miss).
+    any_blocks: bool,
     stats: Stats,
 }
 
@@ -447,6 +450,7 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
             entries: [TlbEntry::EMPTY; N],
             blocks: [TlbEntry::EMPTY; BLOCK_ENTRIES],
             asid: 0,
+            any_blocks: false,
             stats: Stats {
                 hits: 0,
                 misses: 0,
@@ -550,7 +554,7 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
         check: AccessCheck,
     ) -> Option<PhysAddr> {
         self.lookup_page(key, page_offset, check)
-            .or_else(|| self.lookup_block(key, page_offset, check))
+            .or_else(|| self.lookup_block_gated(key, page_offset, check))
     }
 
     /// Looks `key` up in the 4 KiB array only (no counter moves on a miss).
@@ -588,6 +592,23 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
     ) -> Option<PhysAddr> {
         self.block_hit(key, check)
             .map(|e| PhysAddr::from_bits_52(e.pa_page + (key - (e.key & !0xfff)) + page_offset))
+    }
+
+    /// Looks `key` up in the block array as [`Tlb::lookup_block`] does, but only counts
+    /// the miss, without a call, while the array is empty (no block leaf was cached since
+    /// it last emptied).
+    #[inline(always)]
+    pub(crate) fn lookup_block_gated(
+        &mut self,
+        key: u64,
+        page_offset: u64,
+        check: AccessCheck,
+    ) -> Option<PhysAddr> {
+        if self.any_blocks {
+            return self.lookup_block(key, page_offset, check);
+        }
+        self.stats.misses += 1;
+        None
     }
 
     /// Returns the block-array entry that serves `key` for `check`, counting the hit, or
@@ -644,6 +665,7 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
         };
         entry.key = entry.key_under(self.asid);
         let slot = if size_log2 > 12 {
+            self.any_blocks = true;
             &mut self.blocks[Self::block_index(tag)]
         } else {
             &mut self.entries[(tag & Self::MASK) as usize]
@@ -665,22 +687,33 @@ impl<const N: usize, const COUNT_HITS: bool> Tlb<N, COUNT_HITS> {
 
     fn remove_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
         let mut removed = 0;
-        for e in self.entries.iter_mut().chain(self.blocks.iter_mut()) {
+        for e in self.entries.iter_mut() {
             if e.is_valid() && pred(e) {
                 Self::clear(&mut self.stats, e);
                 removed += 1;
             }
         }
         self.stats.entries_invalidated += removed;
+        self.remove_blocks_where(&pred);
     }
 
+    /// Removes the block-array entries `pred` picks, and notes whether any is left.
     fn remove_blocks_where(&mut self, pred: impl Fn(&TlbEntry) -> bool) {
+        if !self.any_blocks {
+            return;
+        }
+        let mut left = false;
         for e in self.blocks.iter_mut() {
-            if e.is_valid() && pred(e) {
-                Self::clear(&mut self.stats, e);
-                self.stats.entries_invalidated += 1;
+            if e.is_valid() {
+                if pred(e) {
+                    Self::clear(&mut self.stats, e);
+                    self.stats.entries_invalidated += 1;
+                } else {
+                    left = true;
+                }
             }
         }
+        self.any_blocks = left;
     }
 
     /// Invalidates the entries covering `va` (a block entry containing it goes whole),
