@@ -32,6 +32,13 @@ pub struct TableFormat {
     pub(super) oa_bits: u32,
     /// The start level, derived from the granule and input size (a division, so kept).
     pub(super) start: Level,
+    /// Derived, for the fault path's page mapping: log2 of the page size.
+    pub(super) page_shift: u32,
+    /// Derived: the level-3 index mask ([`TableFormat::index_mask`] of level 3).
+    pub(super) leaf_index_mask: u64,
+    /// Derived: the output-address bits a descriptor holds in place
+    /// ([`DescriptorFormat::low_oa_mask`]).
+    pub(super) oa_low_mask: u64,
 }
 
 impl TableFormat {
@@ -61,28 +68,49 @@ impl TableFormat {
         {
             return Err(MapError::InvalidFormat);
         }
-        Ok(TableFormat {
+        Ok(Self::derive(granule, input_bits, upper, ds, oa_bits))
+    }
+
+    /// Builds a format from checked parts, with the values derived from them.
+    const fn derive(
+        granule: Granule,
+        input_bits: u32,
+        upper: bool,
+        ds: bool,
+        oa_bits: u32,
+    ) -> Self {
+        let start = granule.start_level(input_bits);
+        let page_shift = granule.page_shift();
+        let l3_bits = if start.get() == 3 {
+            input_bits - page_shift
+        } else {
+            granule.stride()
+        };
+        let oa_top = if ds { 50 } else { 48 };
+        TableFormat {
             granule,
             input_bits,
             upper,
             ds,
             oa_bits,
-            start: granule.start_level(input_bits),
-        })
+            start,
+            page_shift,
+            leaf_index_mask: (1u64 << l3_bits) - 1,
+            oa_low_mask: ((1u64 << oa_top) - 1) & !((1u64 << page_shift) - 1),
+        }
     }
 
     /// Returns the format of the tables `regime` walks for one half.
     pub fn from_regime(regime: &Regime, range: VaRange) -> Self {
         let upper = matches!(range, VaRange::Upper);
         let h = regime.half(upper);
-        TableFormat {
-            granule: h.granule,
-            input_bits: h.input_bits(),
+        Self::derive(
+            h.granule,
+            h.input_bits(),
             upper,
-            ds: h.ds,
-            oa_bits: regime.oa_bits(upper),
-            start: h.granule.start_level(h.input_bits()),
-        }
+            h.ds,
+            regime.oa_bits(upper),
+        )
     }
 
     /// Returns the granule.

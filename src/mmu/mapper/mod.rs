@@ -481,14 +481,20 @@ impl Mapper {
             Ok((pa.as_u64(), attrs.bits()))
         );
         let (pa, bits) = (pa.as_u64(), attrs.bits());
-        let table_bytes = self.format.index_mask(3) << 3 | 7;
-        let idx = (v >> self.format.shift(3)) & self.format.index_mask(3);
+        let f = &self.format;
+        let table_bytes = f.leaf_index_mask << 3 | 7;
+        let idx = (v >> f.page_shift) & f.leaf_index_mask;
         let s = slot.as_u64();
         if s & table_bytes != idx << 3 {
             return Err(MapError::Unaligned { addr: s });
         }
         debug_assert!(mem.read_u64(slot).is_ok_and(|d| d & VALID == 0));
-        mem.write_u64(slot, self.leaf_desc(3, pa, bits))?;
+        let mut oa = pa & f.oa_low_mask;
+        if f.oa_bits > 48 {
+            oa = f.descriptor_format().encode_output_address(pa);
+        }
+        debug_assert_eq!(oa, f.descriptor_format().encode_output_address(pa));
+        mem.write_u64(slot, oa | bits | VALID | TABLE)?;
         Ok(Flush::new(self.asid))
     }
 

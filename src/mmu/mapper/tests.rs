@@ -334,3 +334,28 @@ fn unmap_with_hands_over_every_page_it_removes() {
     let kept = m.lookup(&mem, VirtAddr::new(va - 4096)).unwrap().unwrap();
     assert_eq!(kept.pa.as_u64(), 0x8_003e_f000);
 }
+
+#[test]
+fn derived_leaf_shape_matches_the_general_rules() {
+    // The fault path's page mapping reads these instead of deriving them; every format
+    // the constructor accepts must agree with the general formulas.
+    let mut checked = 0;
+    for granule in [Granule::K4, Granule::K16, Granule::K64] {
+        for input_bits in 16..=52 {
+            for lpa2 in [Lpa2::Off, Lpa2::On] {
+                for oa_bits in [32, 40, 48, 52] {
+                    let Ok(f) =
+                        TableFormat::try_new(granule, input_bits, VaRange::Lower, lpa2, oa_bits)
+                    else {
+                        continue;
+                    };
+                    assert_eq!(f.page_shift, f.shift(3));
+                    assert_eq!(f.leaf_index_mask, f.index_mask(3), "{f:?}");
+                    assert_eq!(f.oa_low_mask, f.descriptor_format().low_oa_mask(), "{f:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
