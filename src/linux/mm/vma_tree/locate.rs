@@ -240,6 +240,9 @@ impl<'a> VmaTree<'a> {
     /// can land at the end of a leaf with its successor in the next one, and that
     /// successor keeps the gap it had.
     pub(super) fn insert_on(&mut self, vma: Vma, lo: u64, succ: u32, path: &Path) {
+        // Every descent ends in a leaf (the root is one in an empty tree): an empty path
+        // would drop the VMA unnoticed.
+        debug_assert!(!path.is_empty(), "insert_on without a path");
         let Some(&(leaf, pos)) = path.last() else {
             return;
         };
