@@ -95,11 +95,13 @@ pub(super) fn leaf<M: PhysMemory + ?Sized, const UPPER: bool>(
 /// Returns the physical address of `va` in the leaf `l`.
 #[inline(always)]
 pub(super) fn pa(va: VirtAddr, l: &FastLeaf) -> PhysAddr {
-    let size_mask = if l.level == 3 {
-        0xfff
-    } else {
-        SIZE_MASK_4K[l.level]
-    };
+    // The mask of a 4 KiB granule half holds no bits below 12: a page's address needs no
+    // more than it.
+    debug_assert_eq!(l.oa_mask & 0xfff, 0);
+    if l.level == 3 {
+        return PhysAddr::from_bits_52((l.raw & l.oa_mask) | (va.as_u64() & 0xfff));
+    }
+    let size_mask = SIZE_MASK_4K[l.level];
     PhysAddr::from_bits_52((l.raw & l.oa_mask & !size_mask) | (va.as_u64() & size_mask))
 }
 
