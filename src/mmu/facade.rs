@@ -266,8 +266,8 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
     }
 
     /// Retries the access of [`Mmu::translate_slot`] that faulted at `slot`, after a fault
-    /// handler wrote the entry there (and changed nothing else the walk or the TLB reads):
-    /// counts and fills as [`Mmu::translate`] would, but reads only that entry.
+    /// handler wrote `desc` to the entry there (and changed nothing else the walk or the
+    /// TLB reads): counts and fills as [`Mmu::translate`] would, reading no table.
     ///
     /// # Errors
     /// The [`Fault`] the access takes.
@@ -277,6 +277,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         va: VirtAddr,
         access: Access,
         slot: &LeafSlot,
+        desc: u64,
     ) -> Result<PhysAddr, Fault> {
         let v = va.as_u64();
         let tag = self.ctx[context_index(v, &access)].key(v) >> 12;
@@ -284,7 +285,7 @@ impl<M: PhysMemory, const N: usize, const COUNT_HITS: bool> Mmu<M, N, COUNT_HITS
         self.tlb.stats_mut().misses += 1;
         let h = self.regime.half(va.select_bit());
         self.tlb.stats_mut().walks += 1;
-        let r = resume_at(&self.regime, h, &mut self.mem, va, access, slot);
+        let r = resume_at(&self.regime, h, &mut self.mem, va, access, slot, desc);
         self.account(tag, h.e0pd, r).map(|t| t.pa)
     }
 

@@ -72,9 +72,9 @@ fn walk_straight_slot<M: PhysMemory + ?Sized, const PAGE: u32>(
 }
 
 /// Completes the walk of `va` for `access` that stopped at `slot` (from
-/// [`walk_tables_slot`] with the same regime, half, `va` and `access`): reads the entry
-/// again and evaluates it as that walk would have, had the entry then held what it holds
-/// now.
+/// [`walk_tables_slot`] with the same regime, half, `va` and `access`), where the caller
+/// has since written `raw`: evaluates the entry as that walk would have, had it then held
+/// `raw`. (The caller hands the value over; debug builds read it back.)
 ///
 /// # Errors
 /// The [`Fault`] the access takes.
@@ -86,9 +86,8 @@ pub(crate) fn resume_at<M: PhysMemory + ?Sized>(
     va: VirtAddr,
     access: Access,
     slot: &LeafSlot,
+    raw: u64,
 ) -> Result<Translation, Fault> {
-    let raw = mem
-        .read_u64(slot.desc_pa)
-        .map_err(|_| Fault::new(FaultKind::ExternalAbortOnWalk, Level::L3, va, access))?;
+    debug_assert_eq!(mem.read_u64(slot.desc_pa).ok(), Some(raw));
     finish_leaf(regime, h, mem, va, access, raw, slot.desc_pa, slot.c)
 }

@@ -141,7 +141,7 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
                 (FaultKind::Translation, None) => match slot {
                     Some(s) if !vma.flags.contains(VmFlags::VM_SHARED) && self.slot_faults() => {
                         match self.fault_anon_at(addr, kind, vma, &s) {
-                            Ok(()) => match self.mmu.resume(va, access, &s) {
+                            Ok(desc) => match self.mmu.resume(va, access, &s, desc) {
                                 Ok(pa) => {
                                     self.stats.translations += 1;
                                     return Touch::Done(pa);
@@ -253,33 +253,39 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     /// Handles a fault on the invalid level-3 entry `slot` of a private anonymous VMA: maps
     /// the zero page for a read, a new page for a write, as [`Paging::fault_missing`] does
     /// there (no THP can go where a page table is), through the entry the walk found.
+    /// Returns the descriptor written there.
     fn fault_anon_at(
         &mut self,
         addr: u64,
         kind: AccessKind,
         vma: &VmaView,
         slot: &LeafSlot,
-    ) -> Result<(), Touch> {
+    ) -> Result<u64, Touch> {
         let oom = Touch::OutOfMemory {
             addr: VirtAddr::new(addr),
         };
         let va = addr & !(self.page() - 1);
         if kind != AccessKind::Write {
-            self.map_at(slot, va, self.zero, page_attrs(vma.flags, false))
+            let desc = self
+                .map_at(slot, va, self.zero, page_attrs(vma.flags, false))
                 .map_err(|_| oom)?;
             self.stats.zero_page_maps += 1;
-            return Ok(());
+            return Ok(desc);
         }
         let order = self.config.granule.page_shift() - 12;
         let pa = self.alloc(order).ok_or(oom)?;
         // do_anonymous_page: pte_mkwrite(pte_mkdirty(entry)).
         let attrs = page_attrs(vma.flags, vma.flags.contains(VmFlags::VM_WRITE)) | PTE_DIRTY;
-        if self.map_at(slot, va, pa, attrs).is_err() {
-            self.frames.free_run(pa, order).map_err(|_| oom)?;
-            return Err(oom);
+        match self.map_at(slot, va, pa, attrs) {
+            Ok(desc) => {
+                self.stats.anon_pages += 1;
+                Ok(desc)
+            }
+            Err(_) => {
+                self.frames.free_run(pa, order).map_err(|_| oom)?;
+                Err(oom)
+            }
         }
-        self.stats.anon_pages += 1;
-        Ok(())
     }
 
     /// Handles a write to a present read-only page of a writable VMA: copy-on-write off the

@@ -455,24 +455,24 @@ impl<'f, M: PhysMemory, const N: usize> Paging<'f, M, N> {
     }
 
     /// Maps the page at `va` to `pa` through `slot`, the invalid level-3 entry for `va`
-    /// that the faulting walk found.
+    /// that the faulting walk found; returns the descriptor written there.
     fn map_at(
         &mut self,
         slot: &LeafSlot,
         va: u64,
         pa: PhysAddr,
         attrs: Attributes,
-    ) -> Result<(), MapError> {
+    ) -> Result<u64, MapError> {
         let attrs = self.leaf_attributes(attrs);
         let mem = self.mmu.memory_mut();
-        let flush =
+        let (flush, desc) =
             self.mapper
                 .map_page_at(mem, slot.descriptor_pa(), VirtAddr::new(va), pa, attrs)?;
         // The entry was invalid, so no TLB holds a translation through it: the record of
         // a new mapping names nothing.
         debug_assert!(flush.is_empty());
         flush.ignore();
-        Ok(())
+        Ok(desc)
     }
 
     /// Returns a leaf's attributes as the tables hold them: with FEAT_LPA2 (52-bit VA)

@@ -462,6 +462,7 @@ impl Mapper {
     /// and a handler changes no table before it maps). The handler's arguments are
     /// [`Mapper::map_page`]'s checked ones (a page-aligned `va` the walk took, a frame, the
     /// kernel's attributes, an entry still invalid): debug builds check them again.
+    /// Returns the descriptor written with the record of what to invalidate.
     ///
     /// # Errors
     /// [`MapError::Unaligned`] if `slot` is not the entry of `va`'s index;
@@ -474,7 +475,7 @@ impl Mapper {
         va: VirtAddr,
         pa: PhysAddr,
         attrs: Attributes,
-    ) -> Result<Flush, MapError> {
+    ) -> Result<(Flush, u64), MapError> {
         let v = va.as_u64();
         debug_assert_eq!(
             self.check_page(v, pa, attrs),
@@ -494,8 +495,9 @@ impl Mapper {
             oa = f.descriptor_format().encode_output_address(pa);
         }
         debug_assert_eq!(oa, f.descriptor_format().encode_output_address(pa));
-        mem.write_u64(slot, oa | bits | VALID | TABLE)?;
-        Ok(Flush::new(self.asid))
+        let desc = oa | bits | VALID | TABLE;
+        mem.write_u64(slot, desc)?;
+        Ok((Flush::new(self.asid), desc))
     }
 
     /// Checks a page mapping's arguments as [`Mapper::map_page`] takes them; returns the
