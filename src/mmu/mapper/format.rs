@@ -100,6 +100,19 @@ impl TableFormat {
         }
     }
 
+    /// Encodes an output address into descriptor bits as
+    /// [`DescriptorFormat::encode_output_address`] does, through the mask derived once
+    /// where the address fits in 48 bits.
+    #[inline]
+    pub(super) fn encode_output_address(&self, pa: u64) -> u64 {
+        if self.oa_bits > 48 {
+            return self.descriptor_format().encode_output_address(pa);
+        }
+        let oa = pa & self.oa_low_mask;
+        debug_assert_eq!(oa, self.descriptor_format().encode_output_address(pa));
+        oa
+    }
+
     /// Returns the format of the tables `regime` walks for one half.
     pub fn from_regime(regime: &Regime, range: VaRange) -> Self {
         let upper = matches!(range, VaRange::Upper);

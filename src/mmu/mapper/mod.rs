@@ -257,7 +257,7 @@ impl Mapper {
 
     #[inline]
     fn leaf_desc(&self, level: i8, pa: u64, attrs: u64) -> u64 {
-        self.format.descriptor_format().encode_output_address(pa)
+        self.format.encode_output_address(pa)
             | attrs
             | if level == 3 { VALID | TABLE } else { VALID }
     }
@@ -490,12 +490,7 @@ impl Mapper {
             return Err(MapError::Unaligned { addr: s });
         }
         debug_assert!(mem.read_u64(slot).is_ok_and(|d| d & VALID == 0));
-        let mut oa = pa & f.oa_low_mask;
-        if f.oa_bits > 48 {
-            oa = f.descriptor_format().encode_output_address(pa);
-        }
-        debug_assert_eq!(oa, f.descriptor_format().encode_output_address(pa));
-        let desc = oa | bits | VALID | TABLE;
+        let desc = self.leaf_desc(3, pa, bits);
         mem.write_u64(slot, desc)?;
         Ok((Flush::new(self.asid), desc))
     }
